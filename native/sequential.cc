@@ -1,0 +1,26 @@
+#include "sequential.h"
+
+#include "common.h"
+
+namespace fcn {
+
+void Sequential::append(const std::string& name, std::shared_ptr<torch::nn::Module> m) {
+  for (const auto& inner : m->modules(true)) {
+    if (inner.get() == this) throw std::invalid_argument("a Sequential cannot contain itself");
+  }
+  register_module(name.empty() ? std::to_string(children().size()) : name, std::move(m));
+}
+
+at::Tensor Sequential::forward(const at::Tensor& input) {
+  at::Tensor x = input;
+  for (const auto& child : named_children()) {
+    try {
+      x = forwardModule(*child.value(), x);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("in '" + child.key() + "' (" + kindOf(*child.value()) + "): " + messageOf(e));
+    }
+  }
+  return x;
+}
+
+}  // namespace fcn

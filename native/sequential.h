@@ -1,0 +1,20 @@
+// Sequential: children run in order in one native call; names are "0", "1", ... unless
+// given, as in torch.nn.Sequential.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "module.h"
+
+namespace fcn {
+
+class Sequential : public torch::nn::Module, public Layer {
+ public:
+  Sequential() : torch::nn::Module("Sequential") {}
+  /// Appends m under name (its index when name is empty); duplicate names are refused.
+  void append(const std::string& name, std::shared_ptr<torch::nn::Module> m);
+  at::Tensor forward(const at::Tensor& input) override;
+  const char* kind() const override { return "Sequential"; }
+};
+
+}  // namespace fcn

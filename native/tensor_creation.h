@@ -1,0 +1,7 @@
+#pragma once
+
+#include <napi.h>
+
+namespace fcn {
+void initTensorCreation(Napi::Env env, Napi::Object exports);
+}

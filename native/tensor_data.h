@@ -1,0 +1,31 @@
+// Moving tensor data between raw bytes (JS TypedArrays, files) and libtorch tensors.
+// Pure C++ (no Node-API), so the native tests exercise it directly.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fcn {
+
+/// Number of elements of shape; throws std::invalid_argument for negative sizes or overflow.
+int64_t checkedNumel(const std::vector<int64_t>& shape);
+
+/// A new CPU tensor of dtype and shape holding a copy of bytes. The byte count must equal
+/// numel * element size exactly; the error says both numbers when it does not.
+at::Tensor tensorFromBytes(const void* bytes, size_t byteLength, at::ScalarType dtype,
+                           const std::vector<int64_t>& shape);
+
+/// A contiguous CPU copy of t's elements as bytes (for TypedArrays and files).
+std::vector<uint8_t> tensorToBytes(const at::Tensor& t);
+
+}  // namespace fcn
+
+namespace fcn {
+/// Named tensors in order: a state dict as files and modules hold it.
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+}  // namespace fcn

@@ -1,0 +1,190 @@
+// Native tests of the pure C++ parts: tensor data from bytes, the JSON reader, the
+// safetensors reader/writer and the restricted unpickler. Prints one line per failure and
+// ends with "native: N passed, N failed"; exits non-zero when anything failed.
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "../json.h"
+#include "../pickle.h"
+#include "../safetensors.h"
+#include "../tensor_data.h"
+
+namespace {
+
+int passed = 0, failed = 0;
+
+void check(bool ok, const std::string& name) {
+  if (ok) {
+    ++passed;
+  } else {
+    ++failed;
+    std::cout << "not ok - " << name << "\n";
+  }
+}
+
+/// True when fn throws and the message contains needle.
+bool throwsWith(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    if (std::string(e.what()).find(needle) != std::string::npos) return true;
+    std::cout << "# message was: " << e.what() << "\n";
+    return false;
+  }
+  return false;
+}
+
+/// Bytes from hex text (pickles written out by Python's pickle module).
+std::string fromHex(const std::string& hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  return out;
+}
+
+std::string tempPath(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("fcn-native-" + name)).string();
+}
+
+void writeBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string safetensorsFile(const std::string& header, const std::string& data) {
+  std::string out(8, '\0');
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(n >> (8 * i));
+  return out + header + data;
+}
+
+void tensorDataTests() {
+  float values[6] = {1, 2, 3, 4, 5, 6};
+  at::Tensor t = fcn::tensorFromBytes(values, sizeof values, at::kFloat, {2, 3});
+  check(t.sizes() == at::IntArrayRef({2, 3}) && t[1][2].item<float>() == 6.0f, "tensorFromBytes copies values");
+  values[0] = 100;
+  check(t[0][0].item<float>() == 1.0f, "tensorFromBytes does not alias the source");
+  check(throwsWith(
+            [&] {
+              fcn::tensorFromBytes(values, sizeof values, at::kFloat, {4, 2});
+            },
+            "needs 8"),
+        "tensorFromBytes refuses a shape of another size");
+  check(throwsWith(
+            [&] {
+              fcn::tensorFromBytes(values, sizeof values, at::kFloat, {-1, 6});
+            },
+            "must be >= 0"),
+        "tensorFromBytes refuses negative sizes");
+  check(throwsWith([&] { fcn::checkedNumel({1LL << 40, 1LL << 40}); }, "int64"), "checkedNumel catches overflow");
+  auto bytes = fcn::tensorToBytes(at::arange(4, at::kInt).reshape({2, 2}).t());
+  const auto* ints = reinterpret_cast<const int32_t*>(bytes.data());
+  check(bytes.size() == 16 && ints[1] == 2 && ints[2] == 1, "tensorToBytes makes non-contiguous views contiguous");
+}
+
+void jsonTests() {
+  auto v = fcn::json::parse(R"({"a": [1, -2, 3], "b": "x\"\u00e9", "c": {"d": true, "e": null}})");
+  check(v.members.size() == 3 && v.members[0].second.items[1].integer == -2, "json parses arrays of integers");
+  check(v.members[1].second.string == "x\"\xc3\xa9", "json decodes escapes to UTF-8");
+  check(throwsWith([] { fcn::json::parse("{\"a\": 1.5}"); }, "only integers"), "json refuses floats");
+  check(throwsWith([] { fcn::json::parse("{\"a\": 1"); }, "unexpected end"), "json refuses truncated text");
+  check(throwsWith([] { fcn::json::parse(std::string(100, '[')); }, "deeply"), "json limits nesting");
+  check(throwsWith([] { fcn::json::parse("{\"a\": 99999999999999999999}"); }, "out of range"),
+        "json refuses integers past int64");
+  check(fcn::json::quote("a\"b\n") == "\"a\\\"b\\u000a\"", "json quotes strings");
+}
+
+void safetensorsTests() {
+  using fcn::safetensors::parseHeader;
+  auto h = parseHeader(R"({"b":{"dtype":"I64","shape":[1],"data_offsets":[8,16]},)"
+                       R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"format":"pt"}})",
+                       16);
+  check(h.entries.size() == 2 && h.entries[0].name == "a" && h.metadata["format"] == "pt",
+        "safetensors header parses, ordered by offset");
+  check(throwsWith([] { parseHeader(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8); }, "span 8"),
+        "safetensors refuses a shape that does not match its bytes");
+  check(throwsWith([] { parseHeader(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4); }, "outside"),
+        "safetensors refuses offsets past the data");
+  check(throwsWith(
+            [] {
+              parseHeader(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                          R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                          8);
+            },
+            "overlaps"),
+        "safetensors refuses overlapping tensors");
+  check(throwsWith([] { parseHeader(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8); }, "hole"),
+        "safetensors refuses holes");
+  check(throwsWith([] { parseHeader(R"({"a":{"dtype":"Q7","shape":[1],"data_offsets":[0,1]}})", 1); }, "Q7"),
+        "safetensors names an unknown dtype");
+  check(throwsWith([] { parseHeader(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", 0); }, "size"),
+        "safetensors refuses negative sizes");
+
+  std::string path = tempPath("roundtrip.safetensors");
+  fcn::NamedTensors tensors = {{"w", at::arange(6, at::kFloat).reshape({2, 3}).t()}, {"n", at::tensor({7}, at::kLong)}};
+  fcn::safetensors::write(path, tensors, {{"format", "pt"}});
+  auto back = fcn::safetensors::read(path);
+  check(back.size() == 2 && back[0].first == "w" && at::equal(back[0].second, tensors[0].second) &&
+            at::equal(back[1].second, tensors[1].second),
+        "safetensors write then read gives the same tensors");
+  writeBytes(path, safetensorsFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", "1234"));
+  check(throwsWith([&] { fcn::safetensors::read(path); }, "outside"), "safetensors refuses a truncated file");
+  writeBytes(path, fromHex("ffffffffffffff7f7b7d"));
+  check(throwsWith([&] { fcn::safetensors::read(path); }, "header"), "safetensors refuses a huge declared header");
+  std::filesystem::remove(path);
+}
+
+fcn::pickle::Ref unpickle(const std::string& bytes) {
+  fcn::pickle::Unpickler u(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), nullptr);
+  return u.load();
+}
+
+void pickleTests() {
+  using fcn::pickle::Value;
+  // pickle.dumps({'a': 1, 'b': [2, 3]}, protocol=2)
+  std::string dict = fromHex("80027d71002858010000006171014b0158010000006271025d7103284b024b0365752e");
+  auto v = unpickle(dict);
+  check(v->kind == Value::Kind::Dict && v->items.size() == 4 && v->items[1]->integer == 1 &&
+            v->items[3]->items.size() == 2 && v->items[3]->items[1]->integer == 3,
+        "unpickler reads a protocol-2 dict with a list");
+  // pickle.dumps(os.system) style: cposix\nsystem\n(S'echo'\ntR.
+  std::string evil = fromHex("800263706f7369780a73797374656d0a710058040000006563686f71018571025271032e");
+  check(throwsWith([&] { unpickle(evil); }, "refusing global 'posix.system'"), "unpickler refuses os.system");
+  std::string builtinsEval = fromHex("8002636275696c74696e730a6576616c0a58010000003185522e");
+  check(throwsWith([&] { unpickle(builtinsEval); }, "refusing global 'builtins.eval'"), "unpickler refuses eval");
+  check(throwsWith([&] { unpickle(dict.substr(0, 20)); }, "ends in the middle"), "unpickler refuses truncated data");
+  check(throwsWith([] { unpickle(fromHex("800268052e")); }, "missing entry"),
+        "unpickler refuses a lookup of an unset memo entry");
+  check(throwsWith([] { unpickle(fromHex("8002692e")); }, "not allowed"), "unpickler refuses INST");
+  check(throwsWith([] { unpickle(fromHex("800258ffffff7f2e")); }, "ends in the middle"),
+        "unpickler refuses a string longer than the data");
+  check(throwsWith([] { unpickle(fromHex("8002612e")); }, "underflow"), "unpickler refuses stack underflow");
+  // A tensor record whose size reaches past its storage.
+  fcn::pickle::PersistentLoad storage = [](const fcn::pickle::Ref&) {
+    auto s = std::make_shared<Value>();
+    s->kind = Value::Kind::Storage;
+    s->tensor = at::zeros({4});
+    return s;
+  };
+  std::string rebuild = fromHex(
+      "800263746f7263682e5f7574696c730a5f72656275696c645f74656e736f725f76320a2858010000006b514b004b05854b0185894e74522"
+      "e");
+  fcn::pickle::Unpickler u(reinterpret_cast<const uint8_t*>(rebuild.data()), rebuild.size(), storage);
+  check(throwsWith([&] { u.load(); }, "reaches past the end"), "unpickler refuses a tensor larger than its storage");
+}
+
+}  // namespace
+
+int main() {
+  tensorDataTests();
+  jsonTests();
+  safetensorsTests();
+  pickleTests();
+  std::cout << "native: " << passed << " passed, " << failed << " failed\n";
+  return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,268 @@
+"""Writes the PyTorch fixtures that the tests compare fcn-torch against (test/fixtures/).
+
+Run with torch==2.13.0+cpu and safetensors installed: `bash scripts/make-fixtures.sh`.
+Every expected number here comes from PyTorch itself. ResNet-18 is written out in plain
+torch with torchvision's module names (torchvision's own ops do not load with the CPU
+wheel here); its weights are strided views over small storages, so the `.pth` files that
+hold them stay small while still exercising non-contiguous tensors.
+"""
+import collections
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import nn
+
+OUT = os.path.join(os.path.dirname(__file__), '..', 'test', 'fixtures')
+
+
+def bilinear_kernel(in_channels, out_channels, kernel_size):
+    """The chapter's function, verbatim."""
+    factor = (kernel_size + 1) // 2
+    if kernel_size % 2 == 1:
+        center = factor - 1
+    else:
+        center = factor - 0.5
+    og = (torch.arange(kernel_size).reshape(-1, 1),
+          torch.arange(kernel_size).reshape(1, -1))
+    filt = (1 - torch.abs(og[0] - center) / factor) * \
+           (1 - torch.abs(og[1] - center) / factor)
+    weight = torch.zeros((in_channels, out_channels,
+                          kernel_size, kernel_size))
+    weight[range(in_channels), range(out_channels), :, :] = filt
+    return weight
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, inplanes, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        return self.relu(out + identity)
+
+
+class ResNet18(nn.Module):
+    """torchvision.models.resnet18's module tree and forward."""
+
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        inplanes = 64
+        for i, planes in enumerate([64, 128, 256, 512]):
+            stride = 1 if i == 0 else 2
+            setattr(self, f'layer{i + 1}', nn.Sequential(BasicBlock(inplanes, planes, stride),
+                                                         BasicBlock(planes, planes)))
+            inplanes = planes
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def strided(shape, gen):
+    """A tensor of shape whose elements overlap in a small storage (strides 1, 2, 3, 5, ...)."""
+    primes = [1, 2, 3, 5, 7]
+    stride = [primes[len(shape) - 1 - i] for i in range(len(shape))]
+    size = 1 + sum((s - 1) * st for s, st in zip(shape, stride))
+    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    storage = torch.randn(size, generator=gen) * (2.0 / fan_in) ** 0.5
+    return storage.as_strided(shape, stride)
+
+
+def resnet_fixtures():
+    gen = torch.Generator().manual_seed(2024)
+    model = ResNet18()
+    sd = model.state_dict()  # an OrderedDict with _metadata, like torchvision's file
+    for name, value in list(sd.items()):
+        if name.endswith('num_batches_tracked') or 'running' in name:
+            continue
+        if name.endswith('bn1.weight') or name.endswith('bn2.weight') or name.endswith('downsample.1.weight'):
+            sd[name] = 1 + 0.1 * strided(value.shape, gen)
+        else:
+            sd[name] = strided(value.shape, gen)
+    model.load_state_dict(sd)
+    # Running statistics from real batch statistics keep activations in range.
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 1.0
+    calib = torch.rand(4, 3, 64, 64, generator=gen)
+    model.train()
+    with torch.no_grad():
+        model(calib)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.1
+    trained = model.state_dict()
+    for name in sd:
+        if 'running' in name or name.endswith('num_batches_tracked'):
+            sd[name] = trained[name]
+    assert hasattr(sd, '_metadata')
+    torch.save(sd, os.path.join(OUT, 'resnet18-strided.pth'))
+    torch.save(sd, os.path.join(OUT, 'resnet18-strided-legacy.pth'), _use_new_zipfile_serialization=False)
+
+    model.eval()
+    x = torch.rand(1, 3, 64, 64, generator=gen)
+    with torch.no_grad():
+        logits = model(x)
+        body = nn.Sequential(*list(model.children())[:-2])(x)
+    save_file({'input': x, 'logits': logits, 'body': body}, os.path.join(OUT, 'resnet18-forward.safetensors'))
+    return model, sd
+
+
+def fcn_sgd_fixture(sd):
+    pretrained = ResNet18()
+    pretrained.load_state_dict(sd)
+    net = nn.Sequential(*list(pretrained.children())[:-2])
+    num_classes = 21
+    net.add_module('final_conv', nn.Conv2d(512, num_classes, kernel_size=1))
+    net.add_module('transpose_conv', nn.ConvTranspose2d(num_classes, num_classes,
+                                                        kernel_size=64, padding=16, stride=32))
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        net.final_conv.weight.copy_(torch.randn(net.final_conv.weight.shape, generator=gen) * 0.05)
+        net.final_conv.bias.copy_(torch.randn(num_classes, generator=gen) * 0.05)
+    net.transpose_conv.weight.data.copy_(bilinear_kernel(num_classes, num_classes, 64))
+    nn.init.zeros_(net.transpose_conv.bias)
+    init = {'final_conv.weight': net.final_conv.weight.detach().clone(),
+            'final_conv.bias': net.final_conv.bias.detach().clone()}
+    X = torch.rand(2, 3, 64, 96, generator=gen)
+    Y = torch.randint(0, num_classes, (2, 64, 96), generator=gen)
+    Y[:, :4, :] = 255  # a void border, ignored by the loss
+
+    def loss(inputs, targets):
+        return F.cross_entropy(inputs, targets, reduction='none', ignore_index=255).mean(1).mean(1)
+
+    trainer = torch.optim.SGD(net.parameters(), lr=0.001, weight_decay=1e-3)
+    net.train()
+    losses = []
+    for _ in range(3):
+        trainer.zero_grad()
+        l = loss(net(X), Y)
+        l.sum().backward()
+        trainer.step()
+        losses.append(l.sum().item())
+    save_file({**init, 'X': X, 'Y': Y, 'losses': torch.tensor(losses, dtype=torch.float64),
+               'final_conv.weight.after': net.final_conv.weight.detach().clone(),
+               'transpose_conv.bias.after': net.transpose_conv.bias.detach().clone()},
+              os.path.join(OUT, 'fcn-sgd.safetensors'))
+
+
+def conv_fixtures():
+    out = {}
+    torch.manual_seed(1)
+    cases = {
+        'conv': nn.Conv2d(4, 6, kernel_size=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2),
+        'convreflect': nn.Conv2d(3, 2, kernel_size=3, padding=1, padding_mode='reflect', bias=False),
+        'tconv': nn.ConvTranspose2d(4, 6, kernel_size=4, stride=2, padding=1, output_padding=1, groups=2),
+        'tconvdil': nn.ConvTranspose2d(3, 2, kernel_size=3, stride=3, padding=2, dilation=2),
+    }
+    for name, layer in cases.items():
+        in_channels = layer.in_channels
+        x = torch.randn(2, in_channels, 9, 8, requires_grad=True)
+        y = layer(x)
+        g = torch.randn_like(y)
+        (y * g).sum().backward()
+        out[f'{name}.weight'] = layer.weight.detach()
+        if layer.bias is not None:
+            out[f'{name}.bias'] = layer.bias.detach()
+            out[f'{name}.bias.grad'] = layer.bias.grad
+        out[f'{name}.x'] = x.detach()
+        out[f'{name}.y'] = y.detach()
+        out[f'{name}.g'] = g
+        out[f'{name}.x.grad'] = x.grad
+        out[f'{name}.weight.grad'] = layer.weight.grad
+    save_file(out, os.path.join(OUT, 'conv.safetensors'))
+
+
+def init_fixtures():
+    out = {}
+    torch.manual_seed(0)
+    out['rand.seed0'] = torch.rand(2, 3, 4)
+    out['randn.seed0'] = torch.randn(5)
+    torch.manual_seed(42)
+    out['randn.seed42'] = torch.randn(2, 2)
+    torch.manual_seed(7)
+    conv = nn.Conv2d(3, 4, 3)
+    out['conv.default.weight'] = conv.weight.detach()
+    out['conv.default.bias'] = conv.bias.detach()
+    torch.manual_seed(3)
+    w = torch.empty(21, 512, 1, 1)
+    nn.init.xavier_uniform_(w)
+    out['xavier.seed3'] = w
+    for args in [(3, 3, 4), (2, 2, 5), (1, 3, 4), (4, 4, 1)]:
+        out['bilinear.%d.%d.%d' % args] = bilinear_kernel(*args)
+    # The FCN's kernel is 7 MB: keep its (i, i) planes and the sum of everything else.
+    big = bilinear_kernel(21, 21, 64)
+    out['bilinear.21.21.64.diagonal'] = big[range(21), range(21)].clone()
+    out['bilinear.21.21.64.total'] = big.double().sum().reshape(1)
+    # The chapter's 2x upsampling of an image by a bilinear transposed convolution.
+    conv_trans = nn.ConvTranspose2d(3, 3, kernel_size=4, padding=1, stride=2, bias=False)
+    conv_trans.weight.data.copy_(bilinear_kernel(3, 3, 4))
+    image = torch.rand(1, 3, 24, 36, generator=torch.Generator().manual_seed(5))
+    out['upsample.x'] = image
+    out['upsample.y'] = conv_trans(image).detach()
+    save_file(out, os.path.join(OUT, 'init.safetensors'))
+
+
+def io_fixtures():
+    # safetensors written by the reference implementation, with every dtype we read.
+    save_file({'f32': torch.arange(6, dtype=torch.float32).reshape(2, 3),
+               'f64': torch.tensor([1.5, -2.25], dtype=torch.float64),
+               'f16': torch.tensor([0.5, 3.0], dtype=torch.float16),
+               'i64': torch.tensor([-(2 ** 40), 7]),
+               'i32': torch.tensor([[1, -2]], dtype=torch.int32),
+               'u8': torch.tensor([0, 255], dtype=torch.uint8),
+               'b': torch.tensor([True, False, True]),
+               'empty': torch.zeros(0, 3)},
+              os.path.join(OUT, 'python.safetensors'), metadata={'format': 'pt'})
+    # A checkpoint dict with a nested state dict and non-tensor values.
+    torch.save({'epoch': 3, 'model': collections.OrderedDict(w=torch.ones(2, 2), b=torch.zeros(2)),
+                'note': 'hello'}, os.path.join(OUT, 'checkpoint.pth'))
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ('touch /tmp/fcn-torch-pwned',))
+
+    torch.save({'weight': torch.ones(1), 'payload': Evil()}, os.path.join(OUT, 'evil.pth'))
+    torch.save({'weight': torch.ones(1), 'payload': Evil()}, os.path.join(OUT, 'evil-legacy.pth'),
+               _use_new_zipfile_serialization=False)
+
+
+def main():
+    assert torch.__version__.startswith('2.13.0'), torch.__version__
+    os.makedirs(OUT, exist_ok=True)
+    torch.set_num_threads(1)
+    _, sd = resnet_fixtures()
+    fcn_sgd_fixture(sd)
+    conv_fixtures()
+    init_fixtures()
+    io_fixtures()
+    for f in sorted(os.listdir(OUT)):
+        print(f'{os.path.getsize(os.path.join(OUT, f)):>9}  {f}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()

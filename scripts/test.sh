@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# `npm test`: every check and test of the project, ending with "N passed, N failed".
+#   1. formatting and lint (biome for TypeScript, clang-format for C++), type check
+#   2. the native C++ tests (build-cmake/native_tests)
+#   3. the node-gyp build, which the ava suite smoke-tests
+#   4. the ava suite on the compiled TypeScript (dist/test)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+passed=0
+failed=0
+step() { # step NAME COMMAND...: runs a check that counts as one test
+  local name=$1
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "not ok - $name"
+  fi
+}
+
+step "biome format and lint" npx biome ci --reporter=summary .
+step "clang-format" npx clang-format --dry-run -Werror native/*.cc native/*.h native/test/*.cc
+step "typescript build" npx tsc -p tsconfig.json
+step "cmake-js build" npx cmake-js compile --out build-cmake --log-level warn
+
+if [[ -x build-cmake/native_tests ]]; then
+  native_out=$(build-cmake/native_tests 2>&1)
+  echo "$native_out" | grep -v NNPACK
+  counts=$(echo "$native_out" | sed -n 's/^native: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
+  read -r np nf <<<"${counts:-0 1}"
+  passed=$((passed + np))
+  failed=$((failed + nf))
+else
+  echo "not ok - native tests were not built"
+  failed=$((failed + 1))
+fi
+
+nodedir=$(dirname "$(dirname "$(command -v node)")")
+gyp_args=(-j 2)
+[[ -f $nodedir/include/node/node_api.h ]] && gyp_args+=(--nodedir="$nodedir")
+if [[ -f build/Makefile ]]; then
+  step "node-gyp build" npx node-gyp build "${gyp_args[@]}" --silent
+else
+  step "node-gyp build" npx node-gyp rebuild "${gyp_args[@]}" --silent
+fi
+
+tap=$(mktemp)
+npx ava --tap 2>&1 | tee "$tap" | grep -v -E 'NNPACK'
+ava_pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap")
+ava_fail=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap")
+if [[ -z $ava_pass ]]; then
+  echo "not ok - ava reported no counts"
+  failed=$((failed + 1))
+fi
+passed=$((passed + ${ava_pass:-0}))
+failed=$((failed + ${ava_fail:-0}))
+rm -f "$tap"
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]

@@ -1,0 +1,173 @@
+/**
+ * Loads the compiled addon and describes what it exports. Everything else in src/ talks to
+ * libtorch through the handles typed here; users never see them.
+ * @internal
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** A libtorch tensor owned by a JS object. */
+export interface NativeTensor {
+  readonly shape: number[];
+  readonly dtype: string;
+  readonly device: string;
+  requiresGrad: boolean;
+  readonly grad: NativeTensor | null;
+  readonly disposed: boolean;
+  toTypedArray(): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+  item(): number | boolean;
+  toString(): string;
+  backward(gradient?: NativeTensor): void;
+  dispose(): void;
+}
+
+export type NamedNativeTensors = [string, NativeTensor][];
+
+/** A shared libtorch module (torch::nn::Module). */
+export interface NativeModule {
+  readonly kind: string;
+  forward(input: NativeTensor): NativeTensor;
+  forwardAsync(input: NativeTensor): Promise<NativeTensor>;
+  namedChildren(): [string, NativeModule][];
+  namedParameters(recurse?: boolean): NamedNativeTensors;
+  namedBuffers(recurse?: boolean): NamedNativeTensors;
+  stateDict(): NamedNativeTensors;
+  loadStateDict(entries: NamedNativeTensors, strict: boolean): { missingKeys: string[]; unexpectedKeys: string[] };
+  train(mode: boolean): void;
+  isTraining(): boolean;
+  to(deviceOrDtype: string): void;
+  zeroGrad(): void;
+  addModule(name: string, module: NativeModule): void;
+}
+
+export interface NativeOptimizer {
+  step(): void;
+  zeroGrad(): void;
+  setLr(lr: number): void;
+}
+
+export interface CreationOptions {
+  dtype?: string;
+  device?: string;
+  requiresGrad?: boolean;
+}
+
+type Unary = (t: NativeTensor) => NativeTensor;
+type Binary = (t: NativeTensor, other: NativeTensor | number) => NativeTensor;
+type Reduce = (t: NativeTensor, dim?: number, keepdim?: boolean) => NativeTensor;
+
+export interface NativeOps {
+  reshape(t: NativeTensor, shape: number[]): NativeTensor;
+  permute(t: NativeTensor, dims: number[]): NativeTensor;
+  transpose(t: NativeTensor, dim0: number, dim1: number): NativeTensor;
+  unsqueeze(t: NativeTensor, dim: number): NativeTensor;
+  squeeze(t: NativeTensor, dim?: number): NativeTensor;
+  flatten(t: NativeTensor, startDim: number, endDim: number): NativeTensor;
+  narrow(t: NativeTensor, dim: number, start: number, length: number): NativeTensor;
+  slice(t: NativeTensor, dim: number, start?: number, end?: number, step?: number): NativeTensor;
+  cat(tensors: NativeTensor[], dim: number): NativeTensor;
+  stack(tensors: NativeTensor[], dim: number): NativeTensor;
+  index(t: NativeTensor, indices: (NativeTensor | null)[]): NativeTensor;
+  sum: Reduce;
+  mean: Reduce;
+  argmax: Reduce;
+  max: Reduce;
+  add: Binary;
+  sub: Binary;
+  mul: Binary;
+  div: Binary;
+  pow: Binary;
+  eq: Binary;
+  ne: Binary;
+  lt: Binary;
+  gt: Binary;
+  matmul: Binary;
+  neg: Unary;
+  abs: Unary;
+  exp: Unary;
+  log: Unary;
+  sqrt: Unary;
+  relu: Unary;
+  clone: Unary;
+  detach: Unary;
+  contiguous: Unary;
+  softmax(t: NativeTensor, dim: number, log?: boolean): NativeTensor;
+  to(t: NativeTensor, options: { dtype?: string; device?: string }): NativeTensor;
+  copy_(dst: NativeTensor, src: NativeTensor): NativeTensor;
+}
+
+export interface NativeAddon {
+  NativeSGD: new (
+    params: NativeTensor[],
+    options: { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean },
+  ) => NativeOptimizer;
+  fromTypedArray(data: ArrayBufferView, shape: number[], options?: CreationOptions): NativeTensor;
+  zeros(shape: number[], options?: CreationOptions): NativeTensor;
+  ones(shape: number[], options?: CreationOptions): NativeTensor;
+  rand(shape: number[], options?: CreationOptions): NativeTensor;
+  randn(shape: number[], options?: CreationOptions): NativeTensor;
+  empty(shape: number[], options?: CreationOptions): NativeTensor;
+  full(shape: number[], value: number, options?: CreationOptions): NativeTensor;
+  arange(start: number, end: number, step: number, options?: CreationOptions): NativeTensor;
+  manualSeed(seed: number | bigint): void;
+  setGradEnabled(enabled: boolean): void;
+  isGradEnabled(): boolean;
+  setNumThreads(threads: number): void;
+  getNumThreads(): number;
+  liveTensors(): number;
+  cudaInfo(): { built: boolean; deviceCount: number };
+  ops: NativeOps;
+  createModule(kind: string, options: object): NativeModule;
+  resnet18(numClasses: number): NativeModule;
+  init: {
+    bilinearKernel(inChannels: number, outChannels: number, kernelSize: number): NativeTensor;
+    xavierUniform_(t: NativeTensor, gain: number): NativeTensor;
+    xavierNormal_(t: NativeTensor, gain: number): NativeTensor;
+    constant_(t: NativeTensor, value: number): NativeTensor;
+    uniform_(t: NativeTensor, a: number, b: number): NativeTensor;
+    normal_(t: NativeTensor, mean: number, std: number): NativeTensor;
+  };
+  functional: {
+    crossEntropy(
+      input: NativeTensor,
+      target: NativeTensor,
+      reduction: string,
+      ignoreIndex: number,
+      labelSmoothing: number,
+      weight?: NativeTensor,
+    ): NativeTensor;
+  };
+  loadWeights(path: string): Promise<NamedNativeTensors>;
+  saveSafetensors(entries: NamedNativeTensors, path: string, metadata?: Record<string, string>): Promise<void>;
+  torchVersion: string;
+  cudaBuild: boolean;
+}
+
+const root = path.resolve(__dirname, '..', '..');
+const candidates = [
+  process.env.FCN_TORCH_ADDON,
+  path.join(root, 'build-cmake', 'Release', 'fcn_torch.node'), // cmake-js, the main build
+  path.join(root, 'build', 'Release', 'fcn_torch.node'), // node-gyp, the alternative
+].filter((p): p is string => typeof p === 'string' && p.length > 0);
+
+function loadAddon(): NativeAddon {
+  const errors: string[] = [];
+  for (const file of candidates) {
+    if (!fs.existsSync(file)) {
+      errors.push(`${file}: not built`);
+      continue;
+    }
+    try {
+      return require(file) as NativeAddon;
+    } catch (err) {
+      errors.push(`${file}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(
+    `fcn-torch: the native addon could not be loaded.\n${errors.map((e) => `  - ${e}`).join('\n')}\n` +
+      'Run `npm install` (it resolves libtorch and builds the addon), or see the README.',
+  );
+}
+
+/** The addon, loaded once per JS environment. */
+export const native: NativeAddon = loadAddon();

@@ -1,0 +1,168 @@
+/**
+ * The Module base class: a typed handle over a libtorch module. Modules returned by
+ * `children()` or `get()` share parameters with their parent, as in PyTorch.
+ */
+import type { NativeModule, NativeTensor } from '../native';
+import { type Device, type DType, Tensor } from '../tensor';
+
+/** A state dict: parameter and buffer names mapped to tensors, in PyTorch's order. */
+export type StateDict = Map<string, Tensor>;
+
+/** What {@link Module.loadStateDict} did not match (only reported when `strict` is false). */
+export interface LoadResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+const classes = new Map<string, { prototype: Module }>();
+
+/** @internal Registers the class that wraps native modules of a kind. */
+export function registerModuleClass(kind: string, cls: { prototype: Module }): void {
+  classes.set(kind, cls);
+}
+
+/** @internal A typed handle for a native module, of the class registered for its kind. */
+export function wrapModule(handle: NativeModule): Module {
+  const m = Object.create((classes.get(handle.kind) ?? Module).prototype) as { native: NativeModule };
+  m.native = handle;
+  return m as Module;
+}
+
+function toMap(pairs: [string, NativeTensor][]): Map<string, Tensor> {
+  return new Map(pairs.map(([name, t]) => [name, new Tensor(t)]));
+}
+
+/** Base class of every layer and model (PyTorch's `torch.nn.Module`). */
+export class Module {
+  /** @internal */
+  native: NativeModule;
+
+  /** @internal */
+  constructor(handle: NativeModule) {
+    this.native = handle;
+  }
+
+  /** The layer kind: 'Conv2d', 'Sequential', 'ResNet', ... */
+  get kind(): string {
+    return this.native.kind;
+  }
+
+  /** Runs the module on input, on the calling thread (blocks the event loop while it runs). */
+  forward(input: Tensor): Tensor {
+    return new Tensor(this.native.forward(checkTensor(input)));
+  }
+
+  /** Runs the module on input on the native worker thread; the event loop stays free. */
+  async forwardAsync(input: Tensor): Promise<Tensor> {
+    const stack = new Error().stack;
+    try {
+      return new Tensor(await this.native.forwardAsync(checkTensor(input)));
+    } catch (err) {
+      throw withCallerStack(err, stack);
+    }
+  }
+
+  /** Direct children in registration order, with their names. */
+  namedChildren(): [string, Module][] {
+    return this.native.namedChildren().map(([name, m]) => [name, wrapModule(m)]);
+  }
+  /** Direct children in registration order. */
+  children(): Module[] {
+    return this.namedChildren().map(([, m]) => m);
+  }
+  /** Parameters with dotted names (recursively unless recurse is false). */
+  namedParameters(recurse = true): Map<string, Tensor> {
+    return toMap(this.native.namedParameters(recurse));
+  }
+  /** Parameters (recursively unless recurse is false). */
+  parameters(recurse = true): Tensor[] {
+    return [...this.namedParameters(recurse).values()];
+  }
+  /** Buffers (BatchNorm running statistics) with dotted names. */
+  namedBuffers(recurse = true): Map<string, Tensor> {
+    return toMap(this.native.namedBuffers(recurse));
+  }
+  /** Parameters and buffers by name, in PyTorch's `state_dict()` order; tensors share memory. */
+  stateDict(): StateDict {
+    return toMap(this.native.stateDict());
+  }
+  /**
+   * Copies tensors from dict into this module's parameters and buffers. Shape mismatches are
+   * always an error; missing or unexpected keys are an error when strict (the default).
+   * On error nothing is copied.
+   */
+  loadStateDict(dict: StateDict | Record<string, Tensor>, options: { strict?: boolean } = {}): LoadResult {
+    const entries = dict instanceof Map ? [...dict.entries()] : Object.entries(dict);
+    return this.native.loadStateDict(
+      entries.map(([k, t]) => [k, checkTensor(t, `state dict entry '${k}'`)]),
+      options.strict ?? true,
+    );
+  }
+  /** Training mode (BatchNorm uses batch statistics and updates its running ones). */
+  train(mode = true): this {
+    this.native.train(mode);
+    return this;
+  }
+  /** Evaluation mode (BatchNorm uses its running statistics). */
+  eval(): this {
+    return this.train(false);
+  }
+  /** True in training mode. */
+  get training(): boolean {
+    return this.native.isTraining();
+  }
+  /** Moves parameters and buffers to a device, or converts them to a floating dtype. */
+  to(target: Device | Extract<DType, 'float32' | 'float64'>): this {
+    this.native.to(target);
+    return this;
+  }
+  /** Clears the gradients of all parameters. */
+  zeroGrad(): void {
+    this.native.zeroGrad();
+  }
+  /** A direct child by name (or by index, in registration order). */
+  get(key: string | number): Module {
+    const children = this.namedChildren();
+    const found = typeof key === 'number' ? children.at(key) : children.find(([name]) => name === key);
+    if (!found) {
+      throw new RangeError(
+        `${this.kind} has no child ${typeof key === 'number' ? `at index ${key}` : `'${key}'`}; ` +
+          `children: ${children.map(([n]) => n).join(', ') || 'none'}`,
+      );
+    }
+    return found[1];
+  }
+  /**
+   * The module's own `weight` parameter (convolutions, BatchNorm, Linear). It shares memory
+   * with the module: `weight.copy_(...)` sets it. Throws for modules without one.
+   */
+  get weight(): Tensor {
+    const w = this.namedParameters(false).get('weight');
+    if (!w) throw new Error(`${this.kind} has no weight parameter`);
+    return w;
+  }
+  /** The module's own `bias` parameter, or null when it has none (e.g. `bias: false`). */
+  get bias(): Tensor | null {
+    return this.namedParameters(false).get('bias') ?? null;
+  }
+}
+
+/** @internal The native handle of a tensor argument, with a TypeError naming it otherwise. */
+export function checkTensor(t: unknown, what = 'input'): NativeTensor {
+  if (!(t instanceof Tensor)) throw new TypeError(`${what}: expected a Tensor, got ${describe(t)}`);
+  return t.native;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? (v.constructor?.name ?? 'an object') : typeof v;
+}
+
+/** @internal Gives a native async error the stack of the JS call that started the work. */
+export function withCallerStack(err: unknown, stack: string | undefined): unknown {
+  if (err instanceof Error && stack) {
+    err.stack = `${err.name}: ${err.message}\n${stack.split('\n').slice(2).join('\n')}`;
+  }
+  return err;
+}

@@ -1,0 +1,52 @@
+/**
+ * Weight files: `load` reads safetensors and PyTorch `torch.save` files (zip and legacy),
+ * `save` writes safetensors. Both run on the native worker thread.
+ */
+import path from 'node:path';
+import { native } from './native';
+import { withCallerStack } from './nn/module';
+import { Tensor } from './tensor';
+
+/**
+ * Reads the tensors of a weights file into a Map, in file order. The format is told by the
+ * content: safetensors, or a `torch.save` file (zip, or the legacy pre-1.6 format) whose
+ * top-level object is a dict (nested dicts are flattened with '.'; non-tensor values are
+ * skipped). Pickles are read by a restricted unpickler that never runs code: anything but
+ * a state dict's types is refused with an error naming it.
+ */
+export async function load(file: string): Promise<Map<string, Tensor>> {
+  if (typeof file !== 'string') throw new TypeError(`load: path must be a string, got ${typeof file}`);
+  const stack = new Error().stack;
+  try {
+    const pairs = await native.loadWeights(path.resolve(file));
+    return new Map(pairs.map(([name, t]) => [name, new Tensor(t)]));
+  } catch (err) {
+    throw withCallerStack(err, stack);
+  }
+}
+
+/**
+ * Writes tensors as a `.safetensors` file that Python's `safetensors` and PyTorch read
+ * (`__metadata__` gets `format: pt`). The file is written to a temporary name and renamed,
+ * so a crash never leaves a half-written file under the final name.
+ */
+export async function save(
+  tensors: Map<string, Tensor> | Record<string, Tensor>,
+  file: string,
+  metadata: Record<string, string> = { format: 'pt' },
+): Promise<void> {
+  if (typeof file !== 'string' || !file.endsWith('.safetensors')) {
+    throw new TypeError(`save: writes safetensors; give a path ending in .safetensors, got ${JSON.stringify(file)}`);
+  }
+  const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  const pairs = entries.map(([name, t]): [string, Tensor['native']] => {
+    if (!(t instanceof Tensor)) throw new TypeError(`save: '${name}' is not a Tensor`);
+    return [name, t.native];
+  });
+  const stack = new Error().stack;
+  try {
+    await native.saveSafetensors(pairs, path.resolve(file), metadata);
+  } catch (err) {
+    throw withCallerStack(err, stack);
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * The Tensor class: a typed face over a libtorch tensor, with PyTorch's method names.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { type NativeTensor, native } from './native';
+
+/** Element types, spelled as PyTorch's `torch.float32` and friends. */
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
+
+/** A compute device: `'cpu'`, `'cuda'` (the current GPU) or `'cuda:N'`. */
+export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+
+/** The TypedArray that holds each dtype's elements (`bool` as 0/1 bytes). */
+export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+
+/** What a tidy scope keeps: tensors anywhere inside the value returned. */
+type Scope = { tensors: Tensor[] };
+const scopes = new AsyncLocalStorage<Scope>();
+
+const ops = native.ops;
+
+/**
+ * A multi-dimensional array held by libtorch, on the CPU or a GPU.
+ *
+ * Memory is freed when the tensor is garbage-collected, at once by {@link Tensor.dispose},
+ * or by the {@link tidy} scope it was made in. Views (reshape, narrow, permute, ...) share
+ * memory with their source, as in PyTorch.
+ */
+export class Tensor {
+  /** @internal */
+  readonly native: NativeTensor;
+
+  /** @internal Wraps a native handle; user code makes tensors with `torch.*`. */
+  constructor(handle: NativeTensor) {
+    this.native = handle;
+    scopes.getStore()?.tensors.push(this);
+  }
+
+  /** Sizes of each dimension. */
+  get shape(): number[] {
+    return this.native.shape;
+  }
+  /** Number of dimensions. */
+  get ndim(): number {
+    return this.native.shape.length;
+  }
+  /** Total number of elements. */
+  get numel(): number {
+    return this.native.shape.reduce((a, b) => a * b, 1);
+  }
+  /** Element type. */
+  get dtype(): DType {
+    return this.native.dtype as DType;
+  }
+  /** Where the data lives: `'cpu'` or `'cuda:N'`. */
+  get device(): Device {
+    return this.native.device as Device;
+  }
+  /** Whether autograd records operations on this tensor. Settable on leaves. */
+  get requiresGrad(): boolean {
+    return this.native.requiresGrad;
+  }
+  set requiresGrad(value: boolean) {
+    this.native.requiresGrad = value;
+  }
+  /** The gradient accumulated by {@link Tensor.backward}, or null. */
+  get grad(): Tensor | null {
+    const g = this.native.grad;
+    return g === null ? null : new Tensor(g);
+  }
+  /** True once {@link Tensor.dispose} was called. */
+  get isDisposed(): boolean {
+    return this.native.disposed;
+  }
+
+  /** A copy of the elements in row-major order (BigInt64Array for int64, Uint8Array for bool). */
+  toTypedArray(): TypedArray {
+    return this.native.toTypedArray();
+  }
+  /** The elements as nested arrays of numbers (int64 as numbers), like `tensor.tolist()`. */
+  toArray(): unknown[] | number | boolean {
+    const flat = Array.from(this.toTypedArray() as ArrayLike<number | bigint>, (v) =>
+      this.dtype === 'bool' ? v !== 0 : Number(v),
+    );
+    const build = (dim: number, offset: number): unknown[] => {
+      const size = this.shape[dim];
+      const stride = this.shape.slice(dim + 1).reduce((a, b) => a * b, 1);
+      return Array.from({ length: size }, (_, i) =>
+        dim === this.ndim - 1 ? flat[offset + i] : build(dim + 1, offset + i * stride),
+      );
+    };
+    return this.ndim === 0 ? flat[0] : build(0, 0);
+  }
+  /** The value of a one-element tensor. */
+  item(): number | boolean {
+    return this.native.item();
+  }
+  /** Shape, dtype and device, and the values when there are few. */
+  toString(): string {
+    return this.native.toString();
+  }
+  /** Frees the memory now (unless other tensors or modules share it); later use throws. */
+  dispose(): void {
+    this.native.dispose();
+  }
+  /** Accumulates gradients of this tensor (a scalar, or with `gradient`) into the leaves. */
+  backward(gradient?: Tensor): void {
+    this.native.backward(gradient?.native);
+  }
+
+  // --- shape ---
+  /** Same data in another shape (one size may be -1). */
+  reshape(shape: number[]): Tensor {
+    return new Tensor(ops.reshape(this.native, shape));
+  }
+  /** Alias of {@link Tensor.reshape}. */
+  view(shape: number[]): Tensor {
+    return this.reshape(shape);
+  }
+  /** Dimensions reordered. */
+  permute(dims: number[]): Tensor {
+    return new Tensor(ops.permute(this.native, dims));
+  }
+  /** Two dimensions swapped. */
+  transpose(dim0: number, dim1: number): Tensor {
+    return new Tensor(ops.transpose(this.native, dim0, dim1));
+  }
+  /** A size-1 dimension inserted at dim. */
+  unsqueeze(dim: number): Tensor {
+    return new Tensor(ops.unsqueeze(this.native, dim));
+  }
+  /** Size-1 dimensions removed (all, or only dim). */
+  squeeze(dim?: number): Tensor {
+    return new Tensor(ops.squeeze(this.native, dim));
+  }
+  /** Dimensions startDim..endDim merged into one. */
+  flatten(startDim = 0, endDim = -1): Tensor {
+    return new Tensor(ops.flatten(this.native, startDim, endDim));
+  }
+  /** `length` elements of dim from `start` (a view). */
+  narrow(dim: number, start: number, length: number): Tensor {
+    return new Tensor(ops.narrow(this.native, dim, start, length));
+  }
+  /** PyTorch's `t[..., start:end:step, ...]` along dim (a view). */
+  slice(dim: number, start?: number, end?: number, step = 1): Tensor {
+    return new Tensor(ops.slice(this.native, dim, start, end, step));
+  }
+  /**
+   * Advanced indexing, PyTorch's `t[i0, i1, ...]`: each entry an index tensor (int64 or
+   * bool) or null for `:`. The chapter's `colormap[X, :]` is `colormap.index([X])`.
+   */
+  index(indices: (Tensor | null)[]): Tensor {
+    return new Tensor(
+      ops.index(
+        this.native,
+        indices.map((i) => (i === null ? null : i.native)),
+      ),
+    );
+  }
+
+  // --- reductions ---
+  /** Sum of all elements, or along dim. */
+  sum(dim?: number, keepdim = false): Tensor {
+    return new Tensor(ops.sum(this.native, dim, keepdim));
+  }
+  /** Mean of all elements, or along dim. */
+  mean(dim?: number, keepdim = false): Tensor {
+    return new Tensor(ops.mean(this.native, dim, keepdim));
+  }
+  /** Index of the largest element (flattened), or along dim. */
+  argmax(dim?: number, keepdim = false): Tensor {
+    return new Tensor(ops.argmax(this.native, dim, keepdim));
+  }
+  /** Largest element, or largest values along dim. */
+  max(dim?: number, keepdim = false): Tensor {
+    return new Tensor(ops.max(this.native, dim, keepdim));
+  }
+
+  // --- elementwise (broadcasting, with PyTorch's type promotion) ---
+  /** this + other */
+  add(other: Tensor | number): Tensor {
+    return new Tensor(ops.add(this.native, operand(other)));
+  }
+  /** this - other */
+  sub(other: Tensor | number): Tensor {
+    return new Tensor(ops.sub(this.native, operand(other)));
+  }
+  /** this * other */
+  mul(other: Tensor | number): Tensor {
+    return new Tensor(ops.mul(this.native, operand(other)));
+  }
+  /** this / other (true division) */
+  div(other: Tensor | number): Tensor {
+    return new Tensor(ops.div(this.native, operand(other)));
+  }
+  /** this ** other */
+  pow(other: Tensor | number): Tensor {
+    return new Tensor(ops.pow(this.native, operand(other)));
+  }
+  /** Elementwise ==, as a bool tensor. */
+  eq(other: Tensor | number): Tensor {
+    return new Tensor(ops.eq(this.native, operand(other)));
+  }
+  /** Elementwise !=, as a bool tensor. */
+  ne(other: Tensor | number): Tensor {
+    return new Tensor(ops.ne(this.native, operand(other)));
+  }
+  /** Elementwise <, as a bool tensor. */
+  lt(other: Tensor | number): Tensor {
+    return new Tensor(ops.lt(this.native, operand(other)));
+  }
+  /** Elementwise >, as a bool tensor. */
+  gt(other: Tensor | number): Tensor {
+    return new Tensor(ops.gt(this.native, operand(other)));
+  }
+  /** Matrix product. */
+  matmul(other: Tensor): Tensor {
+    return new Tensor(ops.matmul(this.native, other.native));
+  }
+  /** -this */
+  neg(): Tensor {
+    return new Tensor(ops.neg(this.native));
+  }
+  /** |this| */
+  abs(): Tensor {
+    return new Tensor(ops.abs(this.native));
+  }
+  /** e^this */
+  exp(): Tensor {
+    return new Tensor(ops.exp(this.native));
+  }
+  /** Natural logarithm. */
+  log(): Tensor {
+    return new Tensor(ops.log(this.native));
+  }
+  /** Square root. */
+  sqrt(): Tensor {
+    return new Tensor(ops.sqrt(this.native));
+  }
+  /** max(this, 0) */
+  relu(): Tensor {
+    return new Tensor(ops.relu(this.native));
+  }
+  /** Softmax along dim. */
+  softmax(dim: number): Tensor {
+    return new Tensor(ops.softmax(this.native, dim, false));
+  }
+  /** Log-softmax along dim. */
+  logSoftmax(dim: number): Tensor {
+    return new Tensor(ops.softmax(this.native, dim, true));
+  }
+
+  // --- copies and conversions ---
+  /** A copy with its own memory (still recorded by autograd). */
+  clone(): Tensor {
+    return new Tensor(ops.clone(this.native));
+  }
+  /** The same data, cut from the autograd graph. */
+  detach(): Tensor {
+    return new Tensor(ops.detach(this.native));
+  }
+  /** Row-major memory layout (this tensor if it already is). */
+  contiguous(): Tensor {
+    return new Tensor(ops.contiguous(this.native));
+  }
+  /** Converted to a dtype and/or moved to a device (`'cuda'` on a CPU build throws). */
+  to(target: DType | Device | { dtype?: DType; device?: Device }): Tensor {
+    const options = typeof target === 'string' ? (isDType(target) ? { dtype: target } : { device: target }) : target;
+    return new Tensor(ops.to(this.native, options));
+  }
+  /** Converted to float32. */
+  float(): Tensor {
+    return this.to({ dtype: 'float32' });
+  }
+  /** Converted to int64. */
+  long(): Tensor {
+    return this.to({ dtype: 'int64' });
+  }
+  /** Moved to the CPU. */
+  cpu(): Tensor {
+    return this.to({ device: 'cpu' });
+  }
+  /**
+   * Copies src into this tensor in place (broadcasting, converting dtype and device).
+   * Into a parameter it is not recorded by autograd, like PyTorch's `weight.data.copy_`.
+   */
+  copy_(src: Tensor): this {
+    ops.copy_(this.native, src.native);
+    return this;
+  }
+}
+
+const dtypes: readonly string[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'];
+
+/** True for the dtype names this package knows. */
+export function isDType(value: string): value is DType {
+  return dtypes.includes(value);
+}
+
+function operand(other: Tensor | number) {
+  return typeof other === 'number' ? other : other.native;
+}
+
+/** Tensors found anywhere inside value (arrays, plain objects, Maps). */
+function tensorsIn(value: unknown, out: Set<Tensor>): Set<Tensor> {
+  if (value instanceof Tensor) {
+    out.add(value);
+  } else if (Array.isArray(value)) {
+    for (const v of value) tensorsIn(v, out);
+  } else if (value instanceof Map) {
+    for (const v of value.values()) tensorsIn(v, out);
+  } else if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) tensorsIn(v, out);
+  }
+  return out;
+}
+
+function closeScope(scope: Scope, parent: Scope | undefined, result: unknown): void {
+  const kept = tensorsIn(result, new Set());
+  for (const t of scope.tensors) {
+    if (kept.has(t)) parent?.tensors.push(t);
+    else t.dispose();
+  }
+  scope.tensors.length = 0;
+}
+
+/**
+ * Runs fn and then disposes every tensor created inside it, except the tensors in what fn
+ * returns (inside arrays, plain objects or Maps), which move to the enclosing scope. Async
+ * functions are followed across awaits (the scope ends when the promise settles).
+ */
+export function tidy<T>(fn: () => Promise<T>): Promise<T>;
+export function tidy<T>(fn: () => T): T;
+export function tidy<T>(fn: () => T | Promise<T>): T | Promise<T> {
+  const parent = scopes.getStore();
+  const scope: Scope = { tensors: [] };
+  let result: T | Promise<T>;
+  try {
+    result = scopes.run(scope, fn);
+  } catch (err) {
+    closeScope(scope, parent, undefined);
+    throw err;
+  }
+  if (result instanceof Promise) {
+    return result.then(
+      (value) => {
+        closeScope(scope, parent, value);
+        return value;
+      },
+      (err: unknown) => {
+        closeScope(scope, parent, undefined);
+        throw err;
+      },
+    );
+  }
+  closeScope(scope, parent, result);
+  return result;
+}
+
+/** Takes t out of the tidy scope it was made in: no scope disposes it; GC or dispose() frees it. */
+export function keep<T extends Tensor>(t: T): T {
+  const scope = scopes.getStore();
+  if (scope) {
+    const i = scope.tensors.indexOf(t);
+    if (i >= 0) scope.tensors.splice(i, 1);
+  }
+  return t;
+}

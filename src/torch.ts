@@ -1,0 +1,174 @@
+/**
+ * The `torch` namespace: making tensors, the random seed, grad mode, threads and memory.
+ */
+import { native } from './native';
+import { type Device, type DType, keep, Tensor, type TypedArray, tidy } from './tensor';
+
+export type { Device, DType, TypedArray };
+export { keep, Tensor, tidy };
+
+/** Options of the tensor factories. */
+export interface TensorOptions {
+  /** Element type (default float32; for `tensor()`, the data's own). */
+  dtype?: DType;
+  /** Device to create on (default `'cpu'`). */
+  device?: Device;
+  /** Whether autograd tracks the new tensor (default false). */
+  requiresGrad?: boolean;
+}
+
+/** Nested arrays of numbers or booleans, as PyTorch's `torch.tensor([[1, 2], [3, 4]])`. */
+export type NestedArray = number | boolean | NestedArray[];
+
+function checkShape(shape: readonly number[], what = 'shape'): number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`${what}: expected an array of sizes, got ${typeof shape}`);
+  shape.forEach((s, i) => {
+    if (!Number.isInteger(s) || s < 0) throw new RangeError(`${what}[${i}] must be an integer >= 0, got ${s}`);
+  });
+  return [...shape];
+}
+
+/** Shape of a rectangular nested array; throws naming the first ragged place. */
+function shapeOf(data: NestedArray, where = 'data'): number[] {
+  if (!Array.isArray(data)) return [];
+  if (data.length === 0) return [0];
+  const inner = shapeOf(data[0], `${where}[0]`);
+  data.forEach((d, i) => {
+    const s = shapeOf(d, `${where}[${i}]`);
+    if (s.length !== inner.length || s.some((v, k) => v !== inner[k])) {
+      throw new RangeError(`tensor: ${where}[${i}] has shape [${s}], expected [${inner}] (ragged nested array)`);
+    }
+  });
+  return [data.length, ...inner];
+}
+
+/**
+ * A tensor from a TypedArray (its dtype follows the array: Float32Array is float32,
+ * BigInt64Array int64, ...) or from nested arrays (int64 when all numbers are integers,
+ * else float32; bool for booleans), like `torch.tensor`. The data is copied.
+ */
+export function tensor(data: TypedArray | NestedArray, options: TensorOptions & { shape?: number[] } = {}): Tensor {
+  const { shape, ...rest } = options;
+  if (ArrayBuffer.isView(data)) {
+    return new Tensor(native.fromTypedArray(data, checkShape(shape ?? [data.length]), rest));
+  }
+  const inferred = shapeOf(data);
+  const flat: (number | boolean)[] = Array.isArray(data)
+    ? ((data as unknown[]).flat(Number.POSITIVE_INFINITY) as (number | boolean)[])
+    : [data];
+  let array: TypedArray;
+  let dtype: DType;
+  if (flat.length > 0 && flat.every((v) => typeof v === 'boolean')) {
+    array = Uint8Array.from(flat, (v) => (v ? 1 : 0));
+    dtype = 'bool';
+  } else if (flat.every((v) => typeof v === 'number')) {
+    const numbers = flat as number[];
+    if (numbers.length > 0 && numbers.every(Number.isSafeInteger)) {
+      array = BigInt64Array.from(numbers, (v) => BigInt(v));
+      dtype = 'int64';
+    } else {
+      array = Float32Array.from(numbers);
+      dtype = 'float32';
+    }
+  } else {
+    throw new TypeError('tensor: data must hold only numbers or only booleans');
+  }
+  const target = checkShape(shape ?? inferred);
+  return new Tensor(native.fromTypedArray(array, target, { ...rest, dtype: rest.dtype ?? dtype }));
+}
+
+/** A tensor filled with 0. */
+export function zeros(shape: number[], options?: TensorOptions): Tensor {
+  return new Tensor(native.zeros(checkShape(shape), options));
+}
+/** A tensor filled with 1. */
+export function ones(shape: number[], options?: TensorOptions): Tensor {
+  return new Tensor(native.ones(checkShape(shape), options));
+}
+/** Uniform samples in [0, 1); the same numbers as PyTorch's `torch.rand` for the same seed. */
+export function rand(shape: number[], options?: TensorOptions): Tensor {
+  return new Tensor(native.rand(checkShape(shape), options));
+}
+/** Standard normal samples; the same numbers as PyTorch's `torch.randn` for the same seed. */
+export function randn(shape: number[], options?: TensorOptions): Tensor {
+  return new Tensor(native.randn(checkShape(shape), options));
+}
+/** A tensor filled with value. */
+export function full(shape: number[], value: number, options?: TensorOptions): Tensor {
+  return new Tensor(native.full(checkShape(shape), value, options));
+}
+/**
+ * Values from start (inclusive) to end (exclusive) by step; `arange(n)` is 0..n-1. int64
+ * when all arguments are integers, else float32, as in PyTorch.
+ */
+export function arange(start: number, end?: number, step = 1, options?: TensorOptions): Tensor {
+  const [from, to] = end === undefined ? [0, start] : [start, end];
+  return new Tensor(native.arange(from, to, step, options));
+}
+/** Concatenates tensors along an existing dimension. */
+export function cat(tensors: Tensor[], dim = 0): Tensor {
+  return new Tensor(native.ops.cat(tensors.map(nativeOf), dim));
+}
+/** Stacks tensors along a new dimension. */
+export function stack(tensors: Tensor[], dim = 0): Tensor {
+  return new Tensor(native.ops.stack(tensors.map(nativeOf), dim));
+}
+
+function nativeOf(t: Tensor, i: number) {
+  if (!(t instanceof Tensor)) throw new TypeError(`tensors[${i}]: expected a Tensor`);
+  return t.native;
+}
+
+/** Seeds the global generator (PyTorch's `torch.manual_seed`): same seed, same numbers. */
+export function manualSeed(seed: number | bigint): void {
+  native.manualSeed(seed);
+}
+
+/**
+ * Runs fn with autograd off (PyTorch's `torch.no_grad()`), restoring the previous mode after.
+ * Async calls started inside fn run without grad too.
+ */
+export function noGrad<T>(fn: () => T): T {
+  const previous = native.isGradEnabled();
+  native.setGradEnabled(false);
+  try {
+    return fn();
+  } finally {
+    native.setGradEnabled(previous);
+  }
+}
+
+/** Whether autograd records operations now. */
+export function isGradEnabled(): boolean {
+  return native.isGradEnabled();
+}
+
+/** Threads libtorch uses for one operation (intra-op parallelism). */
+export function setNumThreads(threads: number): void {
+  native.setNumThreads(threads);
+}
+/** Threads libtorch uses for one operation. */
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+/** Tensor handles alive in this process (made and not yet disposed or collected). */
+export function liveTensors(): number {
+  return native.liveTensors();
+}
+
+/** CUDA support: whether this build has it, and how many GPUs it sees. */
+export const cuda = {
+  /** True when this build has CUDA and a GPU is visible. */
+  isAvailable(): boolean {
+    const info = native.cudaInfo();
+    return info.built && info.deviceCount > 0;
+  },
+  /** GPUs visible to this build (0 on a CPU build). */
+  deviceCount(): number {
+    return native.cudaInfo().deviceCount;
+  },
+};
+
+/** The libtorch version this build links. */
+export const version: string = native.torchVersion;

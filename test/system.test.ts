@@ -1,0 +1,79 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import test from 'ava';
+import { nn, torch } from '../src';
+
+const root = path.resolve(__dirname, '..', '..');
+
+test('unknown devices and CUDA on a CPU build are clear errors', (t) => {
+  t.throws(() => torch.zeros([1], { device: 'gpu' as never }), { message: /unknown device 'gpu'/ });
+  if (!torch.cuda.isAvailable()) {
+    t.throws(() => torch.zeros([1], { device: 'cuda' }), { message: /no CUDA support|CUDA device/ });
+    t.throws(() => torch.zeros([1]).to('cuda:1'), { message: /no CUDA support|CUDA device/ });
+    t.throws(() => nn.resnet18().to('cuda'), { message: /no CUDA support|CUDA device/ });
+  }
+  t.is(torch.zeros([1], { device: 'cpu' }).device, 'cpu');
+  t.regex(torch.version, /^2\.\d+\.\d+/);
+});
+
+test('forwardAsync leaves the event loop free while the model runs', async (t) => {
+  const net = new nn.Sequential(...nn.resnet18().children().slice(0, -2));
+  const X = torch.rand([2, 3, 320, 480]);
+  let ticks = 0;
+  let worstGap = 0;
+  let last = Date.now();
+  const timer = setInterval(() => {
+    const now = Date.now();
+    worstGap = Math.max(worstGap, now - last);
+    last = now;
+    ticks += 1;
+  }, 5);
+  const Y = await net.forwardAsync(X);
+  clearInterval(timer);
+  t.deepEqual(Y.shape, [2, 512, 10, 15]);
+  t.true(ticks >= 3, `timer ticked ${ticks} times during the forward`);
+  t.true(worstGap < 200, `worst timer gap ${worstGap} ms`);
+});
+
+test('async errors reject with a message and the caller stack', async (t) => {
+  const conv = new nn.Conv2d(512, 21, { kernelSize: 1 });
+  const err = await t.throwsAsync(conv.forwardAsync(torch.rand([1, 3, 4, 4])), { message: /512 channels/ });
+  t.regex(err?.stack ?? '', /system\.test/);
+});
+
+test('the addon loads and works in two worker_threads at once', async (t) => {
+  const script = `
+    const { parentPort } = require('node:worker_threads');
+    const { torch, nn } = require(${JSON.stringify(path.join(root, 'dist', 'src'))});
+    const conv = new nn.Conv2d(3, 2, { kernelSize: 3 });
+    conv.forwardAsync(torch.ones([1, 3, 5, 5])).then((y) => parentPort.postMessage(y.shape));
+  `;
+  const run = () =>
+    new Promise<number[]>((resolve, reject) => {
+      const worker = new Worker(script, { eval: true });
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+  t.deepEqual(await Promise.all([run(), run()]), [
+    [1, 2, 3, 3],
+    [1, 2, 3, 3],
+  ]);
+});
+
+test('the node-gyp build loads and passes a smoke test', (t) => {
+  const addon = path.join(root, 'build', 'Release', 'fcn_torch.node');
+  t.true(fs.existsSync(addon), 'npm test builds it with node-gyp first');
+  const out = execFileSync(
+    process.execPath,
+    [
+      '-e',
+      `const { torch, nn } = require(${JSON.stringify(path.join(root, 'dist', 'src'))});
+       const y = nn.resnet18({ numClasses: 3 }).eval().forward(torch.ones([1, 3, 32, 32]));
+       console.log(JSON.stringify(y.shape));`,
+    ],
+    { env: { ...process.env, FCN_TORCH_ADDON: addon, LD_BIND_NOW: '1' }, encoding: 'utf8' },
+  );
+  t.is(out.trim(), '[1,3]');
+});
