@@ -38,7 +38,7 @@
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++20", "-frtti", "-fexceptions", "-fvisibility=hidden", "-Wno-unused-parameter"],
+      "cflags_cc": ["-std=c++20", "-frtti", "-fexceptions", "-fvisibility=hidden", "-Wno-unused-parameter", "-Wno-restrict", "-Wno-stringop-overflow"],
       "libraries": [
         "-L<(module_root_dir)/deps/libtorch/lib",
         "-ltorch",

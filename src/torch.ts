@@ -93,6 +93,10 @@ export function rand(shape: number[], options?: TensorOptions): Tensor {
 export function randn(shape: number[], options?: TensorOptions): Tensor {
   return new Tensor(native.randn(checkShape(shape), options));
 }
+/** A tensor with uninitialised memory (fill it before reading). */
+export function empty(shape: number[], options?: TensorOptions): Tensor {
+  return new Tensor(native.empty(checkShape(shape), options));
+}
 /** A tensor filled with value. */
 export function full(shape: number[], value: number, options?: TensorOptions): Tensor {
   return new Tensor(native.full(checkShape(shape), value, options));

@@ -1,6 +1,7 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import test from 'ava';
 import { nn, torch } from '../src';
@@ -18,7 +19,8 @@ test('unknown devices and CUDA on a CPU build are clear errors', (t) => {
   t.regex(torch.version, /^2\.\d+\.\d+/);
 });
 
-test('forwardAsync leaves the event loop free while the model runs', async (t) => {
+// Serial: no other test of this file may hold the event loop meanwhile.
+test.serial('forwardAsync leaves the event loop free while the model runs', async (t) => {
   const net = new nn.Sequential(...nn.resnet18().children().slice(0, -2));
   const X = torch.rand([2, 3, 320, 480]);
   let ticks = 0;
@@ -62,10 +64,10 @@ test('the addon loads and works in two worker_threads at once', async (t) => {
   ]);
 });
 
-test('the node-gyp build loads and passes a smoke test', (t) => {
+test('the node-gyp build loads and passes a smoke test', async (t) => {
   const addon = path.join(root, 'build', 'Release', 'fcn_torch.node');
   t.true(fs.existsSync(addon), 'npm test builds it with node-gyp first');
-  const out = execFileSync(
+  const { stdout } = await promisify(execFile)(
     process.execPath,
     [
       '-e',
@@ -75,5 +77,5 @@ test('the node-gyp build loads and passes a smoke test', (t) => {
     ],
     { env: { ...process.env, FCN_TORCH_ADDON: addon, LD_BIND_NOW: '1' }, encoding: 'utf8' },
   );
-  t.is(out.trim(), '[1,3]');
+  t.is(stdout.trim(), '[1,3]');
 });
