@@ -23,7 +23,9 @@
         "native/tensor_data.cc",
         "native/tensor_ops.cc",
         "native/torch_save.cc",
-        "native/torch_thread.cc"
+        "native/torch_thread.cc",
+        "native/voc.cc",
+        "native/voc_data.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -38,7 +40,7 @@
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++20", "-frtti", "-fexceptions", "-fvisibility=hidden", "-Wno-unused-parameter", "-Wno-restrict", "-Wno-stringop-overflow"],
+      "cflags_cc": ["-std=c++20", "-frtti", "-fexceptions", "-fvisibility=hidden", "-Wno-unused-parameter", "-Wno-restrict", "-Wno-stringop-overflow", "-Wno-array-bounds"],
       "libraries": [
         "-L<(module_root_dir)/deps/libtorch/lib",
         "-ltorch",

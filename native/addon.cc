@@ -15,6 +15,7 @@
 #include "tensor.h"
 #include "tensor_creation.h"
 #include "tensor_ops.h"
+#include "voc.h"
 
 namespace fcn {
 
@@ -33,6 +34,7 @@ Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   initInit(env, exports);
   initFunctional(env, exports);
   initSerialization(env, exports);
+  initVoc(env, exports);
   exports.Set("torchVersion", TORCH_VERSION);
   exports.Set("cudaBuild", at::hasCUDA());
   return exports;

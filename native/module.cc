@@ -30,17 +30,6 @@ void collectState(const torch::nn::Module& m, const std::string& prefix, NamedTe
   for (const auto& c : m.named_children()) collectState(*c.value(), prefix + c.key() + ".", out);
 }
 
-Napi::Array toJsPairs(Napi::Env env, const NamedTensors& entries) {
-  auto out = Napi::Array::New(env, entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
-    auto pair = Napi::Array::New(env, 2);
-    pair.Set(0u, entries[i].first);
-    pair.Set(1u, Tensor::wrap(env, entries[i].second));
-    out.Set(static_cast<uint32_t>(i), pair);
-  }
-  return out;
-}
-
 std::string joinNames(const std::vector<std::string>& names) {
   std::ostringstream out;
   for (size_t i = 0; i < names.size() && i < 12; ++i) out << (i ? ", " : "") << names[i];
@@ -152,20 +141,20 @@ Napi::Value Module::namedParameters(const Napi::CallbackInfo& info) {
   bool recurse = info.Length() == 0 || info[0].IsUndefined() || toBool(info[0], "recurse");
   NamedTensors entries;
   for (const auto& p : module_->named_parameters(recurse)) entries.emplace_back(p.key(), p.value());
-  return toJsPairs(info.Env(), entries);
+  return Tensor::wrapNamed(info.Env(), entries);
 }
 
 Napi::Value Module::namedBuffers(const Napi::CallbackInfo& info) {
   bool recurse = info.Length() == 0 || info[0].IsUndefined() || toBool(info[0], "recurse");
   NamedTensors entries;
   for (const auto& b : module_->named_buffers(recurse)) entries.emplace_back(b.key(), b.value());
-  return toJsPairs(info.Env(), entries);
+  return Tensor::wrapNamed(info.Env(), entries);
 }
 
 Napi::Value Module::stateDict(const Napi::CallbackInfo& info) {
   NamedTensors entries;
   collectState(*module_, "", entries);
-  return toJsPairs(info.Env(), entries);
+  return Tensor::wrapNamed(info.Env(), entries);
 }
 
 /// loadStateDict([[name, tensor], ...], strict): copies matching entries in place; reports
@@ -173,18 +162,12 @@ Napi::Value Module::stateDict(const Napi::CallbackInfo& info) {
 /// before anything is copied.
 Napi::Value Module::loadStateDict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsArray()) throwType(env, "stateDict", "an array of [name, Tensor] pairs", info[0]);
+  NamedTensors pairs = Tensor::unwrapNamed(info[0], "stateDict");
   bool strict = toBool(info[1], "strict");
-  auto pairs = info[0].As<Napi::Array>();
   std::map<std::string, at::Tensor> given;
   std::vector<std::string> givenOrder;
-  for (uint32_t i = 0; i < pairs.Length(); ++i) {
-    Napi::Value pair = pairs.Get(i);
-    if (!pair.IsArray() || pair.As<Napi::Array>().Length() != 2) {
-      throwType(env, "stateDict[" + std::to_string(i) + "]", "a [name, Tensor] pair", pair);
-    }
-    std::string name = toString(pair.As<Napi::Array>().Get(0u), "state-dict key");
-    given[name] = Tensor::unwrap(pair.As<Napi::Array>().Get(1u), "state-dict value '" + name + "'");
+  for (const auto& [name, tensor] : pairs) {
+    given[name] = tensor;
     givenOrder.push_back(name);
   }
   NamedTensors own;

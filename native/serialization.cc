@@ -34,32 +34,13 @@ Napi::Value loadWeights(const Napi::CallbackInfo& info) {
   std::string path = toString(info[0], "path");
   return runAsync(info.Env(), [path]() -> Settle {
     NamedTensors tensors = readWeights(path);
-    return [tensors = std::move(tensors)](Napi::Env env) -> Napi::Value {
-      auto out = Napi::Array::New(env, tensors.size());
-      for (size_t i = 0; i < tensors.size(); ++i) {
-        auto pair = Napi::Array::New(env, 2);
-        pair.Set(0u, tensors[i].first);
-        pair.Set(1u, Tensor::wrap(env, tensors[i].second));
-        out.Set(static_cast<uint32_t>(i), pair);
-      }
-      return out;
-    };
+    return [tensors = std::move(tensors)](Napi::Env env) -> Napi::Value { return Tensor::wrapNamed(env, tensors); };
   });
 }
 
 Napi::Value saveSafetensors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsArray()) throwType(env, "tensors", "an array of [name, Tensor] pairs", info[0]);
-  auto pairs = info[0].As<Napi::Array>();
-  NamedTensors tensors;
-  for (uint32_t i = 0; i < pairs.Length(); ++i) {
-    Napi::Value pair = pairs.Get(i);
-    if (!pair.IsArray() || pair.As<Napi::Array>().Length() != 2) {
-      throwType(env, "tensors[" + std::to_string(i) + "]", "a [name, Tensor] pair", pair);
-    }
-    std::string name = toString(pair.As<Napi::Array>().Get(0u), "tensor name");
-    tensors.emplace_back(name, Tensor::unwrap(pair.As<Napi::Array>().Get(1u), "tensor '" + name + "'"));
-  }
+  NamedTensors tensors = Tensor::unwrapNamed(info[0], "tensors");
   std::string path = toString(info[1], "path");
   std::map<std::string, std::string> metadata;
   if (info[2].IsObject()) {

@@ -54,6 +54,33 @@ at::Tensor Tensor::unwrap(const Napi::Value& v, const std::string& what) {
   return Unwrap(v.As<Napi::Object>())->tensor(v.Env());
 }
 
+Napi::Array Tensor::wrapNamed(Napi::Env env, const NamedTensors& entries) {
+  auto out = Napi::Array::New(env, entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    auto pair = Napi::Array::New(env, 2);
+    pair.Set(0u, entries[i].first);
+    pair.Set(1u, wrap(env, entries[i].second));
+    out.Set(static_cast<uint32_t>(i), pair);
+  }
+  return out;
+}
+
+NamedTensors Tensor::unwrapNamed(const Napi::Value& v, const std::string& what) {
+  Napi::Env env = v.Env();
+  if (!v.IsArray()) throwType(env, what, "an array of [name, Tensor] pairs", v);
+  auto pairs = v.As<Napi::Array>();
+  NamedTensors out;
+  for (uint32_t i = 0; i < pairs.Length(); ++i) {
+    Napi::Value pair = pairs.Get(i);
+    if (!pair.IsArray() || pair.As<Napi::Array>().Length() != 2) {
+      throwType(env, what + "[" + std::to_string(i) + "]", "a [name, Tensor] pair", pair);
+    }
+    std::string name = fcn::toString(pair.As<Napi::Array>().Get(0u), what + " key");
+    out.emplace_back(name, unwrap(pair.As<Napi::Array>().Get(1u), what + " entry '" + name + "'"));
+  }
+  return out;
+}
+
 const at::Tensor& Tensor::tensor(Napi::Env env) const {
   if (!tensor_) throw Napi::Error::New(env, "this tensor was disposed and can no longer be used");
   return *tensor_;
@@ -120,9 +147,8 @@ Napi::Value Tensor::toTypedArray(const Napi::CallbackInfo& info) {
       throw Napi::TypeError::New(env, std::string("toTypedArray: no TypedArray holds dtype ") +
                                           dtypeName(t.scalar_type()) + "; convert it with .to() first");
   }
-  std::vector<uint8_t> bytes = guard(env, [&] { return tensorToBytes(t); });
-  auto buffer = Napi::ArrayBuffer::New(env, bytes.size());
-  if (!bytes.empty()) std::memcpy(buffer.Data(), bytes.data(), bytes.size());
+  auto buffer = Napi::ArrayBuffer::New(env, t.nbytes());
+  guard(env, [&] { copyTensorBytes(t, buffer.Data(), buffer.ByteLength()); });
   size_t length = static_cast<size_t>(t.numel());
   napi_value out;
   NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, kind, length, buffer, 0, &out), Napi::Value());

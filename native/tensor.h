@@ -8,6 +8,8 @@
 #include <atomic>
 #include <optional>
 
+#include "tensor_data.h"
+
 namespace fcn {
 
 class Tensor : public Napi::ObjectWrap<Tensor> {
@@ -18,6 +20,9 @@ class Tensor : public Napi::ObjectWrap<Tensor> {
   /// The tensor behind a JS handle; a TypeError names `what` when v is not a live Tensor.
   static at::Tensor unwrap(const Napi::Value& v, const std::string& what);
   static bool isTensor(const Napi::Value& v);
+  /// Named tensors as a JS array of [name, handle] pairs, and back (a TypeError names what).
+  static Napi::Array wrapNamed(Napi::Env env, const NamedTensors& entries);
+  static NamedTensors unwrapNamed(const Napi::Value& v, const std::string& what);
   /// Handles created and not yet disposed or collected, in this process.
   static std::atomic<int64_t> live;
 

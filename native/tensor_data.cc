@@ -35,11 +35,15 @@ at::Tensor tensorFromBytes(const void* bytes, size_t byteLength, at::ScalarType 
   return out;
 }
 
-std::vector<uint8_t> tensorToBytes(const at::Tensor& t) {
-  at::Tensor cpu = t.detach().to(at::kCPU).contiguous();
-  std::vector<uint8_t> out(cpu.nbytes());
-  if (!out.empty()) std::memcpy(out.data(), cpu.data_ptr(), out.size());
-  return out;
+void copyTensorBytes(const at::Tensor& t, void* dst, size_t byteLength) {
+  if (byteLength != t.nbytes()) {
+    throw std::invalid_argument("destination holds " + std::to_string(byteLength) + " bytes, the tensor " +
+                                std::to_string(t.nbytes()));
+  }
+  if (byteLength == 0) return;
+  // A view over dst lets libtorch do the strided gather (and the device copy) in one step.
+  at::Tensor out = at::from_blob(dst, t.sizes(), at::TensorOptions().dtype(t.scalar_type()));
+  out.copy_(t.detach());
 }
 
 }  // namespace fcn

@@ -20,8 +20,9 @@ int64_t checkedNumel(const std::vector<int64_t>& shape);
 at::Tensor tensorFromBytes(const void* bytes, size_t byteLength, at::ScalarType dtype,
                            const std::vector<int64_t>& shape);
 
-/// A contiguous CPU copy of t's elements as bytes (for TypedArrays and files).
-std::vector<uint8_t> tensorToBytes(const at::Tensor& t);
+/// Copies t's elements, row-major, into dst (exactly numel * element size bytes), from
+/// any device or memory layout.
+void copyTensorBytes(const at::Tensor& t, void* dst, size_t byteLength);
 
 }  // namespace fcn
 

@@ -158,7 +158,13 @@ FCN_BINARY(eq)
 FCN_BINARY(ne)
 FCN_BINARY(lt)
 FCN_BINARY(gt)
+FCN_BINARY(ge)
+FCN_BINARY(le)
 #undef FCN_BINARY
+at::Tensor logicalOr(const at::Tensor& a, const Operand& b) {
+  if (b.scalar) throw std::invalid_argument("logicalOr: other must be a Tensor, not a number");
+  return a.logical_or(b.tensor);
+}
 at::Tensor matmul(const at::Tensor& a, const Operand& b) {
   if (b.scalar) throw std::invalid_argument("matmul: other must be a Tensor, not a number");
   return a.matmul(b.tensor);
@@ -184,6 +190,14 @@ Napi::Value softmax(const Napi::CallbackInfo& info) {
   auto dim = toInt(info[1], "dim");
   bool logarithm = given(info[2]) && toBool(info[2], "log");
   return result(info, [&] { return logarithm ? t.log_softmax(dim) : t.softmax(dim); });
+}
+
+/// maskedFill(t, mask, value): t with value where mask is true.
+Napi::Value maskedFill(const Napi::CallbackInfo& info) {
+  auto t = arg(info, 0);
+  auto mask = arg(info, 1, "mask");
+  double value = toDouble(info[2], "value");
+  return result(info, [&] { return t.masked_fill(mask, value); });
 }
 
 /// to(t, {dtype?, device?}): a no-op returns the same storage, as in PyTorch.
@@ -242,6 +256,10 @@ void initTensorOps(Napi::Env env, Napi::Object exports) {
   ops.Set("ne", Napi::Function::New<binary<ne>>(env));
   ops.Set("lt", Napi::Function::New<binary<lt>>(env));
   ops.Set("gt", Napi::Function::New<binary<gt>>(env));
+  ops.Set("ge", Napi::Function::New<binary<ge>>(env));
+  ops.Set("le", Napi::Function::New<binary<le>>(env));
+  ops.Set("logicalOr", Napi::Function::New<binary<logicalOr>>(env));
+  ops.Set("maskedFill", Napi::Function::New<maskedFill>(env));
   ops.Set("matmul", Napi::Function::New<binary<matmul>>(env));
   ops.Set("neg", Napi::Function::New<unary<neg>>(env));
   ops.Set("abs", Napi::Function::New<unary<abs>>(env));

@@ -10,8 +10,10 @@ import * as init from './init';
 import * as nn from './nn';
 import * as optim from './optim';
 import * as torch from './torch';
+import * as voc from './voc';
 
+export { label2image, readImage, saveImageGrid } from './image';
 export { bilinearKernel } from './init';
 export { load, save } from './serialization';
 export { type Device, type DType, Tensor, type TypedArray } from './tensor';
-export { init, nn, optim, torch };
+export { init, nn, optim, torch, voc };

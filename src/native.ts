@@ -81,6 +81,10 @@ export interface NativeOps {
   ne: Binary;
   lt: Binary;
   gt: Binary;
+  ge: Binary;
+  le: Binary;
+  logicalOr: Binary;
+  maskedFill(t: NativeTensor, mask: NativeTensor, value: number): NativeTensor;
   matmul: Binary;
   neg: Unary;
   abs: Unary;
@@ -136,6 +140,19 @@ export interface NativeAddon {
       labelSmoothing: number,
       weight?: NativeTensor,
     ): NativeTensor;
+  };
+  voc: {
+    colormap: [number, number, number][];
+    labelIndices(rgb: NativeTensor): Promise<NativeTensor>;
+    cropBatch(
+      images: NativeTensor[],
+      labels: NativeTensor[],
+      crops: number[],
+      cropH: number,
+      cropW: number,
+      mean: number[],
+      std: number[],
+    ): Promise<[NativeTensor, NativeTensor]>;
   };
   loadWeights(path: string): Promise<NamedNativeTensors>;
   saveSafetensors(entries: NamedNativeTensors, path: string, metadata?: Record<string, string>): Promise<void>;

@@ -213,6 +213,22 @@ export class Tensor {
   gt(other: Tensor | number): Tensor {
     return new Tensor(ops.gt(this.native, operand(other)));
   }
+  /** Elementwise >=, as a bool tensor. */
+  ge(other: Tensor | number): Tensor {
+    return new Tensor(ops.ge(this.native, operand(other)));
+  }
+  /** Elementwise <=, as a bool tensor. */
+  le(other: Tensor | number): Tensor {
+    return new Tensor(ops.le(this.native, operand(other)));
+  }
+  /** Elementwise logical or of two tensors (non-zero is true). */
+  logicalOr(other: Tensor): Tensor {
+    return new Tensor(ops.logicalOr(this.native, other.native));
+  }
+  /** A copy with value wherever mask (bool, broadcastable) is true. */
+  maskedFill(mask: Tensor, value: number): Tensor {
+    return new Tensor(ops.maskedFill(this.native, mask.native, value));
+  }
   /** Matrix product. */
   matmul(other: Tensor): Tensor {
     return new Tensor(ops.matmul(this.native, other.native));

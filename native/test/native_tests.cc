@@ -15,6 +15,7 @@
 #include "../pickle.h"
 #include "../safetensors.h"
 #include "../tensor_data.h"
+#include "../voc_data.h"
 
 namespace {
 
@@ -82,9 +83,11 @@ void tensorDataTests() {
             "must be >= 0"),
         "tensorFromBytes refuses negative sizes");
   check(throwsWith([&] { fcn::checkedNumel({1LL << 40, 1LL << 40}); }, "int64"), "checkedNumel catches overflow");
-  auto bytes = fcn::tensorToBytes(at::arange(4, at::kInt).reshape({2, 2}).t());
-  const auto* ints = reinterpret_cast<const int32_t*>(bytes.data());
-  check(bytes.size() == 16 && ints[1] == 2 && ints[2] == 1, "tensorToBytes makes non-contiguous views contiguous");
+  int32_t ints[4] = {};
+  fcn::copyTensorBytes(at::arange(4, at::kInt).reshape({2, 2}).t(), ints, sizeof ints);
+  check(ints[1] == 2 && ints[2] == 1, "copyTensorBytes lays out non-contiguous views row-major");
+  check(throwsWith([&] { fcn::copyTensorBytes(at::zeros({3}, at::kInt), ints, sizeof ints); }, "holds 16 bytes"),
+        "copyTensorBytes refuses a destination of another size");
 }
 
 void jsonTests() {
@@ -178,6 +181,40 @@ void pickleTests() {
   check(throwsWith([&] { u.load(); }, "reaches past the end"), "unpickler refuses a tensor larger than its storage");
 }
 
+void vocTests() {
+  // A 2x2 label: background, aeroplane; boundary, person.
+  at::Tensor rgb = at::tensor({0, 0, 0, 128, 0, 0, 224, 224, 192, 192, 128, 128}, at::kByte).reshape({2, 2, 3});
+  at::Tensor ids = fcn::voc::labelIndices(rgb);
+  check(ids.dtype() == at::kByte && ids[0][1].item<int>() == 1 && ids[1][0].item<int>() == 255 &&
+            ids[1][1].item<int>() == 15,
+        "labelIndices maps palette colours to class ids and the boundary to 255");
+  at::Tensor odd = rgb.clone();
+  odd[1][1][2] = 7;
+  check(throwsWith([&] { fcn::voc::labelIndices(odd); }, "colour (192, 128, 7) at row 1, column 1"),
+        "labelIndices names a colour outside the palette and where it is");
+  check(throwsWith(
+            [&] {
+              fcn::voc::labelIndices(at::zeros({2, 2}, at::kByte));
+            },
+            "uint8 [H, W, 3]"),
+        "labelIndices refuses a tensor that is not an RGB image");
+
+  at::Tensor image = at::arange(4 * 5 * 3, at::kByte).reshape({4, 5, 3});
+  at::Tensor label = at::arange(20, at::kByte).reshape({4, 5});
+  auto [X, Y] = fcn::voc::cropBatch({image}, {label}, {{1, 2}}, 2, 3, {0.5, 0.25, 0.0}, {0.5, 1.0, 2.0});
+  float expected = (image[1][2][1].item<float>() / 255.0f - 0.25f) / 1.0f;
+  check(X.sizes() == at::IntArrayRef({1, 3, 2, 3}) && std::abs(X[0][1][0][0].item<float>() - expected) < 1e-6f,
+        "cropBatch crops the window and normalises per channel");
+  check(Y.dtype() == at::kLong && Y[0][1][2].item<int64_t>() == label[2][4].item<int64_t>(),
+        "cropBatch crops the label with the same window, as int64");
+  check(throwsWith(
+            [&] {
+              fcn::voc::cropBatch({image}, {label}, {{3, 0}}, 2, 3, {0, 0, 0}, {1, 1, 1});
+            },
+            "outside"),
+        "cropBatch refuses a window outside the image");
+}
+
 }  // namespace
 
 int main() {
@@ -185,6 +222,7 @@ int main() {
   jsonTests();
   safetensorsTests();
   pickleTests();
+  vocTests();
   std::cout << "native: " << passed << " passed, " << failed << " failed\n";
   return failed == 0 ? 0 : 1;
 }

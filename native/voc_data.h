@@ -1,0 +1,35 @@
+// Pascal VOC segmentation data in tensors: colour labels to class indices, and random-crop
+// batches normalised with ImageNet statistics. Pure C++ (no Node-API) for the native tests.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+namespace fcn::voc {
+
+/// The 21 class colours of VOC2012, index = class id.
+extern const std::array<std::array<uint8_t, 3>, 21> kColormap;
+/// The colour VOC draws object boundaries with (224, 224, 192), read as class kIgnore.
+constexpr std::array<uint8_t, 3> kVoidColour = {224, 224, 192};
+constexpr uint8_t kIgnore = 255;
+
+/// Class ids [H, W] (uint8) of an RGB label image [H, W, 3] (uint8). A colour outside the
+/// palette throws std::invalid_argument naming the colour and its first pixel.
+at::Tensor labelIndices(const at::Tensor& rgb);
+
+/// One crop of a sample: the top-left corner of a [cropH, cropW] window.
+struct Crop {
+  int64_t top, left;
+};
+
+/// X float32 [B, 3, cropH, cropW] (pixel / 255, then (x - mean) / std per channel) and
+/// Y int64 [B, cropH, cropW] from images [H, W, 3] uint8 and labels [H, W] uint8.
+std::pair<at::Tensor, at::Tensor> cropBatch(const std::vector<at::Tensor>& images,
+                                            const std::vector<at::Tensor>& labels, const std::vector<Crop>& crops,
+                                            int64_t cropH, int64_t cropW, const std::array<double, 3>& mean,
+                                            const std::array<double, 3>& std);
+
+}  // namespace fcn::voc

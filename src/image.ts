@@ -1,0 +1,97 @@
+/**
+ * Pictures: decoding images into tensors (sharp: libvips with libjpeg-turbo and libspng),
+ * the chapter's label colouring, and PNG grids of input | prediction | ground truth.
+ */
+import sharp from 'sharp';
+import { native } from './native';
+import type { Tensor } from './tensor';
+import * as torch from './torch';
+
+/** Decoded pixels, row-major [H, W, 3]. */
+export interface RgbPixels {
+  data: Buffer;
+  height: number;
+  width: number;
+}
+
+/** Decodes an image file to 8-bit RGB (alpha dropped, palettes expanded); errors name the file. */
+export async function decodeRgb(file: string): Promise<RgbPixels> {
+  try {
+    const { data, info } = await sharp(file, { failOn: 'truncated' })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
+    return { data, height: info.height, width: info.width };
+  } catch (err) {
+    throw new Error(`cannot read image '${file}': ${(err as Error).message}`);
+  }
+}
+
+/** pixels as a uint8 tensor [H, W, 3] (one copy). */
+export function pixelsToTensor(pixels: RgbPixels): Tensor {
+  const bytes = new Uint8Array(pixels.data.buffer, pixels.data.byteOffset, pixels.data.length);
+  return torch.tensor(bytes, { shape: [pixels.height, pixels.width, 3] });
+}
+
+/** An image file as a uint8 tensor [3, H, W], like torchvision's `read_image(path, RGB)`. */
+export async function readImage(file: string): Promise<Tensor> {
+  const hwc = pixelsToTensor(await decodeRgb(file));
+  return hwc.permute([2, 0, 1]).contiguous();
+}
+
+/** The 21 VOC class colours (index = class id), uint8 [21, 3]. */
+export function vocColormap(device: torch.Device = 'cpu'): Tensor {
+  return torch.tensor(Uint8Array.from(native.voc.colormap.flat()), { shape: [21, 3], device });
+}
+
+/**
+ * The chapter's `label2image`: class ids (any integer tensor, any shape, any device) to
+ * their VOC colours, uint8 [..., 3] on the same device. Ids outside 0..20 (such as the
+ * ignore index 255) are drawn in the VOC boundary colour (224, 224, 192).
+ */
+export function label2image(pred: Tensor): Tensor {
+  const boundary = torch.tensor(Uint8Array.from([224, 224, 192]), { shape: [1, 3], device: pred.device });
+  const colormap = torch.cat([vocColormap(pred.device), boundary]);
+  const ids = pred.long();
+  return colormap.index([ids.maskedFill(ids.lt(0).logicalOr(ids.gt(20)), 21)]);
+}
+
+/** An image tensor as [H, W, 3] uint8 on the CPU: accepts [3, H, W] or [H, W, 3], uint8. */
+function toHwc(image: Tensor, where: string): Tensor {
+  if (image.dtype !== 'uint8' || image.ndim !== 3 || (image.shape[0] !== 3 && image.shape[2] !== 3)) {
+    throw new TypeError(`${where}: expected a uint8 image [3, H, W] or [H, W, 3], got ${image.dtype} [${image.shape}]`);
+  }
+  const hwc = image.shape[2] === 3 ? image : image.permute([1, 2, 0]);
+  return hwc.cpu().contiguous();
+}
+
+/**
+ * Writes one PNG with a row per entry of rows and a column per image (the chapter shows
+ * input | prediction | ground truth this way). Images are uint8 [3, H, W] or [H, W, 3]
+ * (`label2image` output, `readImage` output); cells are as large as the largest image, on
+ * a white background with a 4-pixel gap.
+ */
+export async function saveImageGrid(rows: Tensor[][], file: string, options: { gap?: number } = {}): Promise<void> {
+  const gap = options.gap ?? 4;
+  const cells = rows.map((row, r) => row.map((image, c) => toHwc(image, `rows[${r}][${c}]`)));
+  const columns = Math.max(0, ...cells.map((row) => row.length));
+  if (cells.length === 0 || columns === 0) throw new RangeError('saveImageGrid: no images given');
+  const cellH = Math.max(...cells.flat().map((t) => t.shape[0]));
+  const cellW = Math.max(...cells.flat().map((t) => t.shape[1]));
+  const composites = cells.flatMap((row, r) =>
+    row.map((t, c) => ({
+      input: Buffer.from((t.toTypedArray() as Uint8Array).buffer),
+      raw: { width: t.shape[1], height: t.shape[0], channels: 3 as const },
+      top: r * (cellH + gap),
+      left: c * (cellW + gap),
+    })),
+  );
+  const width = columns * cellW + (columns - 1) * gap;
+  const height = cells.length * cellH + (cells.length - 1) * gap;
+  await sharp({ create: { width, height, channels: 3, background: { r: 255, g: 255, b: 255 } } })
+    .composite(composites)
+    .png()
+    .toFile(file);
+}

@@ -1,0 +1,142 @@
+/**
+ * The chapter's `load_data_voc`: seeded, shuffled batches of random crops, each batch
+ * assembled natively (crop, normalise, stack) while the previous one is being used.
+ */
+import { native } from '../native';
+import { Tensor } from '../tensor';
+import { type Example, VOCSegDataset } from './dataset';
+
+/** ImageNet statistics, as the chapter normalises with them. */
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
+export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+
+/** One batch: images X float32 [B, 3, H, W] and class ids Y int64 [B, H, W] (255 = ignore). */
+export interface Batch {
+  X: Tensor;
+  Y: Tensor;
+}
+
+/** A small seeded generator (mulberry32): the same seed gives the same crops and order. */
+function generator(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The batches of a dataset, one epoch per iteration (`for await (const { X, Y } of iter)`).
+ * Epoch e shuffles (when asked) and crops with seed + e, so runs with the same seed see the
+ * same batches.
+ */
+export class VOCBatches implements AsyncIterable<Batch> {
+  #epoch = 0;
+
+  constructor(
+    readonly dataset: VOCSegDataset,
+    readonly batchSize: number,
+    readonly options: { shuffle: boolean; dropLast: boolean; seed: number },
+  ) {}
+
+  /** Batches per epoch. */
+  get length(): number {
+    const n = this.dataset.length;
+    return this.options.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+  }
+
+  #assemble(examples: Example[], random: () => number): Promise<Batch> {
+    const [h, w] = this.dataset.cropSize;
+    const crops = examples.flatMap((e) => {
+      const [height, width] = e.image.shape;
+      return [Math.floor(random() * (height - h + 1)), Math.floor(random() * (width - w + 1))];
+    });
+    return native.voc
+      .cropBatch(
+        examples.map((e) => e.image.native),
+        examples.map((e) => e.label.native),
+        crops,
+        h,
+        w,
+        [...IMAGENET_MEAN],
+        [...IMAGENET_STD],
+      )
+      .then(([X, Y]) => ({ X: new Tensor(X), Y: new Tensor(Y) }));
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
+    const examples = this.dataset.examples;
+    const random = generator(this.options.seed + this.#epoch++);
+    const order = examples.map((_, i) => i);
+    if (this.options.shuffle) {
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+    }
+    const batches: number[][] = [];
+    for (let start = 0; start < order.length; start += this.batchSize) {
+      const indices = order.slice(start, start + this.batchSize);
+      if (indices.length === this.batchSize || !this.options.dropLast) batches.push(indices);
+    }
+    // Crops are drawn in batch order, so prefetching does not change them.
+    let pending =
+      batches.length > 0
+        ? this.#assemble(
+            batches[0].map((i) => examples[i]),
+            random,
+          )
+        : null;
+    for (let b = 0; b < batches.length; b++) {
+      const current = await (pending as Promise<Batch>);
+      pending =
+        b + 1 < batches.length
+          ? this.#assemble(
+              batches[b + 1].map((i) => examples[i]),
+              random,
+            )
+          : null;
+      yield current;
+    }
+  }
+}
+
+/** Options of {@link loadDataVoc}. */
+export interface LoadDataVocOptions {
+  /** The VOC2012 folder (holding ImageSets, JPEGImages, SegmentationClass). */
+  root: string;
+  /** Shuffle the training set each epoch (default true; the test set is never shuffled). */
+  shuffle?: boolean;
+  /** Drop a last, smaller batch (default true, as the chapter does for both sets). */
+  dropLast?: boolean;
+  /** Seed of the order and the crops (default 0). */
+  seed?: number;
+  /** Where the "read N examples" lines go (default console.log; null for silence). */
+  log?: ((line: string) => void) | null;
+}
+
+/**
+ * The chapter's `d2l.load_data_voc(batch_size, crop_size)`: training and test batches of
+ * random crops of VOC2012's train and val splits.
+ */
+export async function loadDataVoc(
+  batchSize: number,
+  cropSize: [number, number],
+  options: LoadDataVocOptions,
+): Promise<{ trainIter: VOCBatches; testIter: VOCBatches }> {
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new RangeError(`batchSize: expected an integer >= 1, got ${batchSize}`);
+  }
+  const seed = options.seed ?? 0;
+  const dropLast = options.dropLast ?? true;
+  const train = new VOCSegDataset(options.root, { split: 'train', cropSize, log: options.log });
+  const test = new VOCSegDataset(options.root, { split: 'val', cropSize, log: options.log });
+  await Promise.all([train.load(), test.load()]);
+  return {
+    trainIter: new VOCBatches(train, batchSize, { shuffle: options.shuffle ?? true, dropLast, seed }),
+    testIter: new VOCBatches(test, batchSize, { shuffle: false, dropLast, seed: seed + 1_000_003 }),
+  };
+}
