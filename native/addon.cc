@@ -36,7 +36,7 @@ Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   initSerialization(env, exports);
   initVoc(env, exports);
   exports.Set("torchVersion", TORCH_VERSION);
-  exports.Set("cudaBuild", at::hasCUDA());
+  exports.Set("cudaBuild", cudaBuilt());
   return exports;
 }
 

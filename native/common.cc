@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include <ATen/detail/CUDAHooksInterface.h>
+
 #include <cmath>
 
 namespace fcn {
@@ -96,6 +98,8 @@ const char* dtypeName(at::ScalarType type) {
   }
 }
 
+bool cudaBuilt() { return at::detail::getCUDAHooks().isBuilt(); }
+
 c10::Device parseDevice(const std::string& spec) {
   if (spec == "cpu") return c10::Device(c10::kCPU);
   bool isCuda = spec == "cuda" || spec.rfind("cuda:", 0) == 0;
@@ -110,15 +114,17 @@ c10::Device parseDevice(const std::string& spec) {
     }
     index = std::stoll(digits);
   }
-  if (!at::hasCUDA()) {
-    throw std::runtime_error("device '" + spec +
-                             "' asked for, but this build of fcn-torch has no CUDA support (it was built "
-                             "against a CPU-only libtorch); rebuild with FCN_TORCH_CUDA=1, see the README");
+  if (!cudaBuilt()) {
+    throw std::runtime_error(
+        "device '" + spec +
+        "' asked for, but this build of fcn-torch has no CUDA support (it was built "
+        "against a CPU-only libtorch); build the CUDA variant with scripts/build-cuda.sh, see the README");
   }
-  int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+  int64_t count = at::hasCUDA() ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
   if (index >= count) {
-    throw std::runtime_error("device '" + spec + "' asked for, but only " + std::to_string(count) +
-                             " CUDA device(s) are visible");
+    throw std::runtime_error(
+        "device '" + spec + "' asked for, but only " + std::to_string(count) +
+        " CUDA device(s) are visible (this is a CUDA build; check the GPU driver and CUDA_VISIBLE_DEVICES)");
   }
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
 }

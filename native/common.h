@@ -58,6 +58,9 @@ Napi::Array fromIntList(Napi::Env env, c10::IntArrayRef values);
 at::ScalarType toDtype(const Napi::Value& v);
 const char* dtypeName(at::ScalarType type);
 
+/// Whether this build links a CUDA libtorch (true without a GPU too).
+bool cudaBuilt();
+
 /// 'cpu', 'cuda' or 'cuda:N'; says plainly when CUDA is asked for but not usable.
 c10::Device toDevice(const Napi::Value& v);
 c10::Device parseDevice(const std::string& spec);

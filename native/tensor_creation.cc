@@ -132,7 +132,7 @@ Napi::Value liveTensors(const Napi::CallbackInfo& info) {
 
 Napi::Value cudaInfo(const Napi::CallbackInfo& info) {
   auto out = Napi::Object::New(info.Env());
-  out.Set("built", at::hasCUDA());
+  out.Set("built", cudaBuilt());
   out.Set("deviceCount", static_cast<double>(at::hasCUDA() ? torch::cuda::device_count() : 0));
   return out;
 }

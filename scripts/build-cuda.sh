@@ -9,7 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv-cuda
 version=${FCN_TORCH_CUDA_VERSION:-2.14.1}
-if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+# The torch package is located without importing it (its Python-only needs are not installed).
+find_torch='import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("torch").origin))'
+if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c "$find_torch" >/dev/null 2>&1; then
   python3 -m venv "$venv"
   # torch itself without its Python-only needs (cuda-bindings, triton), then the CUDA runtime
   # libraries that libtorch_cuda links: the cuda-toolkit extras and the cu13 wheels.
@@ -18,10 +20,10 @@ if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c "import torch" 2>/dev/
     'cuda-toolkit[cublas,cudart,cufft,cufile,cupti,curand,cusolver,cusparse,nvjitlink,nvrtc,nvtx]' \
     nvidia-cudnn-cu13 nvidia-cusparselt-cu13 nvidia-nccl-cu13 nvidia-nvshmem-cu13
 fi
-torch_dir=$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
-nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-[[ -x $nvcc ]] || { echo "build-cuda: nvcc not found; install the CUDA toolkit" >&2; exit 1; }
-cuda_root=$(dirname "$(dirname "$(readlink -f "$nvcc")")")
+torch_dir=$("$venv/bin/python" -c "$find_torch")
+cuda_root=${CUDA_HOME:-/usr/local/cuda}
+nvcc=$cuda_root/bin/nvcc
+[[ -x $nvcc ]] || { echo "build-cuda: no nvcc in $cuda_root/bin; set CUDA_HOME to the CUDA toolkit" >&2; exit 1; }
 npx cmake-js compile --out build-cuda \
   --CDLIBTORCH_DIR="$torch_dir" \
   --CDTORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" \

@@ -5,7 +5,7 @@
 //   2. An importable Python `torch` (its package folder holds the same tree).
 //   3. $LIBTORCH_ARCHIVE: the official libtorch zip, as a local path or an explicit URL.
 //   4. The torch wheel that `pip download torch==<version> --no-deps` resolves, unpacked.
-// With FCN_TORCH_CUDA=1 step 4 takes the CUDA wheel (torch==$FCN_TORCH_CUDA_VERSION) instead.
+// The CUDA variant is built by scripts/build-cuda.sh, against a CUDA torch in its own venv.
 // Nothing is downloaded unless a step names it; a failed step says why and the next is tried.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,10 +15,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const deps = path.join(root, 'deps');
 const target = path.join(deps, 'libtorch');
-const cuda = process.env.FCN_TORCH_CUDA === '1';
-const wheelSpec = cuda
-  ? `torch==${process.env.FCN_TORCH_CUDA_VERSION ?? '2.14.1'}`
-  : `torch==${process.env.FCN_TORCH_VERSION ?? '2.13.0+cpu'}`;
+const wheelSpec = `torch==${process.env.FCN_TORCH_VERSION ?? '2.13.0+cpu'}`;
 
 function log(msg) {
   process.stderr.write(`[setup-libtorch] ${msg}\n`);
@@ -51,7 +48,6 @@ function fromEnv() {
 }
 
 function fromPython() {
-  if (cuda) return false;
   const python = process.env.PYTHON ?? 'python3';
   const r = spawnSync(
     python,

@@ -161,11 +161,13 @@ export interface NativeAddon {
 }
 
 const root = path.resolve(__dirname, '..', '..');
-const candidates = [
-  process.env.FCN_TORCH_ADDON,
-  path.join(root, 'build-cmake', 'Release', 'fcn_torch.node'), // cmake-js, the main build
-  path.join(root, 'build', 'Release', 'fcn_torch.node'), // node-gyp, the alternative
-].filter((p): p is string => typeof p === 'string' && p.length > 0);
+/** FCN_TORCH_ADDON names one build to use (the CUDA one, say); else the builds in order. */
+const candidates = process.env.FCN_TORCH_ADDON
+  ? [path.resolve(process.env.FCN_TORCH_ADDON)]
+  : [
+      path.join(root, 'build-cmake', 'Release', 'fcn_torch.node'), // cmake-js, the main build
+      path.join(root, 'build', 'Release', 'fcn_torch.node'), // node-gyp, the alternative
+    ];
 
 function loadAddon(): NativeAddon {
   const errors: string[] = [];

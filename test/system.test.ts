@@ -39,6 +39,17 @@ test.serial('forwardAsync leaves the event loop free while the model runs', asyn
   t.true(worstGap < 200, `worst timer gap ${worstGap} ms`);
 });
 
+test('16 concurrent forwardAsync calls on one model give the sequential results', async (t) => {
+  torch.manualSeed(11);
+  const net = new nn.Sequential(new nn.Conv2d(3, 8, { kernelSize: 3, padding: 1 }), new nn.ReLU()).eval();
+  const inputs = Array.from({ length: 16 }, () => torch.rand([1, 3, 24, 24]));
+  const sequential = inputs.map((x) => net.forward(x));
+  const concurrent = await Promise.all(inputs.map((x) => net.forwardAsync(x)));
+  concurrent.forEach((y, i) => {
+    t.true(y.sub(sequential[i]).abs().max().item() === 0, `call ${i}`);
+  });
+});
+
 test('async errors reject with a message and the caller stack', async (t) => {
   const conv = new nn.Conv2d(512, 21, { kernelSize: 1 });
   const err = await t.throwsAsync(conv.forwardAsync(torch.rand([1, 3, 4, 4])), { message: /512 channels/ });

@@ -215,3 +215,16 @@ test.serial('tidy frees everything made inside except what it returns', async (t
   for (const x of [kept.result, kept.list[0], outer, fromAsync]) x.dispose();
   t.is(torch.liveTensors(), before);
 });
+
+test.serial('tensors nobody disposes are freed by the garbage collector', async (t) => {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with --expose-gc (the ava config passes it)');
+  const before = torch.liveTensors();
+  for (let i = 0; i < 200; i++) torch.ones([256, 256]).mul(2);
+  t.true(torch.liveTensors() >= before + 200);
+  for (let round = 0; round < 5 && torch.liveTensors() > before + 10; round++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+  }
+  t.true(torch.liveTensors() <= before + 10, `${torch.liveTensors() - before} handles still alive`);
+});
