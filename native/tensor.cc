@@ -81,6 +81,15 @@ NamedTensors Tensor::unwrapNamed(const Napi::Value& v, const std::string& what) 
   return out;
 }
 
+std::vector<at::Tensor> Tensor::unwrapList(const Napi::Value& v, const std::string& what) {
+  if (!v.IsArray()) throwType(v.Env(), what, "an array of Tensors", v);
+  auto array = v.As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  for (uint32_t i = 0; i < array.Length(); ++i)
+    out.push_back(unwrap(array.Get(i), what + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
 const at::Tensor& Tensor::tensor(Napi::Env env) const {
   if (!tensor_) throw Napi::Error::New(env, "this tensor was disposed and can no longer be used");
   return *tensor_;

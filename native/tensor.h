@@ -23,6 +23,8 @@ class Tensor : public Napi::ObjectWrap<Tensor> {
   /// Named tensors as a JS array of [name, handle] pairs, and back (a TypeError names what).
   static Napi::Array wrapNamed(Napi::Env env, const NamedTensors& entries);
   static NamedTensors unwrapNamed(const Napi::Value& v, const std::string& what);
+  /// A JS array of handles as tensors (a TypeError names what and the index otherwise).
+  static std::vector<at::Tensor> unwrapList(const Napi::Value& v, const std::string& what);
   /// Handles created and not yet disposed or collected, in this process.
   static std::atomic<int64_t> live;
 

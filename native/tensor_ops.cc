@@ -23,16 +23,6 @@ Napi::Value result(const Napi::CallbackInfo& info, Fn&& fn) {
   return guard(info.Env(), [&] { return Tensor::wrap(info.Env(), fn()); });
 }
 
-std::vector<at::Tensor> tensorList(const Napi::Value& v, const std::string& what) {
-  if (!v.IsArray()) throwType(v.Env(), what, "an array of Tensors", v);
-  auto array = v.As<Napi::Array>();
-  std::vector<at::Tensor> out;
-  for (uint32_t i = 0; i < array.Length(); ++i) {
-    out.push_back(Tensor::unwrap(array.Get(i), what + "[" + std::to_string(i) + "]"));
-  }
-  return out;
-}
-
 // --- shape ---
 Napi::Value reshape(const Napi::CallbackInfo& info) {
   auto t = arg(info, 0);
@@ -81,12 +71,12 @@ Napi::Value slice(const Napi::CallbackInfo& info) {
   return result(info, [&] { return t.slice(dim, start, end, step); });
 }
 Napi::Value cat(const Napi::CallbackInfo& info) {
-  auto list = tensorList(info[0], "tensors");
+  auto list = Tensor::unwrapList(info[0], "tensors");
   auto dim = toInt(info[1], "dim");
   return result(info, [&] { return at::cat(list, dim); });
 }
 Napi::Value stack(const Napi::CallbackInfo& info) {
-  auto list = tensorList(info[0], "tensors");
+  auto list = Tensor::unwrapList(info[0], "tensors");
   auto dim = toInt(info[1], "dim");
   return result(info, [&] { return at::stack(list, dim); });
 }

@@ -10,16 +10,6 @@ namespace fcn {
 
 namespace {
 
-std::vector<at::Tensor> tensorArray(const Napi::Value& v, const std::string& what) {
-  if (!v.IsArray()) throwType(v.Env(), what, "an array of Tensors", v);
-  auto array = v.As<Napi::Array>();
-  std::vector<at::Tensor> out;
-  for (uint32_t i = 0; i < array.Length(); ++i) {
-    out.push_back(Tensor::unwrap(array.Get(i), what + "[" + std::to_string(i) + "]"));
-  }
-  return out;
-}
-
 std::array<double, 3> triple(const Napi::Value& v, const std::string& what) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throwType(v.Env(), what, "three numbers", v);
   auto a = v.As<Napi::Array>();
@@ -38,8 +28,8 @@ Napi::Value labelIndices(const Napi::CallbackInfo& info) {
 /// cropBatch(images, labels, [top, left, top, left, ...], cropH, cropW, mean, std)
 ///   -> Promise<[X, Y]>
 Napi::Value cropBatch(const Napi::CallbackInfo& info) {
-  auto images = tensorArray(info[0], "images");
-  auto labels = tensorArray(info[1], "labels");
+  auto images = Tensor::unwrapList(info[0], "images");
+  auto labels = Tensor::unwrapList(info[1], "labels");
   auto corners = toIntList(info[2], "crops");
   if (corners.size() != 2 * images.size()) throwType(info.Env(), "crops", "a top and left per image", info[2]);
   std::vector<voc::Crop> crops;

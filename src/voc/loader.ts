@@ -5,6 +5,7 @@
 import { native } from '../native';
 import { Tensor } from '../tensor';
 import { type Example, VOCSegDataset } from './dataset';
+import { seededRandom } from './random';
 
 /** ImageNet statistics, as the chapter normalises with them. */
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
@@ -14,18 +15,6 @@ export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
 export interface Batch {
   X: Tensor;
   Y: Tensor;
-}
-
-/** A small seeded generator (mulberry32): the same seed gives the same crops and order. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -69,7 +58,7 @@ export class VOCBatches implements AsyncIterable<Batch> {
 
   async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
     const examples = this.dataset.examples;
-    const random = generator(this.options.seed + this.#epoch++);
+    const random = seededRandom(this.options.seed + this.#epoch++);
     const order = examples.map((_, i) => i);
     if (this.options.shuffle) {
       for (let i = order.length - 1; i > 0; i--) {

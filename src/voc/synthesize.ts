@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { pixelsToTensor } from '../image';
 import { native } from '../native';
 import { Tensor } from '../tensor';
+import { seededRandom } from './random';
 
 /** Options of {@link synthesize}. */
 export interface SynthesizeOptions {
@@ -33,17 +34,6 @@ interface Shape {
   x: number;
   y: number;
   r: number;
-}
-
-function generator(seed: number): () => number {
-  let state = (seed ^ 0x9e3779b9) >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function geometry(s: Shape): string {
@@ -128,7 +118,7 @@ export async function synthesize(root: string, options: SynthesizeOptions = {}):
   for (const dir of ['JPEGImages', 'SegmentationClass', path.join('ImageSets', 'Segmentation')]) {
     fs.mkdirSync(path.join(voc, dir), { recursive: true });
   }
-  const random = generator(options.seed ?? 0);
+  const random = seededRandom(options.seed ?? 0);
   const palette = vocPalette();
   const names: string[] = [];
   for (let i = 0; i < count; i++) {
