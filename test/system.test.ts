@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import test from 'ava';
-import { nn, torch } from '../src';
+import { load, nn, save, torch } from '../src';
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -54,6 +54,12 @@ test('async errors reject with a message and the caller stack', async (t) => {
   const conv = new nn.Conv2d(512, 21, { kernelSize: 1 });
   const err = await t.throwsAsync(conv.forwardAsync(torch.rand([1, 3, 4, 4])), { message: /512 channels/ });
   t.regex(err?.stack ?? '', /system\.test/);
+  // Bad arguments to async APIs reject; they never throw synchronously.
+  const bad = conv.forwardAsync('x' as never);
+  t.true(bad instanceof Promise);
+  await t.throwsAsync(bad, { message: /input: expected a Tensor, got string/ });
+  await t.throwsAsync(load(42 as never), { message: /path must be a string/ });
+  await t.throwsAsync(save(new Map(), 'x.pth'), { message: /ending in \.safetensors/ });
 });
 
 test('the addon loads and works in two worker_threads at once', async (t) => {

@@ -27,6 +27,8 @@ test('tensor() from TypedArrays keeps their dtype and copies the data', (t) => {
   t.is(big.dtype, 'int64');
   t.deepEqual(Array.from(big.toTypedArray() as BigInt64Array), [-(2n ** 40n), 7n]);
   t.is(torch.tensor(new Uint8Array([0, 1, 1]), { dtype: 'bool' }).dtype, 'bool');
+  const tracked = torch.ones([2], { requiresGrad: true }).mul(3);
+  t.deepEqual(Array.from(tracked.toTypedArray() as Float32Array), [3, 3], 'also on tensors that track gradients');
   t.is(torch.tensor(new Float32Array([1.7]), { dtype: 'int64' }).item(), 1);
 });
 

@@ -172,6 +172,12 @@ test('bad VOC input: each a clear error naming the file or colour', async (t) =>
   });
   fs.writeFileSync(label, png);
   await t.notThrowsAsync(load());
+  const valList = path.join(root, 'ImageSets', 'Segmentation', 'val.txt');
+  fs.renameSync(valList, `${valList}.moved`);
+  t.throws(() => new voc.VOCSegDataset(root, { split: 'val', cropSize: [8, 8] }), {
+    message: /no split file '.*val\.txt': is '.*VOC2012' a VOC2012 folder\?/,
+  });
+  await t.throwsAsync(voc.loadDataVoc(2, [8, 8], { root, log: null }), { message: /no split file/ });
 });
 
 test('pictures: readImage, label2image (the chapter colouring) and saveImageGrid', async (t) => {
