@@ -58,6 +58,10 @@ void initVoc(Napi::Env env, Napi::Object exports) {
     colormap.Set(static_cast<uint32_t>(c), colour);
   }
   voc.Set("colormap", colormap);
+  auto voidColour = Napi::Array::New(env, 3);
+  for (uint32_t k = 0; k < 3; ++k) voidColour.Set(k, voc::kVoidColour[k]);
+  voc.Set("voidColour", voidColour);
+  voc.Set("ignoreIndex", voc::kIgnore);
   voc.Set("labelIndices", Napi::Function::New<labelIndices>(env));
   voc.Set("cropBatch", Napi::Function::New<cropBatch>(env));
   exports.Set("voc", voc);

@@ -67,8 +67,8 @@ async function main(): Promise<void> {
   const pred = (await net.eval().forwardAsync(images)).argmax(1);
   console.log(`VOC batch: X ${fmt(images.shape)} -> prediction ${fmt(pred.shape)} (untrained, so mostly noise)`);
   // The crop itself, un-normalised back to bytes.
-  const std = torch.tensor([0.229, 0.224, 0.225]).reshape([3, 1, 1]);
-  const mean = torch.tensor([0.485, 0.456, 0.406]).reshape([3, 1, 1]);
+  const std = torch.tensor([...voc.IMAGENET_STD]).reshape([3, 1, 1]);
+  const mean = torch.tensor([...voc.IMAGENET_MEAN]).reshape([3, 1, 1]);
   const picture = images.narrow(0, 0, 1).squeeze(0).mul(std).add(mean).mul(255).add(0.5).to('uint8');
   const grid = path.join(out, 'prediction-grid.png');
   const first = (t: typeof pred) => label2image(t.narrow(0, 0, 1).squeeze(0));

@@ -3,9 +3,9 @@
  * the chapter's label colouring, and PNG grids of input | prediction | ground truth.
  */
 import sharp from 'sharp';
-import { native } from './native';
 import type { Tensor } from './tensor';
 import * as torch from './torch';
+import { VOC_COLORMAP, VOC_VOID_COLOUR } from './voc/colours';
 
 /** Decoded pixels, row-major [H, W, 3]. */
 export interface RgbPixels {
@@ -41,21 +41,18 @@ export async function readImage(file: string): Promise<Tensor> {
   return hwc.permute([2, 0, 1]).contiguous();
 }
 
-/** The 21 VOC class colours (index = class id), uint8 [21, 3]. */
-export function vocColormap(device: torch.Device = 'cpu'): Tensor {
-  return torch.tensor(Uint8Array.from(native.voc.colormap.flat()), { shape: [21, 3], device });
-}
-
 /**
  * The chapter's `label2image`: class ids (any integer tensor, any shape, any device) to
  * their VOC colours, uint8 [..., 3] on the same device. Ids outside 0..20 (such as the
- * ignore index 255) are drawn in the VOC boundary colour (224, 224, 192).
+ * ignore index 255) are drawn in the VOC boundary colour.
  */
 export function label2image(pred: Tensor): Tensor {
-  const boundary = torch.tensor(Uint8Array.from([224, 224, 192]), { shape: [1, 3], device: pred.device });
-  const colormap = torch.cat([vocColormap(pred.device), boundary]);
+  // The class colours, then the boundary colour at row 21 for every id outside 0..20.
+  const colours = Uint8Array.from([...VOC_COLORMAP, VOC_VOID_COLOUR].flat());
+  const colormap = torch.tensor(colours, { shape: [VOC_COLORMAP.length + 1, 3], device: pred.device });
   const ids = pred.long();
-  return colormap.index([ids.maskedFill(ids.lt(0).logicalOr(ids.gt(20)), 21)]);
+  const last = VOC_COLORMAP.length - 1;
+  return colormap.index([ids.maskedFill(ids.lt(0).logicalOr(ids.gt(last)), last + 1)]);
 }
 
 /** An image tensor as [H, W, 3] uint8 on the CPU: accepts [3, H, W] or [H, W, 3], uint8. */

@@ -143,6 +143,8 @@ export interface NativeAddon {
   };
   voc: {
     colormap: [number, number, number][];
+    voidColour: [number, number, number];
+    ignoreIndex: number;
     labelIndices(rgb: NativeTensor): Promise<NativeTensor>;
     cropBatch(
       images: NativeTensor[],

@@ -5,36 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeRgb, pixelsToTensor } from '../image';
-import { native } from '../native';
-import { keep, Tensor } from '../tensor';
-
-/** The 21 VOC class colours, index = class id. */
-export const VOC_COLORMAP: readonly (readonly [number, number, number])[] = native.voc.colormap;
-
-/** The 21 VOC class names, index = class id. */
-export const VOC_CLASSES = [
-  'background',
-  'aeroplane',
-  'bicycle',
-  'bird',
-  'boat',
-  'bottle',
-  'bus',
-  'car',
-  'cat',
-  'chair',
-  'cow',
-  'diningtable',
-  'dog',
-  'horse',
-  'motorbike',
-  'person',
-  'potted plant',
-  'sheep',
-  'sofa',
-  'train',
-  'tv/monitor',
-] as const;
+import { keep, type Tensor } from '../tensor';
+import { labelToClassIds } from './colours';
 
 /** Options of {@link VOCSegDataset}. */
 export interface VOCSegDatasetOptions {
@@ -141,14 +113,11 @@ export class VOCSegDataset {
     }
     const [h, w] = this.cropSize;
     if (pixels.height < h || pixels.width < w) return null;
-    const rgb = pixelsToTensor(labelPixels);
     let label: Tensor;
     try {
-      label = new Tensor(await native.voc.labelIndices(rgb.native));
+      label = await labelToClassIds(labelPixels);
     } catch (err) {
       throw new Error(`label '${this.labelPath(name)}': ${(err as Error).message}`);
-    } finally {
-      rgb.dispose();
     }
     // The dataset owns its tensors for its lifetime, whatever tidy scope loaded it.
     return { name, image: keep(pixelsToTensor(pixels)), label: keep(label) };

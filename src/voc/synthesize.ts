@@ -7,9 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { encode } from 'fast-png';
 import sharp from 'sharp';
-import { pixelsToTensor } from '../image';
-import { native } from '../native';
-import { Tensor } from '../tensor';
+import { labelToClassIds, VOC_COLORMAP, VOC_IGNORE_INDEX, VOC_VOID_COLOUR } from './colours';
 import { seededRandom } from './random';
 
 /** Options of {@link synthesize}. */
@@ -72,9 +70,8 @@ function imageSvg(shapes: Shape[], width: number, height: number, random: () => 
 
 /** The label: class colours without anti-aliasing and a boundary band in the void colour. */
 function labelSvg(shapes: Shape[], width: number, height: number): string {
-  const colormap = native.voc.colormap;
   const body = shapes
-    .map((s) => `${geometry(s)} fill="${rgb(colormap[s.cls])}" stroke="rgb(224,224,192)" stroke-width="3"/>`)
+    .map((s) => `${geometry(s)} fill="${rgb(VOC_COLORMAP[s.cls])}" stroke="${rgb(VOC_VOID_COLOUR)}" stroke-width="3"/>`)
     .join('');
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" shape-rendering="crispEdges">` +
@@ -82,13 +79,13 @@ function labelSvg(shapes: Shape[], width: number, height: number): string {
   );
 }
 
-/** The VOC palette: class colours at their ids, the boundary colour at 255. */
+/** The VOC palette: class colours at their ids, the boundary colour at the ignore index. */
 function vocPalette(): [number, number, number][] {
   const palette: [number, number, number][] = Array.from({ length: 256 }, () => [0, 0, 0]);
-  native.voc.colormap.forEach((c, i) => {
+  VOC_COLORMAP.forEach((c, i) => {
     palette[i] = [c[0], c[1], c[2]];
   });
-  palette[255] = [224, 224, 192];
+  palette[VOC_IGNORE_INDEX] = [...VOC_VOID_COLOUR];
   return palette;
 }
 
@@ -143,9 +140,7 @@ export async function synthesize(root: string, options: SynthesizeOptions = {}):
       .removeAlpha()
       .raw()
       .toBuffer({ resolveWithObject: true });
-    const rgbLabel = pixelsToTensor({ data, height: info.height, width: info.width });
-    const ids = new Tensor(await native.voc.labelIndices(rgbLabel.native));
-    rgbLabel.dispose();
+    const ids = await labelToClassIds({ data, height: info.height, width: info.width });
     const png = encode({ width, height, data: ids.toTypedArray() as Uint8Array, depth: 8, channels: 1, palette });
     ids.dispose();
     fs.writeFileSync(path.join(voc, 'SegmentationClass', `${name}.png`), png);
