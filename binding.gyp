@@ -7,12 +7,14 @@
       "sources": [
         "native/addon.cc",
         "native/common.cc",
+        "native/fcn.cc",
         "native/functional.cc",
         "native/init.cc",
         "native/json.cc",
         "native/layers.cc",
         "native/module.cc",
         "native/optim.cc",
+        "native/predict.cc",
         "native/pickle.cc",
         "native/resnet.cc",
         "native/safetensors.cc",
@@ -24,6 +26,7 @@
         "native/tensor_ops.cc",
         "native/torch_save.cc",
         "native/torch_thread.cc",
+        "native/trainer.cc",
         "native/voc.cc",
         "native/voc_data.cc"
       ],

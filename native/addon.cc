@@ -5,16 +5,19 @@
 #include <memory>
 
 #include "common.h"
+#include "fcn.h"
 #include "functional.h"
 #include "init.h"
 #include "layers.h"
 #include "module.h"
 #include "optim.h"
+#include "predict.h"
 #include "resnet.h"
 #include "serialization.h"
 #include "tensor.h"
 #include "tensor_creation.h"
 #include "tensor_ops.h"
+#include "trainer.h"
 #include "voc.h"
 
 namespace fcn {
@@ -31,6 +34,9 @@ Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   initTensorOps(env, exports);
   initLayers(env, exports);
   initResNet(env, exports);
+  initFcn(env, exports);
+  Trainer::Init(env, exports);
+  initPredict(env, exports);
   initInit(env, exports);
   initFunctional(env, exports);
   initSerialization(env, exports);

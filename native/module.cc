@@ -68,6 +68,22 @@ at::Tensor forwardModule(torch::nn::Module& m, const at::Tensor& x) {
   throw std::invalid_argument("module " + m.name() + " has no forward");
 }
 
+void copyState(const torch::nn::Module& src, torch::nn::Module& dst, const std::optional<torch::Device>& device) {
+  if (device) dst.to(*device);
+  at::NoGradGuard noGrad;
+  auto copyAll = [&](const auto& from, auto to) {
+    for (const auto& item : from) {
+      at::Tensor* target = to.find(item.key());
+      if (target == nullptr) throw std::logic_error("clone of " + kindOf(src) + " lacks '" + item.key() + "'");
+      target->copy_(item.value());
+      target->set_requires_grad(item.value().requires_grad());
+    }
+  };
+  copyAll(src.named_parameters(true), dst.named_parameters(true));
+  copyAll(src.named_buffers(true), dst.named_buffers(true));
+  dst.train(src.is_training());
+}
+
 void Module::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "NativeModule",
                                    {

@@ -23,6 +23,10 @@ class Layer {
 std::string kindOf(const torch::nn::Module& m);
 /// Runs m on input; throws for a module kind without a forward.
 at::Tensor forwardModule(torch::nn::Module& m, const at::Tensor& input);
+/// Copies src's parameters and buffers by name into dst (a module of the same structure,
+/// moved to device first when given), with their requires_grad, and src's training mode.
+/// The clone() of this addon's modules builds the structure and then calls this.
+void copyState(const torch::nn::Module& src, torch::nn::Module& dst, const std::optional<torch::Device>& device);
 
 class Module : public Napi::ObjectWrap<Module> {
  public:

@@ -10,7 +10,8 @@ torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, 
 }
 }  // namespace
 
-BasicBlock::BasicBlock(int64_t inPlanes, int64_t planes, int64_t stride) : torch::nn::Module("BasicBlock") {
+BasicBlock::BasicBlock(int64_t inPlanes, int64_t planes, int64_t stride)
+    : torch::nn::Module("BasicBlock"), inPlanes_(inPlanes), planes_(planes), stride_(stride) {
   conv1_ = register_module("conv1", conv(inPlanes, planes, 3, stride, 1));
   bn1_ = register_module("bn1", torch::nn::BatchNorm2d(planes));
   relu_ = register_module("relu", torch::nn::ReLU());
@@ -31,7 +32,14 @@ at::Tensor BasicBlock::forward(const at::Tensor& input) {
   return relu_->forward(out + identity);
 }
 
-ResNet::ResNet(const std::array<int64_t, 4>& blocks, int64_t numClasses) : torch::nn::Module("ResNet") {
+std::shared_ptr<torch::nn::Module> BasicBlock::clone(const std::optional<torch::Device>& device) const {
+  auto copy = std::make_shared<BasicBlock>(inPlanes_, planes_, stride_);
+  copyState(*this, *copy, device);
+  return copy;
+}
+
+ResNet::ResNet(const std::array<int64_t, 4>& blocks, int64_t numClasses)
+    : torch::nn::Module("ResNet"), blocks_(blocks), numClasses_(numClasses) {
   int64_t inPlanes = 64;
   conv1_ = register_module("conv1", conv(3, 64, 7, 2, 3));
   bn1_ = register_module("bn1", torch::nn::BatchNorm2d(64));
@@ -70,6 +78,12 @@ at::Tensor ResNet::forward(const at::Tensor& input) {
   x = layer4_->forward(layer3_->forward(layer2_->forward(layer1_->forward(x))));
   x = avgpool_->forward(x).flatten(1);
   return fc_->forward(x);
+}
+
+std::shared_ptr<torch::nn::Module> ResNet::clone(const std::optional<torch::Device>& device) const {
+  auto copy = std::make_shared<ResNet>(blocks_, numClasses_);
+  copyState(*this, *copy, device);
+  return copy;
 }
 
 namespace {

@@ -16,8 +16,10 @@ class BasicBlock : public torch::nn::Module, public Layer {
   BasicBlock(int64_t inPlanes, int64_t planes, int64_t stride);
   at::Tensor forward(const at::Tensor& input) override;
   const char* kind() const override { return "BasicBlock"; }
+  std::shared_ptr<torch::nn::Module> clone(const std::optional<torch::Device>& device) const override;
 
  private:
+  int64_t inPlanes_, planes_, stride_;
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
   torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
   torch::nn::ReLU relu_{nullptr};
@@ -30,8 +32,11 @@ class ResNet : public torch::nn::Module, public Layer {
   ResNet(const std::array<int64_t, 4>& blocks, int64_t numClasses);
   at::Tensor forward(const at::Tensor& input) override;
   const char* kind() const override { return "ResNet"; }
+  std::shared_ptr<torch::nn::Module> clone(const std::optional<torch::Device>& device) const override;
 
  private:
+  std::array<int64_t, 4> blocks_;
+  int64_t numClasses_;
   std::shared_ptr<Sequential> makeStage(int64_t& inPlanes, int64_t planes, int64_t blocks, int64_t stride);
 
   torch::nn::Conv2d conv1_{nullptr};

@@ -138,8 +138,11 @@ bool looksLike(const uint8_t* head, size_t size, uint64_t fileSize) {
   return n >= 2 && n <= kMaxHeader && n <= fileSize - 8 && head[8] == '{';
 }
 
-NamedTensors read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+namespace {
+
+/// Opens path and parses its header; dataStart is where the data section begins.
+Header openAndParse(const std::string& path, std::ifstream& in, uint64_t& dataStart) {
+  in.open(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open '" + path + "'");
   uint64_t fileSize = std::filesystem::file_size(path);
   uint8_t lengthBytes[8];
@@ -155,8 +158,22 @@ NamedTensors read(const std::string& path) {
   if (!in.read(text.data(), static_cast<std::streamsize>(headerSize))) {
     throw std::runtime_error("safetensors: cannot read the header of '" + path + "'");
   }
-  uint64_t dataStart = 8 + headerSize;
-  Header header = parseHeader(text, fileSize - dataStart);
+  dataStart = 8 + headerSize;
+  return parseHeader(text, fileSize - dataStart);
+}
+
+}  // namespace
+
+std::map<std::string, std::string> readMetadata(const std::string& path) {
+  std::ifstream in;
+  uint64_t dataStart = 0;
+  return openAndParse(path, in, dataStart).metadata;
+}
+
+NamedTensors read(const std::string& path) {
+  std::ifstream in;
+  uint64_t dataStart = 0;
+  Header header = openAndParse(path, in, dataStart);
   NamedTensors out;
   for (const auto& e : header.entries) {
     at::Tensor t = at::empty(e.shape, at::TensorOptions().dtype(e.dtype));

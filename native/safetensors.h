@@ -34,6 +34,9 @@ Header parseHeader(std::string_view json, uint64_t dataSize);
 /// Reads every tensor of a .safetensors file, in the order of their bytes.
 NamedTensors read(const std::string& path);
 
+/// The `__metadata__` strings of a .safetensors file (its header is validated in full).
+std::map<std::string, std::string> readMetadata(const std::string& path);
+
 /// Writes tensors (copied to contiguous CPU) atomically: a temporary file, then a rename.
 void write(const std::string& path, const NamedTensors& tensors, const std::map<std::string, std::string>& metadata);
 

@@ -23,4 +23,11 @@ at::Tensor Sequential::forward(const at::Tensor& input) {
   return x;
 }
 
+std::shared_ptr<torch::nn::Module> Sequential::clone(const std::optional<torch::Device>& device) const {
+  auto copy = std::make_shared<Sequential>();
+  for (const auto& child : named_children()) copy->append(child.key(), child.value()->clone(device));
+  copy->train(is_training());
+  return copy;
+}
+
 }  // namespace fcn

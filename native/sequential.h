@@ -15,6 +15,7 @@ class Sequential : public torch::nn::Module, public Layer {
   void append(const std::string& name, std::shared_ptr<torch::nn::Module> m);
   at::Tensor forward(const at::Tensor& input) override;
   const char* kind() const override { return "Sequential"; }
+  std::shared_ptr<torch::nn::Module> clone(const std::optional<torch::Device>& device) const override;
 };
 
 }  // namespace fcn

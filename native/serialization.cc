@@ -38,6 +38,24 @@ Napi::Value loadWeights(const Napi::CallbackInfo& info) {
   });
 }
 
+/// loadMetadata(path) -> Promise<Record<string, string>>: a safetensors file's __metadata__.
+Napi::Value loadMetadata(const Napi::CallbackInfo& info) {
+  std::string path = toString(info[0], "path");
+  return runAsync(info.Env(), [path]() -> Settle {
+    std::map<std::string, std::string> metadata;
+    try {
+      metadata = safetensors::readMetadata(path);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("cannot read the metadata of '" + path + "': " + messageOf(e));
+    }
+    return [metadata = std::move(metadata)](Napi::Env env) -> Napi::Value {
+      auto out = Napi::Object::New(env);
+      for (const auto& [key, value] : metadata) out.Set(key, value);
+      return out;
+    };
+  });
+}
+
 Napi::Value saveSafetensors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   NamedTensors tensors = Tensor::unwrapNamed(info[0], "tensors");
@@ -62,6 +80,7 @@ Napi::Value saveSafetensors(const Napi::CallbackInfo& info) {
 void initSerialization(Napi::Env env, Napi::Object exports) {
   exports.Set("loadWeights", Napi::Function::New<loadWeights>(env));
   exports.Set("saveSafetensors", Napi::Function::New<saveSafetensors>(env));
+  exports.Set("loadMetadata", Napi::Function::New<loadMetadata>(env));
 }
 
 }  // namespace fcn

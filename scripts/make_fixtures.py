@@ -170,6 +170,90 @@ def fcn_sgd_fixture(sd):
               os.path.join(OUT, 'fcn-sgd.safetensors'))
 
 
+class FCNSkip(nn.Module):
+    """FCN-16s / FCN-8s on a ResNet-18, with fcn-torch's module names."""
+
+    def __init__(self, resnet, num_classes, stride):
+        super().__init__()
+        self.stride = stride
+        self.stem = nn.Sequential(collections.OrderedDict(
+            (name, getattr(resnet, name)) for name in ['conv1', 'bn1', 'relu', 'maxpool', 'layer1']))
+        self.layer2, self.layer3, self.layer4 = resnet.layer2, resnet.layer3, resnet.layer4
+        self.score_fr = nn.Conv2d(512, num_classes, 1)
+        self.score_pool4 = nn.Conv2d(256, num_classes, 1)
+        if stride == 8:
+            self.score_pool3 = nn.Conv2d(128, num_classes, 1)
+        self.upscore2 = nn.ConvTranspose2d(num_classes, num_classes, 4, 2, 1)
+        if stride == 8:
+            self.upscore_pool4 = nn.ConvTranspose2d(num_classes, num_classes, 4, 2, 1)
+        self.add_module(f'upscore{stride}',
+                        nn.ConvTranspose2d(num_classes, num_classes, 2 * stride, stride, stride // 2))
+
+    def forward(self, x):
+        pool3 = self.layer2(self.stem(x))
+        pool4 = self.layer3(pool3)
+        scores = self.upscore2(self.score_fr(self.layer4(pool4))) + self.score_pool4(pool4)
+        if self.stride == 8:
+            scores = self.upscore_pool4(scores) + self.score_pool3(pool3)
+        return getattr(self, f'upscore{self.stride}')(scores)
+
+
+def tile_starts(side, tile):
+    """Tiles evenly spread over a side, the first at 0 and the last at side - tile."""
+    count = -(-side // tile)
+    if count <= 1:
+        return [0]
+    return [(i * (side - tile) + (count - 1) // 2) // (count - 1) for i in range(count)]
+
+
+def tiled_labels(net, x, tile_h, tile_w):
+    """Whole-image prediction: mean logits of covering tiles (sides padded to 32), argmax."""
+    h, w = x.shape[2:]
+    ph, pw = max(h, 32), max(w, 32)
+    x = F.pad(x, (0, pw - w, 0, ph - h))
+    th, tw = min(tile_h, ph // 32 * 32), min(tile_w, pw // 32 * 32)
+    total, count = None, torch.zeros(1, 1, ph, pw)
+    for top in tile_starts(ph, th):
+        for left in tile_starts(pw, tw):
+            logits = net(x[:, :, top:top + th, left:left + tw])
+            if total is None:
+                total = torch.zeros(x.shape[0], logits.shape[1], ph, pw)
+            total[:, :, top:top + th, left:left + tw] += logits
+            count[:, :, top:top + th, left:left + tw] += 1
+    return (total / count)[:, :, :h, :w].argmax(1)
+
+
+def fcn_skip_fixture(sd):
+    """FCN-16s and FCN-8s forwards, and whole-image predictions by tiles, in eval mode."""
+    out = {}
+    gen = torch.Generator().manual_seed(11)
+    x = torch.rand(1, 3, 64, 64, generator=gen)
+    out['X'] = x
+    for stride in (16, 8):
+        resnet = ResNet18()
+        resnet.load_state_dict(sd)
+        net = FCNSkip(resnet, 21, stride).eval()
+        with torch.no_grad():
+            for name, module in net.named_children():
+                if name.startswith('score'):
+                    module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * 0.05)
+                    module.bias.copy_(torch.randn(21, generator=gen) * 0.05)
+                    out[f'fcn{stride}s.{name}.weight'] = module.weight.clone()
+                    out[f'fcn{stride}s.{name}.bias'] = module.bias.clone()
+                elif name.startswith('upscore'):
+                    module.weight.copy_(bilinear_kernel(21, 21, module.weight.shape[2]))
+                    module.bias.zero_()
+            out[f'fcn{stride}s.logits'] = net(x)
+            if stride == 8:
+                big = torch.rand(1, 3, 75, 101, generator=gen)
+                small = torch.rand(2, 3, 20, 40, generator=gen)
+                out['whole.X'] = big
+                out['whole.labels'] = tiled_labels(net, big, 64, 64)
+                out['small.X'] = small
+                out['small.labels'] = tiled_labels(net, small, 64, 64)
+    save_file(out, os.path.join(OUT, 'fcn-skip.safetensors'))
+
+
 def conv_fixtures():
     out = {}
     torch.manual_seed(1)
@@ -257,6 +341,7 @@ def main():
     torch.set_num_threads(1)
     _, sd = resnet_fixtures()
     fcn_sgd_fixture(sd)
+    fcn_skip_fixture(sd)
     conv_fixtures()
     init_fixtures()
     io_fixtures()

@@ -12,8 +12,22 @@ import * as optim from './optim';
 import * as torch from './torch';
 import * as voc from './voc';
 
+export { type Checkpoint, type CheckpointInfo, loadCheckpoint, saveCheckpoint } from './checkpoint';
+export {
+  createFcn,
+  FCN_ARCHS,
+  FCNSkip,
+  type FcnArch,
+  type FcnOptions,
+  UPSAMPLING_INITS,
+  type UpsamplingInit,
+} from './fcn';
 export { label2image, readImage, saveImageGrid } from './image';
 export { bilinearKernel } from './init';
+export { type Confusion, type SegmentationMetrics, segmentationMetrics } from './metrics';
+export { historySvg, plotHistory } from './plot';
+export { normalizeImage, type PredictOptions, predict } from './predict';
 export { load, save } from './serialization';
 export { type Device, type DType, Tensor, type TypedArray } from './tensor';
+export { type EpochBatches, type EpochMetrics, evaluate, type LossOptions, type TrainOptions, train } from './train';
 export { init, nn, optim, torch, voc };

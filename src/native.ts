@@ -44,6 +44,20 @@ export interface NativeOptimizer {
   step(): void;
   zeroGrad(): void;
   setLr(lr: number): void;
+  stateDict(): NamedNativeTensors;
+  loadStateDict(entries: NamedNativeTensors): void;
+}
+
+/** What one training step reports: the summed per-image loss and the pixel counts. */
+export interface NativeStepResult {
+  loss: number;
+  correct: number;
+  pixels: number;
+}
+
+export interface NativeTrainer {
+  step(images: NativeTensor, labels: NativeTensor): Promise<NativeStepResult>;
+  evaluate(images: NativeTensor, labels: NativeTensor): Promise<{ loss: number; confusion: NativeTensor }>;
 }
 
 export interface CreationOptions {
@@ -105,6 +119,22 @@ export interface NativeAddon {
     params: NativeTensor[],
     options: { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean },
   ) => NativeOptimizer;
+  NativeTrainer: new (
+    model: NativeModule,
+    optimizer: NativeOptimizer | null,
+    devices: string[],
+    loss: { ignoreIndex: number; labelSmoothing: number; classWeights?: NativeTensor },
+  ) => NativeTrainer;
+  fcnSkip(
+    stem: NativeModule,
+    layer2: NativeModule,
+    layer3: NativeModule,
+    layer4: NativeModule,
+    numClasses: number,
+    outputStride: 16 | 8,
+  ): NativeModule;
+  predictLabels(model: NativeModule, images: NativeTensor, tileH: number, tileW: number): Promise<NativeTensor>;
+  loadMetadata(path: string): Promise<Record<string, string>>;
   fromTypedArray(data: ArrayBufferView, shape: number[], options?: CreationOptions): NativeTensor;
   zeros(shape: number[], options?: CreationOptions): NativeTensor;
   ones(shape: number[], options?: CreationOptions): NativeTensor;

@@ -3,7 +3,7 @@
  */
 import { type NativeOptimizer, native } from './native';
 import { checkTensor } from './nn/module';
-import type { Tensor } from './tensor';
+import { Tensor } from './tensor';
 
 /** Options of {@link SGD}, as PyTorch's keyword arguments. */
 export interface SGDOptions {
@@ -24,7 +24,8 @@ function nonNegative(value: number, name: string): number {
 
 /** Stochastic gradient descent (PyTorch's `torch.optim.SGD`). */
 export class SGD {
-  readonly #native: NativeOptimizer;
+  /** @internal */
+  readonly native: NativeOptimizer;
 
   constructor(params: Iterable<Tensor>, options: SGDOptions) {
     const list = [...params].map((p, i) => checkTensor(p, `params[${i}]`));
@@ -35,7 +36,7 @@ export class SGD {
     if (nesterov && (momentum <= 0 || dampening !== 0)) {
       throw new RangeError('SGD: nesterov needs momentum > 0 and dampening 0');
     }
-    this.#native = new native.NativeSGD(list, {
+    this.native = new native.NativeSGD(list, {
       lr: nonNegative(options.lr, 'lr'),
       momentum,
       dampening,
@@ -46,14 +47,25 @@ export class SGD {
 
   /** Updates every parameter from its gradient. */
   step(): void {
-    this.#native.step();
+    this.native.step();
   }
   /** Clears the gradients (sets them to none, as PyTorch does by default). */
   zeroGrad(): void {
-    this.#native.zeroGrad();
+    this.native.zeroGrad();
+  }
+  /**
+   * The per-parameter state (momentum buffers) as PyTorch's `state_dict()['state']` holds
+   * it, flattened: `state.<index>.momentum_buffer`, index in parameter order.
+   */
+  stateDict(): Map<string, Tensor> {
+    return new Map(this.native.stateDict().map(([name, t]) => [name, new Tensor(t)]));
+  }
+  /** Restores what {@link SGD.stateDict} gave (names and shapes are checked first). */
+  loadStateDict(state: Map<string, Tensor>): void {
+    this.native.loadStateDict([...state.entries()].map(([name, t]) => [name, checkTensor(t, `state '${name}'`)]));
   }
   /** Sets the learning rate of every parameter group. */
   setLr(lr: number): void {
-    this.#native.setLr(nonNegative(lr, 'lr'));
+    this.native.setLr(nonNegative(lr, 'lr'));
   }
 }

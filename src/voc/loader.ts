@@ -23,7 +23,7 @@ export interface Batch {
  * same batches.
  */
 export class VOCBatches implements AsyncIterable<Batch> {
-  #epoch = 0;
+  #nextEpoch = 0;
 
   constructor(
     readonly dataset: VOCSegDataset,
@@ -56,9 +56,16 @@ export class VOCBatches implements AsyncIterable<Batch> {
       .then(([X, Y]) => ({ X: new Tensor(X), Y: new Tensor(Y) }));
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
+  /** The next epoch's batches: epoch 0 first, then 1, ... */
+  [Symbol.asyncIterator](): AsyncIterator<Batch> {
+    return this.epoch(this.#nextEpoch++)[Symbol.asyncIterator]();
+  }
+
+  /** The batches of epoch e (0-based): always the same for the same seed and e. */
+  async *epoch(e: number): AsyncGenerator<Batch> {
+    if (!Number.isInteger(e) || e < 0) throw new RangeError(`epoch: expected an integer >= 0, got ${e}`);
     const examples = this.dataset.examples;
-    const random = seededRandom(this.options.seed + this.#epoch++);
+    const random = seededRandom(this.options.seed + e);
     const order = examples.map((_, i) => i);
     if (this.options.shuffle) {
       for (let i = order.length - 1; i > 0; i--) {

@@ -1,0 +1,74 @@
+/**
+ * Training checkpoints: model weights, optimizer state, epoch, history and configuration
+ * in one safetensors file (`model.*` and `optimizer.*` tensors, the rest as JSON in its
+ * metadata), written to a temporary name and renamed, so a crash mid-save leaves the
+ * previous checkpoint intact. Python's `safetensors` reads them too.
+ */
+import { native } from './native';
+import type { Module } from './nn/module';
+import type { SGD } from './optim';
+import { load, save } from './serialization';
+import type { Tensor } from './tensor';
+import type { EpochMetrics } from './train';
+
+const METADATA_KEY = 'fcn-torch';
+
+/** What a checkpoint holds besides tensors. */
+export interface CheckpointInfo {
+  /** Epochs completed. */
+  epoch: number;
+  /** Metrics of those epochs. */
+  history: EpochMetrics[];
+  /** The caller's description of the run (architecture, crop, learning rate, ...). */
+  config: Record<string, unknown>;
+}
+
+/** A checkpoint read back by {@link loadCheckpoint}. */
+export interface Checkpoint extends CheckpointInfo {
+  /** The model's state dict. */
+  model: Map<string, Tensor>;
+  /** The optimizer's state (see `SGD.stateDict`). */
+  optimizer: Map<string, Tensor>;
+}
+
+/** Writes model and optimizer state with info to file (a `.safetensors` path), atomically. */
+export async function saveCheckpoint(
+  file: string,
+  parts: { model: Module; optimizer?: SGD } & CheckpointInfo,
+): Promise<void> {
+  const tensors = new Map<string, Tensor>();
+  for (const [name, t] of parts.model.stateDict()) tensors.set(`model.${name}`, t);
+  for (const [name, t] of parts.optimizer?.stateDict() ?? []) tensors.set(`optimizer.${name}`, t);
+  const info: CheckpointInfo = { epoch: parts.epoch, history: parts.history, config: parts.config };
+  await save(tensors, file, { format: 'pt', [METADATA_KEY]: JSON.stringify(info) });
+}
+
+/** Reads a checkpoint written by {@link saveCheckpoint}; other files are refused by name. */
+export async function loadCheckpoint(file: string): Promise<Checkpoint> {
+  if (typeof file !== 'string') throw new TypeError(`loadCheckpoint: path must be a string, got ${typeof file}`);
+  const metadata = await native.loadMetadata(file);
+  const text = metadata[METADATA_KEY];
+  if (text === undefined) throw new Error(`'${file}' is not an fcn-torch checkpoint (no '${METADATA_KEY}' metadata)`);
+  let info: CheckpointInfo;
+  try {
+    info = JSON.parse(text) as CheckpointInfo;
+  } catch (err) {
+    throw new Error(`'${file}': the checkpoint's metadata is not valid JSON (${(err as Error).message})`);
+  }
+  if (
+    !Number.isInteger(info.epoch) ||
+    info.epoch < 0 ||
+    !Array.isArray(info.history) ||
+    typeof info.config !== 'object'
+  ) {
+    throw new Error(`'${file}': the checkpoint's metadata lacks epoch, history or config`);
+  }
+  const model = new Map<string, Tensor>();
+  const optimizer = new Map<string, Tensor>();
+  for (const [name, t] of await load(file)) {
+    if (name.startsWith('model.')) model.set(name.slice(6), t);
+    else if (name.startsWith('optimizer.')) optimizer.set(name.slice(10), t);
+    else throw new Error(`'${file}': unexpected tensor '${name}' in a checkpoint`);
+  }
+  return { ...info, model, optimizer };
+}

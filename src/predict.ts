@@ -1,0 +1,77 @@
+/**
+ * The chapter's `predict`: normalise with the ImageNet statistics, run the FCN, take the
+ * argmax over channels. 'crop' mode predicts the chapter's 320x480 top-left crop; 'whole'
+ * mode (exercise 3) labels an image of any size from tiles whose sides are multiples of 32,
+ * averaging the logits where tiles overlap.
+ */
+import { native } from './native';
+import { checkTensor, type Module, withCallerStack } from './nn/module';
+import { Tensor } from './tensor';
+import * as torch from './torch';
+import { IMAGENET_MEAN, IMAGENET_STD } from './voc/loader';
+
+/** Options of {@link predict}. */
+export interface PredictOptions {
+  /** 'crop' (default): the top-left cropSize of the image, as the chapter; 'whole': all of it. */
+  mode?: 'crop' | 'whole';
+  /** [height, width] of the crop, multiples of 32 (default [320, 480]). */
+  cropSize?: [number, number];
+  /** Largest tile in 'whole' mode, multiples of 32 (default cropSize). */
+  tileSize?: [number, number];
+}
+
+function multipleOf32(size: unknown, what: string): [number, number] {
+  if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isInteger(v) && v >= 32 && v % 32 === 0)) {
+    throw new RangeError(`${what}: expected [height, width], multiples of 32, got ${JSON.stringify(size)}`);
+  }
+  return size as [number, number];
+}
+
+/**
+ * The model's input [N, 3, H, W] for an image: uint8 pixels [3, H, W] or [N, 3, H, W] are
+ * normalised with the ImageNet statistics (the chapter's `normalize_image`); float32 input
+ * is taken as normalised already.
+ */
+export function normalizeImage(image: Tensor): Tensor {
+  checkTensor(image, 'image');
+  const batched = image.shape.length === 3 ? image.unsqueeze(0) : image;
+  if (batched.shape.length !== 4 || batched.shape[1] !== 3 || (image.dtype !== 'uint8' && image.dtype !== 'float32')) {
+    throw new TypeError(
+      'image: expected uint8 pixels [3, H, W] or [N, 3, H, W] (readImage gives them) or normalised float32, got ' +
+        `${image.dtype} [${image.shape.join(', ')}]`,
+    );
+  }
+  if (image.dtype === 'float32') return batched;
+  const mean = torch.tensor([...IMAGENET_MEAN]).reshape([1, 3, 1, 1]);
+  const std = torch.tensor([...IMAGENET_STD]).reshape([1, 3, 1, 1]);
+  return batched.to('float32').div(255).sub(mean).div(std);
+}
+
+/**
+ * Class ids (int64 [H, W], or [N, H, W] for a batch) for an image (see {@link normalizeImage}).
+ * The model is put in eval mode and runs where its parameters are, on the native thread.
+ */
+export async function predict(net: Module, image: Tensor, options: PredictOptions = {}): Promise<Tensor> {
+  const mode = options.mode ?? 'crop';
+  if (mode !== 'crop' && mode !== 'whole') throw new RangeError(`mode: expected 'crop' or 'whole', got '${mode}'`);
+  const [cropH, cropW] = multipleOf32(options.cropSize ?? [320, 480], 'cropSize');
+  const [tileH, tileW] = multipleOf32(options.tileSize ?? [cropH, cropW], 'tileSize');
+  let X = normalizeImage(image);
+  const [, , height, width] = X.shape;
+  if (mode === 'crop') {
+    if (height < cropH || width < cropW) {
+      throw new RangeError(
+        `image is ${height}x${width}, smaller than the ${cropH}x${cropW} crop; use mode 'whole' for images of any size`,
+      );
+    }
+    X = X.narrow(2, 0, cropH).narrow(3, 0, cropW);
+  }
+  net.eval();
+  const stack = new Error().stack;
+  try {
+    const labels = new Tensor(await native.predictLabels(net.native, X.native, tileH, tileW));
+    return image.shape.length === 3 ? labels.squeeze(0) : labels;
+  } catch (err) {
+    throw withCallerStack(err, stack);
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * The chapter's `train_ch13`: epochs of native training steps (forward, loss, backward,
+ * SGD update in one call off the event loop), then an evaluation of the test batches with
+ * pixel accuracy and mean IoU, a progress bar, a plot of the curves, and an atomic
+ * checkpoint per epoch from which a run resumes exactly.
+ */
+import { SingleBar } from 'cli-progress';
+import { type Checkpoint, saveCheckpoint } from './checkpoint';
+import { addConfusion, type Confusion, confusionRows, segmentationMetrics } from './metrics';
+import { type NativeTrainer, native } from './native';
+import { checkTensor, type Module } from './nn/module';
+import type { SGD } from './optim';
+import { plotHistory } from './plot';
+import { type Device, Tensor } from './tensor';
+import type { Batch } from './voc/loader';
+
+/** Batches by epoch: epoch e always gives the same batches (VOCBatches does). */
+export interface EpochBatches {
+  /** Batches per epoch. */
+  readonly length: number;
+  /** The batches of epoch e (0-based). */
+  epoch(e: number): AsyncIterable<Batch>;
+}
+
+/** The loss: the chapter's per-image mean of per-pixel cross-entropy. */
+export interface LossOptions {
+  /** Label value that counts nowhere (default 255, VOC's object boundaries). */
+  ignoreIndex?: number;
+  /** PyTorch's `label_smoothing` (default 0). */
+  labelSmoothing?: number;
+  /** A weight per class (float32 [C]), as PyTorch's `weight`. */
+  classWeights?: Tensor;
+}
+
+/** Metrics of one epoch. */
+export interface EpochMetrics {
+  /** 1-based epoch number. */
+  epoch: number;
+  /** Mean per-image loss over the training batches. */
+  trainLoss: number;
+  /** Training pixel accuracy (pixels with the ignore label left out). */
+  trainAccuracy: number;
+  /** Mean per-image loss over the test batches (eval mode). */
+  testLoss: number;
+  /** Test pixel accuracy. */
+  testAccuracy: number;
+  /** Test mean intersection over union. */
+  testMeanIoU: number;
+  /** Test IoU per class (null for a class absent from labels and predictions). */
+  testClassIoU: (number | null)[];
+  /** Training examples per second in this epoch. */
+  examplesPerSecond: number;
+  /** Seconds this epoch took, evaluation included. */
+  seconds: number;
+}
+
+/** Options of {@link train}. */
+export interface TrainOptions {
+  /** Total epochs (a resumed run continues up to this number). */
+  epochs: number;
+  /** The optimizer over the model's parameters (the chapter: SGD, lr 0.001, wd 1e-3). */
+  optimizer: SGD;
+  loss?: LossOptions;
+  /**
+   * Devices (default ['cpu']). The model moves to the first; with several, every batch is
+   * split across them data-parallel and the gradients are summed onto the model.
+   */
+  devices?: Device[];
+  /** Continue from this checkpoint: weights, optimizer state, epoch and history. */
+  resume?: Checkpoint;
+  /** Write a checkpoint here (a `.safetensors` path) after every epoch. */
+  checkpoint?: string;
+  /** Stored in each checkpoint (how to rebuild the model, say). */
+  config?: Record<string, unknown>;
+  /** Write the curves here after every epoch (`.svg` or `.png`). */
+  plot?: string;
+  /** Show a progress bar (default: when stderr is a terminal). */
+  progress?: boolean;
+  /** Where the per-epoch lines go (default console.log; null for silence). */
+  log?: ((line: string) => void) | null;
+  /** Stops the run between steps; the last checkpoint stays as it was. */
+  signal?: AbortSignal;
+}
+
+const fixed = (v: number, digits = 3) => v.toFixed(digits);
+
+function abortIfAsked(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw Object.assign(new Error('training stopped: aborted'), { name: 'AbortError', cause: signal.reason });
+  }
+}
+
+/** Sum of the test batches' losses and confusion matrices, in eval mode. */
+async function evaluateWith(
+  trainer: NativeTrainer,
+  batches: AsyncIterable<Batch>,
+  signal?: AbortSignal,
+): Promise<{ loss: number; examples: number; confusion: Confusion | null }> {
+  let loss = 0;
+  let examples = 0;
+  let confusion: Confusion | null = null;
+  for await (const { X, Y } of batches) {
+    abortIfAsked(signal);
+    examples += X.shape[0];
+    const r = await trainer.evaluate(X.native, Y.native);
+    X.dispose();
+    Y.dispose();
+    loss += r.loss;
+    const matrix = new Tensor(r.confusion);
+    const rows = confusionRows(matrix);
+    matrix.dispose();
+    confusion = confusion ? addConfusion(confusion, rows) : rows;
+  }
+  return { loss, examples, confusion };
+}
+
+function lossSettings(loss: LossOptions = {}): {
+  ignoreIndex: number;
+  labelSmoothing: number;
+  classWeights?: Tensor['native'];
+} {
+  const ignoreIndex = loss.ignoreIndex ?? 255;
+  const labelSmoothing = loss.labelSmoothing ?? 0;
+  if (!Number.isInteger(ignoreIndex)) throw new RangeError(`loss.ignoreIndex: expected an integer, got ${ignoreIndex}`);
+  if (!(labelSmoothing >= 0 && labelSmoothing <= 1)) {
+    throw new RangeError(`loss.labelSmoothing: expected a number in [0, 1], got ${labelSmoothing}`);
+  }
+  return {
+    ignoreIndex,
+    labelSmoothing,
+    ...(loss.classWeights ? { classWeights: checkTensor(loss.classWeights, 'loss.classWeights') } : {}),
+  };
+}
+
+/**
+ * Evaluates net on batches in eval mode: loss, pixel accuracy, mean and per-class IoU.
+ * The model must already be on `device` (default 'cpu').
+ */
+export async function evaluate(
+  net: Module,
+  batches: AsyncIterable<Batch>,
+  options: { device?: Device; loss?: LossOptions } = {},
+): Promise<{ loss: number; pixelAccuracy: number; meanIoU: number; classIoU: (number | null)[] }> {
+  const trainer = new native.NativeTrainer(net.native, null, [options.device ?? 'cpu'], lossSettings(options.loss));
+  const { loss, examples, confusion } = await evaluateWith(trainer, batches);
+  if (!confusion) throw new Error('evaluate: the batches were empty');
+  return { loss: loss / examples, ...segmentationMetrics(confusion) };
+}
+
+/**
+ * Trains net as the chapter's `train_ch13` does and returns the metrics of every epoch
+ * (those of a resumed checkpoint first). Resuming from the checkpoint of epoch k with the
+ * same batches gives the losses an uninterrupted run would have.
+ */
+export async function train(
+  net: Module,
+  trainIter: EpochBatches,
+  testIter: EpochBatches,
+  options: TrainOptions,
+): Promise<EpochMetrics[]> {
+  const { epochs, optimizer, resume, signal } = options;
+  if (!Number.isInteger(epochs) || epochs < 1) throw new RangeError(`epochs: expected an integer >= 1, got ${epochs}`);
+  const devices = options.devices ?? ['cpu'];
+  if (!Array.isArray(devices) || devices.length === 0) throw new RangeError('devices: expected a non-empty array');
+  const log = options.log === undefined ? console.log : options.log;
+  const history: EpochMetrics[] = [];
+  if (resume) {
+    net.loadStateDict(resume.model);
+    optimizer.loadStateDict(resume.optimizer);
+    history.push(...resume.history);
+  }
+  const start = resume?.epoch ?? 0;
+  const trainer = new native.NativeTrainer(net.native, optimizer.native, devices, lossSettings(options.loss));
+  const bar =
+    (options.progress ?? process.stderr.isTTY)
+      ? new SingleBar({
+          format: 'epoch {epoch} |{bar}| {value}/{total} batches | loss {loss} | {rate} img/s',
+          hideCursor: true,
+          clearOnComplete: true,
+        })
+      : null;
+  try {
+    for (let epoch = start; epoch < epochs; epoch++) {
+      const started = performance.now();
+      let lossSum = 0;
+      let correct = 0;
+      let pixels = 0;
+      let examples = 0;
+      bar?.start(trainIter.length, 0, { epoch: `${epoch + 1}/${epochs}`, loss: '-', rate: '-' });
+      for await (const { X, Y } of trainIter.epoch(epoch)) {
+        abortIfAsked(signal);
+        examples += X.shape[0];
+        const r = await trainer.step(X.native, Y.native);
+        X.dispose();
+        Y.dispose();
+        lossSum += r.loss;
+        correct += r.correct;
+        pixels += r.pixels;
+        const seconds = (performance.now() - started) / 1000;
+        bar?.increment({ loss: fixed(lossSum / examples), rate: fixed(examples / seconds, 1) });
+      }
+      bar?.stop();
+      if (examples === 0) throw new Error(`epoch ${epoch + 1}: the training batches were empty`);
+      const trainSeconds = (performance.now() - started) / 1000;
+      const test = await evaluateWith(trainer, testIter.epoch(epoch), signal);
+      if (!test.confusion) throw new Error(`epoch ${epoch + 1}: the test batches were empty`);
+      const metrics = segmentationMetrics(test.confusion);
+      const m: EpochMetrics = {
+        epoch: epoch + 1,
+        trainLoss: lossSum / examples,
+        trainAccuracy: pixels > 0 ? correct / pixels : 0,
+        testLoss: test.loss / test.examples,
+        testAccuracy: metrics.pixelAccuracy,
+        testMeanIoU: metrics.meanIoU,
+        testClassIoU: metrics.classIoU,
+        examplesPerSecond: examples / trainSeconds,
+        seconds: (performance.now() - started) / 1000,
+      };
+      history.push(m);
+      if (options.checkpoint) {
+        await saveCheckpoint(options.checkpoint, {
+          model: net,
+          optimizer,
+          epoch: epoch + 1,
+          history,
+          config: options.config ?? {},
+        });
+      }
+      if (options.plot) await plotHistory(history, options.plot);
+      log?.(
+        `epoch ${m.epoch}/${epochs}: loss ${fixed(m.trainLoss)}, train acc ${fixed(m.trainAccuracy)}, ` +
+          `test acc ${fixed(m.testAccuracy)}, test mIoU ${fixed(m.testMeanIoU)}, ` +
+          `${fixed(m.examplesPerSecond, 1)} examples/sec on ${devices.join(', ')}`,
+      );
+    }
+  } finally {
+    bar?.stop();
+  }
+  return history;
+}
