@@ -307,7 +307,9 @@ program
         images: string[],
         o: { checkpoint: string; out: string; full: boolean; crop?: [number, number]; device: Device },
       ) => {
-        for (const image of images) existingFile(image);
+        for (const image of images) {
+          if (!fs.existsSync(image) || !fs.statSync(image).isFile()) throw new Error(`no such image file '${image}'`);
+        }
         const { net, config } = await modelFromCheckpoint(o.checkpoint, o.device);
         const crop = o.crop ?? config.crop;
         fs.mkdirSync(o.out, { recursive: true });

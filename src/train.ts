@@ -162,6 +162,12 @@ export async function train(
   if (!Number.isInteger(epochs) || epochs < 1) throw new RangeError(`epochs: expected an integer >= 1, got ${epochs}`);
   const devices = options.devices ?? ['cpu'];
   if (!Array.isArray(devices) || devices.length === 0) throw new RangeError('devices: expected a non-empty array');
+  for (const [name, iter] of [
+    ['trainIter', trainIter],
+    ['testIter', testIter],
+  ] as const) {
+    if (iter.length === 0) throw new RangeError(`${name} has no batches (too few examples for one batch?)`);
+  }
   const log = options.log === undefined ? console.log : options.log;
   const history: EpochMetrics[] = [];
   if (resume) {

@@ -131,8 +131,13 @@ export async function loadDataVoc(
   const train = new VOCSegDataset(options.root, { split: 'train', cropSize, log: options.log });
   const test = new VOCSegDataset(options.root, { split: 'val', cropSize, log: options.log });
   await Promise.all([train.load(), test.load()]);
-  return {
-    trainIter: new VOCBatches(train, batchSize, { shuffle: options.shuffle ?? true, dropLast, seed }),
-    testIter: new VOCBatches(test, batchSize, { shuffle: false, dropLast, seed: seed + 1_000_003 }),
-  };
+  const trainIter = new VOCBatches(train, batchSize, { shuffle: options.shuffle ?? true, dropLast, seed });
+  const testIter = new VOCBatches(test, batchSize, { shuffle: false, dropLast, seed: seed + 1_000_003 });
+  if (trainIter.length === 0) {
+    throw new RangeError(
+      `the train split has ${train.length} examples of at least ${cropSize[0]}x${cropSize[1]} (smaller ones ` +
+        `are dropped), too few for one batch of ${batchSize}; use a smaller crop or batch size`,
+    );
+  }
+  return { trainIter, testIter };
 }
