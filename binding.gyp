@@ -6,7 +6,9 @@
       "target_name": "fcn_torch",
       "sources": [
         "native/addon.cc",
+        "native/backends.cc",
         "native/common.cc",
+        "native/cpu_allocator.cc",
         "native/fcn.cc",
         "native/functional.cc",
         "native/init.cc",
@@ -20,6 +22,7 @@
         "native/safetensors.cc",
         "native/sequential.cc",
         "native/serialization.cc",
+        "native/subpixel.cc",
         "native/tensor.cc",
         "native/tensor_creation.cc",
         "native/tensor_data.cc",

@@ -4,7 +4,9 @@
 
 #include <memory>
 
+#include "backends.h"
 #include "common.h"
+#include "cpu_allocator.h"
 #include "fcn.h"
 #include "functional.h"
 #include "init.h"
@@ -27,6 +29,7 @@ Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(std::make_unique<AddonData>().release());
   // NNPACK refuses this hardware and warns on every convolution; oneDNN serves instead.
   at::globalContext().setUserEnabledNNPACK(false);
+  installCachingCpuAllocator();
   Tensor::Init(env, exports);
   Module::Init(env, exports);
   Optimizer::Init(env, exports);
@@ -37,6 +40,7 @@ Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   initFcn(env, exports);
   Trainer::Init(env, exports);
   initPredict(env, exports);
+  backends::init(env, exports);
   initInit(env, exports);
   initFunctional(env, exports);
   initSerialization(env, exports);

@@ -3,8 +3,10 @@
 #include <map>
 #include <sstream>
 
+#include "backends.h"
 #include "common.h"
 #include "sequential.h"
+#include "subpixel.h"
 #include "tensor.h"
 #include "tensor_data.h"
 #include "torch_thread.h"
@@ -59,6 +61,12 @@ at::Tensor forwardModule(torch::nn::Module& m, const at::Tensor& x) {
   at::Tensor y;
   auto run = [&](auto& impl) { y = impl.forward(x); };
   if (auto* layer = dynamic_cast<Layer*>(&m)) return layer->forward(x);
+  if (auto* up = dynamic_cast<torch::nn::ConvTranspose2dImpl*>(&m); up && subpixelFits(up->options, x, up->weight)) {
+    std::optional<at::Tensor> bias;
+    if (up->bias.defined()) bias = up->bias;
+    return subpixelTransposedConv(x, up->weight, bias, up->options.stride()->at(0),
+                                  std::get<torch::ExpandingArray<2>>(up->options.padding())->at(0));
+  }
   if (visit<torch::nn::Conv2dImpl>(m, run) || visit<torch::nn::ConvTranspose2dImpl>(m, run) ||
       visit<torch::nn::BatchNorm2dImpl>(m, run) || visit<torch::nn::ReLUImpl>(m, run) ||
       visit<torch::nn::MaxPool2dImpl>(m, run) || visit<torch::nn::AdaptiveAvgPool2dImpl>(m, run) ||
@@ -82,6 +90,24 @@ void copyState(const torch::nn::Module& src, torch::nn::Module& dst, const std::
   copyAll(src.named_parameters(true), dst.named_parameters(true));
   copyAll(src.named_buffers(true), dst.named_buffers(true));
   dst.train(src.is_training());
+}
+
+void useChannelsLast(torch::nn::Module& m) {
+  if (!backends::channelsLast) return;
+  at::NoGradGuard noGrad;
+  for (auto& p : m.parameters(true)) {
+    if (p.dim() == 4 && p.device().is_cpu() && !p.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+      p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+    }
+  }
+}
+
+at::Tensor modelInput(torch::nn::Module& m, const at::Tensor& x) {
+  if (!backends::channelsLast || x.dim() != 4 || !x.device().is_cpu()) return x;
+  auto params = m.parameters(true);
+  bool channelsLast = !params.empty() && params[0].dim() == 4 && !params[0].is_contiguous() &&
+                      params[0].is_contiguous(at::MemoryFormat::ChannelsLast);
+  return channelsLast ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
 }
 
 void Module::Init(Napi::Env env, Napi::Object exports) {
@@ -128,13 +154,17 @@ Napi::Value Module::kind(const Napi::CallbackInfo& info) { return Napi::String::
 
 Napi::Value Module::forward(const Napi::CallbackInfo& info) {
   at::Tensor x = Tensor::unwrap(info[0], "input");
-  return guard(info.Env(), [&] { return Tensor::wrap(info.Env(), forwardModule(*module_, x)); });
+  return guard(info.Env(), [&] {
+    useChannelsLast(*module_);
+    return Tensor::wrap(info.Env(), forwardModule(*module_, modelInput(*module_, x)));
+  });
 }
 
 Napi::Value Module::forwardAsync(const Napi::CallbackInfo& info) {
   at::Tensor x = Tensor::unwrap(info[0], "input");
   return runAsync(info.Env(), [module = module_, x]() -> Settle {
-    at::Tensor y = forwardModule(*module, x);
+    useChannelsLast(*module);
+    at::Tensor y = forwardModule(*module, modelInput(*module, x));
     return [y](Napi::Env env) { return Tensor::wrap(env, y); };
   });
 }

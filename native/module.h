@@ -27,6 +27,12 @@ at::Tensor forwardModule(torch::nn::Module& m, const at::Tensor& input);
 /// moved to device first when given), with their requires_grad, and src's training mode.
 /// The clone() of this addon's modules builds the structure and then calls this.
 void copyState(const torch::nn::Module& src, torch::nn::Module& dst, const std::optional<torch::Device>& device);
+/// Stores m's 4-d CPU parameters channels-last (NHWC), the layout oneDNN's convolutions run
+/// fastest in, once; values, names and state dicts are unchanged. Every entry point that runs
+/// a model (forward, training, prediction) calls this and then modelInput.
+void useChannelsLast(torch::nn::Module& m);
+/// x laid out as m's convolutions want it: channels-last when m's weights are, else x.
+at::Tensor modelInput(torch::nn::Module& m, const at::Tensor& x);
 
 class Module : public Napi::ObjectWrap<Module> {
  public:

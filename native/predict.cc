@@ -31,7 +31,7 @@ at::Tensor tiledArgmax(torch::nn::Module& model, const at::Tensor& images, int64
   at::Tensor sum, count = at::zeros({1, 1, paddedH, paddedW}, input.options());
   for (int64_t top : tileStarts(paddedH, th)) {
     for (int64_t left : tileStarts(paddedW, tw)) {
-      at::Tensor logits = forwardModule(model, input.narrow(2, top, th).narrow(3, left, tw));
+      at::Tensor logits = forwardModule(model, modelInput(model, input.narrow(2, top, th).narrow(3, left, tw)));
       if (logits.dim() != 4 || logits.size(0) != images.size(0) || logits.size(2) != th || logits.size(3) != tw) {
         throw std::invalid_argument("predict: the model turned a " + std::to_string(th) + "x" + std::to_string(tw) +
                                     " tile into [" + c10::Join(", ", logits.sizes()) +
@@ -58,6 +58,7 @@ at::Tensor predictLabels(torch::nn::Module& model, const at::Tensor& images, int
     throw std::invalid_argument("predict: tile sides must be multiples of 32, got " + std::to_string(tileH) + "x" +
                                 std::to_string(tileW));
   }
+  useChannelsLast(model);
   auto params = model.parameters(true);
   c10::Device device = params.empty() ? c10::Device(c10::kCPU) : params[0].device();
   c10::DeviceGuard deviceGuard(device);

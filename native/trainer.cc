@@ -61,7 +61,7 @@ PartResult runPart(torch::nn::Module& model, const ChapterLoss& loss, c10::Devic
   c10::DeviceGuard deviceGuard(device);
   at::AutoGradMode gradMode(true);
   model.train(true);
-  at::Tensor x = X.to(device, /*non_blocking=*/true), y = Y.to(device, /*non_blocking=*/true);
+  at::Tensor x = modelInput(model, X.to(device, /*non_blocking=*/true)), y = Y.to(device, /*non_blocking=*/true);
   at::Tensor logits = forwardModule(model, x);
   at::Tensor perImage = loss(logits, y);
   perImage.sum().backward();
@@ -79,6 +79,7 @@ void ensureReplicas(Trainer::State& s) {
   for (size_t i = s.replicas.size() + 1; i < s.devices.size(); ++i) {
     try {
       s.replicas.push_back(s.model->clone(s.devices[i]));
+      useChannelsLast(*s.replicas.back());
     } catch (const std::exception& e) {
       generator.set_state(rngState);
       throw std::runtime_error("cannot replicate the model on " + s.devices[i].str() + ": " + messageOf(e));
@@ -202,6 +203,7 @@ Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(inf
   }
   guard(env, [&] {
     state_->model->to(state_->devices[0]);
+    useChannelsLast(*state_->model);
     if (state_->loss.classWeights) state_->loss.classWeights = state_->loss.classWeights->to(state_->devices[0]);
   });
 }
@@ -234,7 +236,7 @@ Napi::Value Trainer::evaluate(const Napi::CallbackInfo& info) {
     at::NoGradGuard noGrad;
     state->model->train(false);
     at::Tensor y = Y.to(device);
-    at::Tensor logits = forwardModule(*state->model, X.to(device));
+    at::Tensor logits = forwardModule(*state->model, modelInput(*state->model, X.to(device)));
     double loss = state->loss(logits, y).sum().item<double>();
     int64_t classes = logits.size(1);
     at::Tensor valid = y != state->loss.ignoreIndex;

@@ -5,11 +5,7 @@
 # 200 images of 375x500, VOC's typical size) [ROUNDS=5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=.venv-fixtures
-if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c "import torch, PIL" 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --retries 0 -q 'torch==2.13.0+cpu' safetensors numpy pillow
-fi
+python=$(bash scripts/python-env.sh)
 root=${1:-}
 if [[ -z $root ]]; then
   root=$(node -e "require('./dist/src').voc.synthesize('/tmp/fcn-torch-bench', { count: 200, height: 375, width: 500, valFraction: 0.05 }).then(console.log)")
@@ -19,7 +15,7 @@ ours=()
 theirs=()
 for ((r = 0; r < rounds; r++)); do
   ours+=("$(node dist/scripts/bench-data.js "$root" 320 480 32)")
-  theirs+=("$("$venv/bin/python" scripts/bench_data.py "$root" 320 480 32 2>/dev/null)")
+  theirs+=("$("$python" scripts/bench_data.py "$root" 320 480 32 2>/dev/null)")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 o=$(median "${ours[@]}")

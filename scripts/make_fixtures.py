@@ -262,6 +262,9 @@ def conv_fixtures():
         'convreflect': nn.Conv2d(3, 2, kernel_size=3, padding=1, padding_mode='reflect', bias=False),
         'tconv': nn.ConvTranspose2d(4, 6, kernel_size=4, stride=2, padding=1, output_padding=1, groups=2),
         'tconvdil': nn.ConvTranspose2d(3, 2, kernel_size=3, stride=3, padding=2, dilation=2),
+        # kernel = 2 x stride, as the FCN's upsampling: fcn-torch computes these by sub-pixels
+        'tconvsub': nn.ConvTranspose2d(3, 2, kernel_size=16, stride=8, padding=4),
+        'tconvsubodd': nn.ConvTranspose2d(3, 2, kernel_size=16, stride=8, padding=3, bias=False),
     }
     for name, layer in cases.items():
         in_channels = layer.in_channels

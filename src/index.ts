@@ -29,5 +29,14 @@ export { historySvg, plotHistory } from './plot';
 export { normalizeImage, type PredictOptions, predict } from './predict';
 export { load, save } from './serialization';
 export { type Device, type DType, Tensor, type TypedArray } from './tensor';
-export { type EpochBatches, type EpochMetrics, evaluate, type LossOptions, type TrainOptions, train } from './train';
+export {
+  type EpochBatches,
+  type EpochMetrics,
+  evaluate,
+  type LossOptions,
+  type StepResult,
+  Trainer,
+  type TrainOptions,
+  train,
+} from './train';
 export { init, nn, optim, torch, voc };

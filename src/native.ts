@@ -135,6 +135,13 @@ export interface NativeAddon {
   ): NativeModule;
   predictLabels(model: NativeModule, images: NativeTensor, tileH: number, tileW: number): Promise<NativeTensor>;
   loadMetadata(path: string): Promise<Record<string, string>>;
+  backends: {
+    subpixelUpsampling: boolean;
+    channelsLast: boolean;
+    cachingCpuAllocator: boolean;
+    emptyCpuCache(): void;
+    cachedCpuBytes(): number;
+  };
   fromTypedArray(data: ArrayBufferView, shape: number[], options?: CreationOptions): NativeTensor;
   zeros(shape: number[], options?: CreationOptions): NativeTensor;
   ones(shape: number[], options?: CreationOptions): NativeTensor;

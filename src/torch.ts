@@ -176,3 +176,23 @@ export const cuda = {
 
 /** The libtorch version this build links. */
 export const version: string = native.torchVersion;
+
+/**
+ * Switches for fcn-torch's speed-ups (like `torch.backends`), all on by default; turning one
+ * off is for measuring what it brings, results are the same either way.
+ * - `subpixelUpsampling`: a CPU float32 ConvTranspose2d whose kernel is twice its stride
+ *   (>= 8) runs as a 2x2 convolution followed by a fused pixel shuffle and crop.
+ * - `channelsLast`: on the CPU, models keep 4-d weights channels-last (NHWC) and inputs are
+ *   laid out to match, which oneDNN's convolutions run fastest on.
+ * - `cachingCpuAllocator`: freed CPU tensor memory of 1 MiB and more is kept (up to 4 GiB)
+ *   and reused for the same size, as PyTorch's CUDA allocator does on the GPU: a training
+ *   step then touches no fresh pages. `emptyCpuCache()` gives the kept memory back and
+ *   `cachedCpuBytes()` tells how much is kept.
+ */
+export const backends: {
+  subpixelUpsampling: boolean;
+  channelsLast: boolean;
+  cachingCpuAllocator: boolean;
+  emptyCpuCache(): void;
+  cachedCpuBytes(): number;
+} = native.backends;

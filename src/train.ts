@@ -82,6 +82,36 @@ export interface TrainOptions {
   signal?: AbortSignal;
 }
 
+/** What one training step did: the batch's summed per-image loss and its pixel counts. */
+export interface StepResult {
+  /** Sum over the batch of the per-image losses. */
+  loss: number;
+  /** Pixels whose argmax equals their label. */
+  correct: number;
+  /** Labelled pixels (the ignore label left out). */
+  pixels: number;
+}
+
+/**
+ * One model, optimizer and loss bound for native steps, for loops of your own; {@link train}
+ * uses it. The model moves to `devices[0]`.
+ */
+export class Trainer {
+  /** @internal */
+  readonly native: NativeTrainer;
+
+  constructor(net: Module, optimizer: SGD | null, options: { devices?: Device[]; loss?: LossOptions } = {}) {
+    const devices = options.devices ?? ['cpu'];
+    if (!Array.isArray(devices) || devices.length === 0) throw new RangeError('devices: expected a non-empty array');
+    this.native = new native.NativeTrainer(net.native, optimizer?.native ?? null, devices, lossSettings(options.loss));
+  }
+
+  /** Forward, loss, backward and update on images [B, 3, H, W] and labels int64 [B, H, W]. */
+  step(images: Tensor, labels: Tensor): Promise<StepResult> {
+    return this.native.step(checkTensor(images, 'images'), checkTensor(labels, 'labels'));
+  }
+}
+
 const fixed = (v: number, digits = 3) => v.toFixed(digits);
 
 function abortIfAsked(signal: AbortSignal | undefined): void {
@@ -141,8 +171,8 @@ export async function evaluate(
   batches: AsyncIterable<Batch>,
   options: { device?: Device; loss?: LossOptions } = {},
 ): Promise<{ loss: number; pixelAccuracy: number; meanIoU: number; classIoU: (number | null)[] }> {
-  const trainer = new native.NativeTrainer(net.native, null, [options.device ?? 'cpu'], lossSettings(options.loss));
-  const { loss, examples, confusion } = await evaluateWith(trainer, batches);
+  const trainer = new Trainer(net, null, { devices: [options.device ?? 'cpu'], loss: options.loss });
+  const { loss, examples, confusion } = await evaluateWith(trainer.native, batches);
   if (!confusion) throw new Error('evaluate: the batches were empty');
   return { loss: loss / examples, ...segmentationMetrics(confusion) };
 }
@@ -161,7 +191,6 @@ export async function train(
   const { epochs, optimizer, resume, signal } = options;
   if (!Number.isInteger(epochs) || epochs < 1) throw new RangeError(`epochs: expected an integer >= 1, got ${epochs}`);
   const devices = options.devices ?? ['cpu'];
-  if (!Array.isArray(devices) || devices.length === 0) throw new RangeError('devices: expected a non-empty array');
   for (const [name, iter] of [
     ['trainIter', trainIter],
     ['testIter', testIter],
@@ -176,7 +205,7 @@ export async function train(
     history.push(...resume.history);
   }
   const start = resume?.epoch ?? 0;
-  const trainer = new native.NativeTrainer(net.native, optimizer.native, devices, lossSettings(options.loss));
+  const trainer = new Trainer(net, optimizer, { devices, loss: options.loss });
   const bar =
     (options.progress ?? process.stderr.isTTY)
       ? new SingleBar({
@@ -196,7 +225,7 @@ export async function train(
       for await (const { X, Y } of trainIter.epoch(epoch)) {
         abortIfAsked(signal);
         examples += X.shape[0];
-        const r = await trainer.step(X.native, Y.native);
+        const r = await trainer.step(X, Y);
         X.dispose();
         Y.dispose();
         lossSum += r.loss;
@@ -208,7 +237,7 @@ export async function train(
       bar?.stop();
       if (examples === 0) throw new Error(`epoch ${epoch + 1}: the training batches were empty`);
       const trainSeconds = (performance.now() - started) / 1000;
-      const test = await evaluateWith(trainer, testIter.epoch(epoch), signal);
+      const test = await evaluateWith(trainer.native, testIter.epoch(epoch), signal);
       if (!test.confusion) throw new Error(`epoch ${epoch + 1}: the test batches were empty`);
       const metrics = segmentationMetrics(test.confusion);
       const m: EpochMetrics = {

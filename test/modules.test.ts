@@ -10,12 +10,16 @@ function layerFor(name: string): nn.Conv2d | nn.ConvTranspose2d {
       return new nn.Conv2d(3, 2, { kernelSize: 3, padding: 1, paddingMode: 'reflect', bias: false });
     case 'tconv':
       return new nn.ConvTranspose2d(4, 6, { kernelSize: 4, stride: 2, padding: 1, outputPadding: 1, groups: 2 });
+    case 'tconvsub':
+      return new nn.ConvTranspose2d(3, 2, { kernelSize: 16, stride: 8, padding: 4 });
+    case 'tconvsubodd':
+      return new nn.ConvTranspose2d(3, 2, { kernelSize: 16, stride: 8, padding: 3, bias: false });
     default:
       return new nn.ConvTranspose2d(3, 2, { kernelSize: 3, stride: 3, padding: 2, dilation: 2 });
   }
 }
 
-for (const name of ['conv', 'convreflect', 'tconv', 'tconvdil']) {
+for (const name of ['conv', 'convreflect', 'tconv', 'tconvdil', 'tconvsub', 'tconvsubodd']) {
   test(`${name}: forward and input/weight/bias gradients equal PyTorch`, async (t) => {
     const f = await fixture('conv.safetensors');
     const layer = layerFor(name);
@@ -34,6 +38,22 @@ for (const name of ['conv', 'convreflect', 'tconv', 'tconvdil']) {
     if (f.has(`${name}.bias.grad`)) t.true(maxAbsDiff(layer.bias?.grad as Tensor, pick(f, `${name}.bias.grad`)) < 1e-4);
   });
 }
+
+test.serial('kernel = 2 x stride transposed convolutions: the sub-pixel path (no grad) equals PyTorch', async (t) => {
+  const f = await fixture('conv.safetensors');
+  for (const name of ['tconvsub', 'tconvsubodd']) {
+    const layer = layerFor(name);
+    layer.weight.copy_(pick(f, `${name}.weight`));
+    if (f.has(`${name}.bias`)) layer.bias?.copy_(pick(f, `${name}.bias`));
+    for (const subpixel of [true, false]) {
+      torch.backends.subpixelUpsampling = subpixel;
+      const y = torch.noGrad(() => layer.forward(pick(f, `${name}.x`)));
+      const diff = maxAbsDiff(y, pick(f, `${name}.y`));
+      t.true(diff < 1e-5, `${name}, subpixel ${subpixel}: ${diff}`);
+    }
+    torch.backends.subpixelUpsampling = true;
+  }
+});
 
 test('default Conv2d init and xavierUniform_ draw the same numbers as PyTorch', async (t) => {
   const f = await fixture('init.safetensors');

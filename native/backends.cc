@@ -1,0 +1,51 @@
+#include "backends.h"
+
+#include "common.h"
+#include "cpu_allocator.h"
+
+namespace fcn::backends {
+
+std::atomic<bool> subpixelUpsampling{true};
+std::atomic<bool> channelsLast{true};
+std::atomic<bool> cachingCpuAllocator{true};
+
+namespace {
+
+template <std::atomic<bool>& flag>
+void property(Napi::Env env, Napi::Object target, const char* name) {
+  auto get = Napi::Function::New(
+      env, [](const Napi::CallbackInfo& info) -> Napi::Value { return Napi::Boolean::New(info.Env(), flag.load()); });
+  auto set = Napi::Function::New(env, [name](const Napi::CallbackInfo& info) -> Napi::Value {
+    flag.store(toBool(info[0], name));
+    return info.Env().Undefined();
+  });
+  auto descriptor = Napi::Object::New(env);
+  descriptor.Set("get", get);
+  descriptor.Set("set", set);
+  descriptor.Set("enumerable", true);
+  env.Global()
+      .Get("Object")
+      .As<Napi::Object>()
+      .Get("defineProperty")
+      .As<Napi::Function>()
+      .Call({target, Napi::String::New(env, name), descriptor});
+}
+
+}  // namespace
+
+void init(Napi::Env env, Napi::Object exports) {
+  auto object = Napi::Object::New(env);
+  property<subpixelUpsampling>(env, object, "subpixelUpsampling");
+  property<channelsLast>(env, object, "channelsLast");
+  property<cachingCpuAllocator>(env, object, "cachingCpuAllocator");
+  object.Set("emptyCpuCache", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+               releaseCachedCpuMemory();
+               return info.Env().Undefined();
+             }));
+  object.Set("cachedCpuBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+               return Napi::Number::New(info.Env(), static_cast<double>(cachedCpuBytes()));
+             }));
+  exports.Set("backends", object);
+}
+
+}  // namespace fcn::backends

@@ -1,0 +1,21 @@
+// A caching allocator for libtorch's CPU tensors, as the CUDA allocator caches device
+// memory: blocks of 1 MiB and more are kept when freed and handed out again for the same
+// size. A training step allocates the same large buffers every time, and on these machines
+// first touching fresh memory costs more than the arithmetic on it (a fresh 52 MB output
+// costs ~120 ms of page faults); reuse removes that, and keeps RSS flat across steps.
+#pragma once
+
+#include <cstddef>
+
+namespace fcn {
+
+/// Installs the allocator as libtorch's CPU allocator, once per process.
+void installCachingCpuAllocator();
+
+/// Bytes held in freed blocks, ready for reuse.
+size_t cachedCpuBytes();
+
+/// Gives every cached block back to the system.
+void releaseCachedCpuMemory();
+
+}  // namespace fcn
