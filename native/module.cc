@@ -155,6 +155,7 @@ Napi::Value Module::kind(const Napi::CallbackInfo& info) { return Napi::String::
 Napi::Value Module::forward(const Napi::CallbackInfo& info) {
   at::Tensor x = Tensor::unwrap(info[0], "input");
   return guard(info.Env(), [&] {
+    auto lock = lockModels();
     useChannelsLast(*module_);
     return Tensor::wrap(info.Env(), forwardModule(*module_, modelInput(*module_, x)));
   });
@@ -240,6 +241,7 @@ Napi::Value Module::loadStateDict(const Napi::CallbackInfo& info) {
     throw Napi::Error::New(env, "loadStateDict: " + problems.str() + "Nothing was loaded.");
   }
   guard(env, [&] {
+    auto lock = lockModels();
     at::NoGradGuard noGrad;
     for (auto& [name, tensor] : own) {
       auto it = given.find(name);
@@ -258,7 +260,9 @@ Napi::Value Module::loadStateDict(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Module::train(const Napi::CallbackInfo& info) {
-  module_->train(toBool(info[0], "mode"));
+  bool mode = toBool(info[0], "mode");
+  auto lock = lockModels();
+  module_->train(mode);
   return info.Env().Undefined();
 }
 
@@ -272,17 +276,26 @@ Napi::Value Module::to(const Napi::CallbackInfo& info) {
     std::string spec = info[0].As<Napi::String>().Utf8Value();
     if (spec == "float32" || spec == "float64") {
       at::ScalarType dtype = toDtype(info[0]);
-      guard(env, [&] { module_->to(dtype); });
+      guard(env, [&] {
+        auto lock = lockModels();
+        module_->to(dtype);
+      });
       return env.Undefined();
     }
   }
   c10::Device device = toDevice(info[0]);
-  guard(env, [&] { module_->to(device); });
+  guard(env, [&] {
+    auto lock = lockModels();
+    module_->to(device);
+  });
   return env.Undefined();
 }
 
 Napi::Value Module::zeroGrad(const Napi::CallbackInfo& info) {
-  guard(info.Env(), [&] { module_->zero_grad(true); });
+  guard(info.Env(), [&] {
+    auto lock = lockModels();
+    module_->zero_grad(true);
+  });
   return info.Env().Undefined();
 }
 

@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "tensor.h"
+#include "torch_thread.h"
 
 namespace fcn {
 
@@ -66,12 +67,18 @@ Optimizer::Optimizer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Optimize
 }
 
 Napi::Value Optimizer::step(const Napi::CallbackInfo& info) {
-  guard(info.Env(), [&] { optimizer_->step(); });
+  guard(info.Env(), [&] {
+    auto lock = lockModels();
+    optimizer_->step();
+  });
   return info.Env().Undefined();
 }
 
 Napi::Value Optimizer::zeroGrad(const Napi::CallbackInfo& info) {
-  guard(info.Env(), [&] { optimizer_->zero_grad(true); });
+  guard(info.Env(), [&] {
+    auto lock = lockModels();
+    optimizer_->zero_grad(true);
+  });
   return info.Env().Undefined();
 }
 
@@ -120,6 +127,7 @@ Napi::Value Optimizer::loadStateDict(const Napi::CallbackInfo& info) {
     buffers.emplace_back(index, tensor);
   }
   guard(env, [&] {
+    auto lock = lockModels();
     auto& state = optimizer_->state();
     state.clear();
     for (const auto& [index, tensor] : buffers) {

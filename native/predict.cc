@@ -58,6 +58,7 @@ at::Tensor predictLabels(torch::nn::Module& model, const at::Tensor& images, int
     throw std::invalid_argument("predict: tile sides must be multiples of 32, got " + std::to_string(tileH) + "x" +
                                 std::to_string(tileW));
   }
+  model.train(false);
   useChannelsLast(model);
   auto params = model.parameters(true);
   c10::Device device = params.empty() ? c10::Device(c10::kCPU) : params[0].device();

@@ -8,7 +8,8 @@
 
 namespace fcn {
 
-/// Class ids [N, H, W] (int64, CPU) for normalised images [N, 3, H, W]; tiles are at most
+/// Class ids [N, H, W] (int64, CPU) for normalised images [N, 3, H, W], with model in eval
+/// mode (it stays in it); tiles are at most
 /// tileH x tileW (multiples of 32) and sides under 32 are zero-padded (the mean colour).
 at::Tensor predictLabels(torch::nn::Module& model, const at::Tensor& images, int64_t tileH, int64_t tileW);
 

@@ -1,6 +1,9 @@
 #include "torch_thread.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <deque>
@@ -43,7 +46,14 @@ class TorchThread {
   TorchThread& operator=(const TorchThread&) = delete;
 
  private:
-  TorchThread() : thread_([this] { loop(); }) {}
+  TorchThread()
+      : thread_([this] {
+          // A lower priority than the JS thread's, inherited by the OpenMP team this thread
+          // starts: when cores are short, the event loop still runs on time and the
+          // computation takes the rest.
+          setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 5);
+          loop();
+        }) {}
 
   void loop() {
     for (;;) {
@@ -72,7 +82,14 @@ struct Outcome {
   bool failed = false;
 };
 
+std::mutex& modelMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
 }  // namespace
+
+std::unique_lock<std::mutex> lockModels() { return std::unique_lock<std::mutex>(modelMutex()); }
 
 Napi::Promise runAsync(Napi::Env env, std::function<Settle()> work) {
   auto deferred = Napi::Promise::Deferred::New(env);
@@ -82,6 +99,7 @@ Napi::Promise runAsync(Napi::Env env, std::function<Settle()> work) {
   TorchThread::instance().post([deferred, tsfn, work = std::move(work), gradEnabled]() mutable {
     auto outcome = std::make_shared<Outcome>();
     try {
+      auto lock = lockModels();
       at::AutoGradMode mode(gradEnabled);
       outcome->settle = work();
     } catch (const std::exception& e) {

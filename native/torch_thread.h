@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <functional>
+#include <mutex>
 
 namespace fcn {
 
@@ -16,5 +17,10 @@ using Settle = std::function<Napi::Value(Napi::Env)>;
 /// returns, or rejected with a JS Error carrying the message of whatever work threw.
 /// The caller's grad mode is carried over to the job.
 Napi::Promise runAsync(Napi::Env env, std::function<Settle()> work);
+
+/// Held by every job while it runs on the torch thread, and taken by the synchronous calls
+/// that run or change a model (forward, loadStateDict, to, train, zeroGrad), so that no model
+/// is ever used by two threads at once: such a call made while a job runs waits for it.
+std::unique_lock<std::mutex> lockModels();
 
 }  // namespace fcn

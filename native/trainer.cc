@@ -202,6 +202,7 @@ Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(inf
     state_->loss.classWeights = Tensor::unwrap(loss.Get("classWeights"), "classWeights");
   }
   guard(env, [&] {
+    auto lock = lockModels();
     state_->model->to(state_->devices[0]);
     useChannelsLast(*state_->model);
     if (state_->loss.classWeights) state_->loss.classWeights = state_->loss.classWeights->to(state_->devices[0]);

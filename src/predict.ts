@@ -49,7 +49,8 @@ export function normalizeImage(image: Tensor): Tensor {
 
 /**
  * Class ids (int64 [H, W], or [N, H, W] for a batch) for an image (see {@link normalizeImage}).
- * The model is put in eval mode and runs where its parameters are, on the native thread.
+ * The model is put in eval mode (by the native job, so a training run in progress keeps its
+ * own mode for its steps) and runs where its parameters are, on the native thread.
  */
 export async function predict(net: Module, image: Tensor, options: PredictOptions = {}): Promise<Tensor> {
   const mode = options.mode ?? 'crop';
@@ -66,7 +67,6 @@ export async function predict(net: Module, image: Tensor, options: PredictOption
     }
     X = X.narrow(2, 0, cropH).narrow(3, 0, cropW);
   }
-  net.eval();
   const stack = new Error().stack;
   try {
     const labels = new Tensor(await native.predictLabels(net.native, X.native, tileH, tileW));

@@ -88,12 +88,22 @@ test('missing, truncated and corrupt weight files give errors naming the file', 
   await t.throwsAsync(load(stCut), { message: /safetensors/ });
 });
 
-/** A server on 127.0.0.1 that serves body for every request (counting them). */
-async function serve(body: Buffer): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+/**
+ * A server on 127.0.0.1 that serves body for every request (counting them); the first
+ * `drops` requests get half of it and then a dropped connection.
+ */
+async function serve(
+  body: Buffer,
+  drops = 0,
+): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
   let count = 0;
   const server = http.createServer((_req, res) => {
     count += 1;
     res.writeHead(200, { 'content-length': body.length });
+    if (count <= drops) {
+      res.write(body.subarray(0, body.length >> 1), () => res.destroy());
+      return;
+    }
     res.end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -120,6 +130,23 @@ test('weights download once into the cache and are verified by SHA-256', async (
     t.true(fs.readFileSync(file).equals(body));
     await fetchCached({ url: server.url, fileName: `resnet18-${prefix}.pth`, sha256Prefix: prefix, cacheDir });
     t.is(server.requests(), 1, 'the second call is served from the cache');
+  } finally {
+    await server.close();
+  }
+});
+
+test('an interrupted download leaves nothing in the cache, and the next run downloads cleanly', async (t) => {
+  const body = fs.readFileSync(path.join(fixtures, 'resnet18-strided.pth'));
+  const prefix = createHash('sha256').update(body).digest('hex').slice(0, 8);
+  const server = await serve(body, 1);
+  const cacheDir = path.join(tmp, 'cache-dropped');
+  const request = { url: server.url, fileName: `resnet18-${prefix}.pth`, sha256Prefix: prefix, cacheDir };
+  try {
+    await t.throwsAsync(fetchCached(request), { message: /downloading resnet18-.* failed/ });
+    t.deepEqual(fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir) : [], []);
+    const file = await fetchCached(request);
+    t.true(fs.readFileSync(file).equals(body));
+    t.is(server.requests(), 2);
   } finally {
     await server.close();
   }
