@@ -9,6 +9,9 @@
 
 namespace fcn {
 
+namespace {
+
+/// Tile starts along a side: evenly spread, the first at 0 and the last at side - tile.
 std::vector<int64_t> tileStarts(int64_t side, int64_t tile) {
   int64_t count = (side + tile - 1) / tile;
   if (count <= 1) return {0};
@@ -16,8 +19,6 @@ std::vector<int64_t> tileStarts(int64_t side, int64_t tile) {
   for (int64_t i = 0; i < count; ++i) starts.push_back((i * (side - tile) + (count - 1) / 2) / (count - 1));
   return starts;
 }
-
-namespace {
 
 /// The mean logits of the tiles, then their argmax over classes: [N, H, W].
 at::Tensor tiledArgmax(torch::nn::Module& model, const at::Tensor& images, int64_t tileH, int64_t tileW) {

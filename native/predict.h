@@ -13,9 +13,6 @@ namespace fcn {
 /// tileH x tileW (multiples of 32) and sides under 32 are zero-padded (the mean colour).
 at::Tensor predictLabels(torch::nn::Module& model, const at::Tensor& images, int64_t tileH, int64_t tileW);
 
-/// Tile starts along a side: evenly spread, first at 0 and last at side - tile.
-std::vector<int64_t> tileStarts(int64_t side, int64_t tile);
-
 void initPredict(Napi::Env env, Napi::Object exports);
 
 }  // namespace fcn

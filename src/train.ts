@@ -14,7 +14,10 @@ import { plotHistory } from './plot';
 import { type Device, Tensor } from './tensor';
 import type { Batch } from './voc/loader';
 
-/** Batches by epoch: epoch e always gives the same batches (VOCBatches does). */
+/**
+ * Batches by epoch: epoch e always gives the same batches (VOCBatches does). {@link train}
+ * disposes each batch once it has used it.
+ */
 export interface EpochBatches {
   /** Batches per epoch. */
   readonly length: number;
@@ -110,6 +113,15 @@ export class Trainer {
   step(images: Tensor, labels: Tensor): Promise<StepResult> {
     return this.native.step(checkTensor(images, 'images'), checkTensor(labels, 'labels'));
   }
+
+  /**
+   * The summed per-image loss and the confusion matrix (int64 [C, C], rows the labels,
+   * columns the predictions, ignored pixels left out) of a batch, in eval mode.
+   */
+  async evaluate(images: Tensor, labels: Tensor): Promise<{ loss: number; confusion: Tensor }> {
+    const r = await this.native.evaluate(checkTensor(images, 'images'), checkTensor(labels, 'labels'));
+    return { loss: r.loss, confusion: new Tensor(r.confusion) };
+  }
 }
 
 const fixed = (v: number, digits = 3) => v.toFixed(digits);
@@ -122,7 +134,7 @@ function abortIfAsked(signal: AbortSignal | undefined): void {
 
 /** Sum of the test batches' losses and confusion matrices, in eval mode. */
 async function evaluateWith(
-  trainer: NativeTrainer,
+  trainer: Trainer,
   batches: AsyncIterable<Batch>,
   signal?: AbortSignal,
 ): Promise<{ loss: number; examples: number; confusion: Confusion | null }> {
@@ -132,13 +144,12 @@ async function evaluateWith(
   for await (const { X, Y } of batches) {
     abortIfAsked(signal);
     examples += X.shape[0];
-    const r = await trainer.evaluate(X.native, Y.native);
+    const r = await trainer.evaluate(X, Y);
     X.dispose();
     Y.dispose();
     loss += r.loss;
-    const matrix = new Tensor(r.confusion);
-    const rows = confusionRows(matrix);
-    matrix.dispose();
+    const rows = confusionRows(r.confusion);
+    r.confusion.dispose();
     confusion = confusion ? addConfusion(confusion, rows) : rows;
   }
   return { loss, examples, confusion };
@@ -172,7 +183,7 @@ export async function evaluate(
   options: { device?: Device; loss?: LossOptions } = {},
 ): Promise<{ loss: number; pixelAccuracy: number; meanIoU: number; classIoU: (number | null)[] }> {
   const trainer = new Trainer(net, null, { devices: [options.device ?? 'cpu'], loss: options.loss });
-  const { loss, examples, confusion } = await evaluateWith(trainer.native, batches);
+  const { loss, examples, confusion } = await evaluateWith(trainer, batches);
   if (!confusion) throw new Error('evaluate: the batches were empty');
   return { loss: loss / examples, ...segmentationMetrics(confusion) };
 }
@@ -237,7 +248,7 @@ export async function train(
       bar?.stop();
       if (examples === 0) throw new Error(`epoch ${epoch + 1}: the training batches were empty`);
       const trainSeconds = (performance.now() - started) / 1000;
-      const test = await evaluateWith(trainer.native, testIter.epoch(epoch), signal);
+      const test = await evaluateWith(trainer, testIter.epoch(epoch), signal);
       if (!test.confusion) throw new Error(`epoch ${epoch + 1}: the test batches were empty`);
       const metrics = segmentationMetrics(test.confusion);
       const m: EpochMetrics = {
