@@ -3,9 +3,8 @@
  * chapter FCN per configuration, median train step (SGD, chapter loss) and inference time.
  *   node dist/scripts/bench-levers.js [BATCH=4]
  */
-import { createFcn, optim, Trainer, torch } from '../src';
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+import { torch } from '../src';
+import { Ours } from './bench';
 
 async function main(): Promise<void> {
   const batch = Number(process.argv[2] ?? 4);
@@ -22,29 +21,14 @@ async function main(): Promise<void> {
       Object.assign(torch.backends, { cachingCpuAllocator: caching, channelsLast, subpixelUpsampling: subpixel });
       torch.backends.emptyCpuCache();
       torch.manualSeed(0);
-      const net = createFcn();
-      const trainer = new Trainer(net, new optim.SGD(net.parameters(), { lr: 0.001, weightDecay: 1e-3 }));
-      const X = torch.rand([batch, 3, 320, 480]);
-      const Y = torch.rand([batch, 320, 480]).mul(21).to('int64');
-      const steps: number[] = [];
-      for (let i = 0; i < 4; i++) {
-        const start = performance.now();
-        await trainer.step(X, Y);
-        if (i > 0) steps.push(performance.now() - start); // the first is warm-up
-      }
-      net.eval();
-      const image = torch.rand([1, 3, 320, 480]);
-      const forwards: number[] = [];
-      await torch.noGrad(async () => {
-        for (let i = 0; i < 6; i++) {
-          const start = performance.now();
-          (await net.forwardAsync(image)).dispose();
-          if (i > 0) forwards.push(performance.now() - start);
-        }
-      });
+      const ours = new Ours();
+      await ours.train(batch, 1); // warm-up
+      const step = await ours.train(batch, 3);
+      await ours.infer(1, 1);
+      const forward = await ours.infer(1, 5);
       const on = (v: boolean) => (v ? 'on' : 'off');
       console.log(
-        `| ${on(caching)} | ${on(channelsLast)} | ${on(subpixel)} | ${median(steps).toFixed(0)} | ${median(forwards).toFixed(0)} |`,
+        `| ${on(caching)} | ${on(channelsLast)} | ${on(subpixel)} | ${(step * 1000).toFixed(0)} | ${(forward * 1000).toFixed(0)} |`,
       );
     }
   }

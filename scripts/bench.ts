@@ -19,8 +19,8 @@ const root = path.resolve(__dirname, '..', '..');
 const threads = Number(process.env.BENCH_THREADS ?? 2);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
-/** The chapter's FCN with its optimizer, and timed inference and train steps. */
-class Ours {
+/** The chapter's FCN with its optimizer, and timed inference and train steps (median s). */
+export class Ours {
   net = createFcn();
   trainer = new Trainer(this.net, new optim.SGD(this.net.parameters(), { lr: 0.001, weightDecay: 1e-3 }));
 
@@ -199,7 +199,9 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err: unknown) => {
-  console.error(`error: ${(err as Error).message}`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(`error: ${(err as Error).message}`);
+    process.exit(1);
+  });
+}

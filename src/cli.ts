@@ -65,13 +65,16 @@ function devices(value: string): Device[] {
   return list as Device[];
 }
 
+const isDir = (p: string) => fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
+const isFile = (p: string) => fs.statSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
+
 function existingDir(value: string): string {
-  if (!fs.existsSync(value) || !fs.statSync(value).isDirectory()) throw new InvalidArgumentError('no such folder');
+  if (!isDir(value)) throw new InvalidArgumentError('no such folder');
   return value;
 }
 
 function existingFile(value: string): string {
-  if (!fs.existsSync(value) || !fs.statSync(value).isFile()) throw new InvalidArgumentError('no such file');
+  if (!isFile(value)) throw new InvalidArgumentError('no such file');
   return value;
 }
 
@@ -307,9 +310,8 @@ program
         images: string[],
         o: { checkpoint: string; out: string; full: boolean; crop?: [number, number]; device: Device },
       ) => {
-        for (const image of images) {
-          if (!fs.existsSync(image) || !fs.statSync(image).isFile()) throw new Error(`no such image file '${image}'`);
-        }
+        const missing = images.find((image) => !isFile(image));
+        if (missing !== undefined) throw new Error(`no such image file '${missing}'`);
         const { net, config } = await modelFromCheckpoint(o.checkpoint, o.device);
         const crop = o.crop ?? config.crop;
         fs.mkdirSync(o.out, { recursive: true });

@@ -132,6 +132,29 @@ function abortIfAsked(signal: AbortSignal | undefined): void {
   }
 }
 
+/**
+ * Runs use on every batch, stopping between batches when signal is aborted, and disposes
+ * each batch after it; returns the number of examples seen.
+ */
+async function eachBatch(
+  batches: AsyncIterable<Batch>,
+  signal: AbortSignal | undefined,
+  use: (X: Tensor, Y: Tensor, examples: number) => Promise<void>,
+): Promise<number> {
+  let examples = 0;
+  for await (const { X, Y } of batches) {
+    abortIfAsked(signal);
+    examples += X.shape[0];
+    try {
+      await use(X, Y, examples);
+    } finally {
+      X.dispose();
+      Y.dispose();
+    }
+  }
+  return examples;
+}
+
 /** Sum of the test batches' losses and confusion matrices, in eval mode. */
 async function evaluateWith(
   trainer: Trainer,
@@ -139,19 +162,14 @@ async function evaluateWith(
   signal?: AbortSignal,
 ): Promise<{ loss: number; examples: number; confusion: Confusion | null }> {
   let loss = 0;
-  let examples = 0;
   let confusion: Confusion | null = null;
-  for await (const { X, Y } of batches) {
-    abortIfAsked(signal);
-    examples += X.shape[0];
+  const examples = await eachBatch(batches, signal, async (X, Y) => {
     const r = await trainer.evaluate(X, Y);
-    X.dispose();
-    Y.dispose();
     loss += r.loss;
     const rows = confusionRows(r.confusion);
     r.confusion.dispose();
     confusion = confusion ? addConfusion(confusion, rows) : rows;
-  }
+  });
   return { loss, examples, confusion };
 }
 
@@ -231,20 +249,15 @@ export async function train(
       let lossSum = 0;
       let correct = 0;
       let pixels = 0;
-      let examples = 0;
       bar?.start(trainIter.length, 0, { epoch: `${epoch + 1}/${epochs}`, loss: '-', rate: '-' });
-      for await (const { X, Y } of trainIter.epoch(epoch)) {
-        abortIfAsked(signal);
-        examples += X.shape[0];
+      const examples = await eachBatch(trainIter.epoch(epoch), signal, async (X, Y, seen) => {
         const r = await trainer.step(X, Y);
-        X.dispose();
-        Y.dispose();
         lossSum += r.loss;
         correct += r.correct;
         pixels += r.pixels;
         const seconds = (performance.now() - started) / 1000;
-        bar?.increment({ loss: fixed(lossSum / examples), rate: fixed(examples / seconds, 1) });
-      }
+        bar?.increment({ loss: fixed(lossSum / seen), rate: fixed(seen / seconds, 1) });
+      });
       bar?.stop();
       if (examples === 0) throw new Error(`epoch ${epoch + 1}: the training batches were empty`);
       const trainSeconds = (performance.now() - started) / 1000;
