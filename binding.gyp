@@ -11,12 +11,14 @@
         "native/cpu_allocator.cc",
         "native/fcn.cc",
         "native/functional.cc",
+        "native/gloo_backend.cc",
         "native/init.cc",
         "native/json.cc",
         "native/layers.cc",
         "native/module.cc",
         "native/optim.cc",
         "native/predict.cc",
+        "native/process_group.cc",
         "native/pickle.cc",
         "native/resnet.cc",
         "native/safetensors.cc",
@@ -35,6 +37,7 @@
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native/gloo_api",
         "deps/libtorch/include",
         "deps/libtorch/include/torch/csrc/api/include"
       ],

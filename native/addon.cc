@@ -14,6 +14,7 @@
 #include "module.h"
 #include "optim.h"
 #include "predict.h"
+#include "process_group.h"
 #include "resnet.h"
 #include "serialization.h"
 #include "tensor.h"
@@ -39,6 +40,7 @@ Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   initResNet(env, exports);
   initFcn(env, exports);
   Trainer::Init(env, exports);
+  ProcessGroup::Init(env, exports);
   initPredict(env, exports);
   backends::init(env, exports);
   initInit(env, exports);

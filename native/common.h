@@ -17,6 +17,7 @@ struct AddonData {
   Napi::FunctionReference tensorClass;
   Napi::FunctionReference moduleClass;
   Napi::FunctionReference optimizerClass;
+  Napi::FunctionReference processGroupClass;
 };
 
 inline AddonData& addonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

@@ -93,6 +93,14 @@ PartResult trainStep(Trainer::State& s, const at::Tensor& X, const at::Tensor& Y
   checkBatch(X, Y);
   s.optimizer->zero_grad(true);
   size_t ways = std::min<size_t>(s.devices.size(), static_cast<size_t>(X.size(0)));
+  if (s.group) {
+    // As DDP with broadcast_buffers: rank 0's BatchNorm statistics before every forward.
+    if (!s.model->buffers(true).empty()) broadcastState(*s.group, *s.model, false, true, 0);
+    PartResult r = runPart(*s.model, s.loss, s.devices[0], X, Y);
+    averageGradients(*s.group, *s.model);
+    s.optimizer->step();
+    return r;
+  }
   if (ways == 1) {
     PartResult r = runPart(*s.model, s.loss, s.devices[0], X, Y);
     s.optimizer->step();
@@ -183,7 +191,7 @@ void Trainer::Init(Napi::Env env, Napi::Object exports) {
 }
 
 /// new NativeTrainer(model, optimizer or null (evaluation only), devices, {ignoreIndex,
-/// labelSmoothing, classWeights?}) moves the model to devices[0].
+/// labelSmoothing, classWeights?}, processGroup or null) moves the model to devices[0].
 Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(info) {
   Napi::Env env = info.Env();
   state_ = std::make_shared<State>();
@@ -200,6 +208,14 @@ Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(inf
   state_->loss.labelSmoothing = toDouble(loss.Get("labelSmoothing"), "labelSmoothing");
   if (Tensor::isTensor(loss.Get("classWeights"))) {
     state_->loss.classWeights = Tensor::unwrap(loss.Get("classWeights"), "classWeights");
+  }
+  if (!info[4].IsNull() && !info[4].IsUndefined()) {
+    state_->group = ProcessGroup::unwrap(info[4], "processGroup");
+    if (state_->devices.size() != 1 || state_->devices[0].type() != state_->group->device.type()) {
+      throw Napi::Error::New(env, "devices: a distributed trainer uses one device, of the kind its process group's " +
+                                      state_->group->backend + " backend works on (" + state_->group->device.str() +
+                                      ")");
+    }
   }
   guard(env, [&] {
     auto lock = lockModels();

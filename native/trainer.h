@@ -2,7 +2,9 @@
 // loss, backward, SGD update) and per evaluation batch (loss and confusion matrix), run on
 // the torch thread. With several devices a step is data-parallel as nn.DataParallel does it
 // in d2l's train_ch13: the batch is split, replicas refreshed from the model run their
-// parts, and their gradients are summed onto the model before the update.
+// parts, and their gradients are summed onto the model before the update. With a process
+// group a step is distributed-data-parallel as DDP does it: buffers from rank 0 before the
+// forward, gradients averaged across the ranks before the update.
 #pragma once
 
 #include <napi.h>
@@ -11,6 +13,8 @@
 #include <memory>
 #include <optional>
 #include <vector>
+
+#include "process_group.h"
 
 namespace fcn {
 
@@ -35,6 +39,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     std::vector<c10::Device> devices;
     ChapterLoss loss;
     std::vector<std::shared_ptr<torch::nn::Module>> replicas;  // for devices[1..]
+    std::shared_ptr<Group> group;                              // distributed training, or null
   };
 
  private:

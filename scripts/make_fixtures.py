@@ -338,6 +338,19 @@ def io_fixtures():
                _use_new_zipfile_serialization=False)
 
 
+def distributed_sampler_fixture():
+    # torch.utils.data.DistributedSampler's indices (no shuffle, padded: drop_last=False) for
+    # a few dataset sizes and world sizes: the rule that shards every epoch across the ranks.
+    from torch.utils.data import DistributedSampler
+    out = {}
+    for n in (1, 5, 10, 11, 17):
+        for w in (1, 2, 3, 4):
+            for r in range(w):
+                s = DistributedSampler(range(n), num_replicas=w, rank=r, shuffle=False, drop_last=False)
+                out[f'n{n}_w{w}_r{r}'] = torch.tensor(list(iter(s)), dtype=torch.int64)
+    save_file(out, os.path.join(OUT, 'distributed-sampler.safetensors'))
+
+
 def main():
     assert torch.__version__.startswith('2.13.0'), torch.__version__
     os.makedirs(OUT, exist_ok=True)
@@ -348,6 +361,7 @@ def main():
     conv_fixtures()
     init_fixtures()
     io_fixtures()
+    distributed_sampler_fixture()
     for f in sorted(os.listdir(OUT)):
         print(f'{os.path.getsize(os.path.join(OUT, f)):>9}  {f}', file=sys.stderr)
 

@@ -20,7 +20,7 @@ step() { # step NAME COMMAND...: runs a check that counts as one test
 }
 
 step "biome format and lint" npx biome ci --reporter=summary .
-step "clang-format" npx clang-format --dry-run -Werror native/*.cc native/*.h native/test/*.cc
+step "clang-format" npx clang-format --dry-run -Werror native/*.cc native/*.h native/test/*.cc native/gloo_api/gloo/*.h native/gloo_api/gloo/*/*.h
 step "typescript build" npx tsc -p tsconfig.json
 step "cmake-js build" npx cmake-js compile --out build-cmake --log-level warn
 

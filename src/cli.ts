@@ -7,8 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadCheckpoint } from './checkpoint';
+import { initProcessGroup, type ProcessGroup, torchrunEnv } from './distributed';
 import { createFcn, FCN_ARCHS, type FcnArch, UPSAMPLING_INITS, type UpsamplingInit } from './fcn';
 import { label2image, readImage, saveImageGrid } from './image';
+import { launchWorkers, workerArgs } from './launch';
 import type { Module } from './nn/module';
 import { type ResNet, resnet18 } from './nn/resnet';
 import { SGD } from './optim';
@@ -78,6 +80,9 @@ function existingFile(value: string): string {
   return value;
 }
 
+/** " [rank R]" in a worker of a distributed run, so that its errors say whose they are. */
+const rankTag = process.env.WORLD_SIZE !== undefined ? ` [rank ${process.env.RANK}]` : '';
+
 /** Runs a command's work; an error becomes one line and exit code 1. */
 function action<A extends unknown[]>(name: string, fn: (...args: A) => Promise<void>) {
   return async (...args: A): Promise<void> => {
@@ -85,7 +90,7 @@ function action<A extends unknown[]>(name: string, fn: (...args: A) => Promise<v
       await fn(...args);
     } catch (err) {
       const e = err as Error;
-      console.error(`fcn ${name}: ${e.message.split('\n')[0]}`);
+      console.error(`fcn ${name}${rankTag}: ${e.message.split('\n')[0]}`);
       process.exitCode = e.name === 'AbortError' ? 130 : 1;
     }
   };
@@ -154,6 +159,12 @@ program
   .option('--threads <n>', 'CPU threads for libtorch', integer(1))
   .option('--out <dir>', 'output folder', 'fcn-output')
   .option('--resume', 'continue from DIR/checkpoint.safetensors with its settings', false)
+  .option('--nproc-per-node <n>', 'start n worker processes here that train together (c10d: Gloo/NCCL)', integer(1))
+  .option('--nnodes <n>', 'machines taking part, each running the same command', integer(1), 1)
+  .option('--node-rank <n>', "this machine's index (0 hosts the rendezvous)", integer(0), 0)
+  .option('--master-addr <addr>', "machine 0's address, as every machine reaches it", '127.0.0.1')
+  .option('--master-port <port>', 'a free TCP port on machine 0 for the rendezvous', integer(1), 29500)
+  .option('--dist-timeout <s>', 'seconds the rendezvous and each collective may take', integer(1), 300)
   .action(
     action(
       'train',
@@ -173,7 +184,31 @@ program
         threads?: number;
         out: string;
         resume: boolean;
+        nprocPerNode?: number;
+        nnodes: number;
+        nodeRank: number;
+        masterAddr: string;
+        masterPort: number;
+        distTimeout: number;
       }) => {
+        const dist = torchrunEnv();
+        if (o.nprocPerNode !== undefined && !dist) {
+          if (o.nodeRank >= o.nnodes)
+            throw new RangeError(`--node-rank ${o.nodeRank} must be below --nnodes ${o.nnodes}`);
+          if (o.masterPort > 65535) throw new RangeError(`--master-port ${o.masterPort} is not a TCP port (1..65535)`);
+          process.exitCode = await launchWorkers(process.argv[1], workerArgs(process.argv.slice(2)), {
+            ...o,
+            nprocPerNode: o.nprocPerNode,
+          });
+          return;
+        }
+        if (dist && o.device.length > 1) {
+          throw new RangeError('--device: each process of a distributed run trains on one device (cpu or cuda)');
+        }
+        // torchrun's convention: a worker trains on the GPU of its local rank.
+        const device: Device = dist && o.device[0] === 'cuda' ? `cuda:${dist.localRank}` : o.device[0];
+        const lead = !dist || dist.rank === 0;
+        const say = lead ? console.log : () => {};
         setThreads(o.threads);
         fs.mkdirSync(o.out, { recursive: true });
         const checkpointFile = path.join(o.out, 'checkpoint.safetensors');
@@ -195,12 +230,12 @@ program
         if (resume) {
           if (resume.epoch >= o.epochs)
             throw new Error(`the checkpoint has ${resume.epoch} epochs already; ask for more with --epochs`);
-          console.log(
+          say(
             `resuming after epoch ${resume.epoch} (${config.arch}, crop ${config.crop.join('x')}, batch ${config.batchSize})`,
           );
         }
         torch.manualSeed(config.seed);
-        const net = await buildModel(config, o.device[0], resume ? undefined : o.weights);
+        const net = await buildModel(config, device, resume ? undefined : o.weights);
         const optimizer = new SGD(net.parameters(), {
           lr: config.lr,
           weightDecay: config.wd,
@@ -209,7 +244,14 @@ program
         const { trainIter, testIter } = await voc.loadDataVoc(config.batchSize, config.crop, {
           root: o.data,
           seed: config.seed,
+          log: lead ? console.log : null,
+          ...(dist ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
         });
+        let group: ProcessGroup | undefined;
+        if (dist) {
+          group = await initProcessGroup({ ...dist, device, timeoutMs: o.distTimeout * 1000 });
+          say(`${dist.worldSize} processes joined at ${dist.masterAddr}:${dist.masterPort} (${group.backend})`);
+        }
         const controller = new AbortController();
         const onSigint = () => {
           if (controller.signal.aborted) process.exit(130);
@@ -221,17 +263,20 @@ program
           const history = await train(net, trainIter, testIter, {
             epochs: o.epochs,
             optimizer,
-            devices: o.device,
+            devices: [device],
+            processGroup: group,
             resume,
             checkpoint: checkpointFile,
             config: config as unknown as Record<string, unknown>,
             plot: path.join(o.out, 'curves.svg'),
             signal: controller.signal,
           });
-          await plotHistory(history, path.join(o.out, 'curves.png'));
-          fs.writeFileSync(path.join(o.out, 'history.json'), `${JSON.stringify(history, null, 2)}\n`);
-          await save(net.stateDict(), path.join(o.out, 'model.safetensors'));
-          console.log(`checkpoint, model.safetensors, curves.svg/png and history.json in ${o.out}`);
+          if (lead) {
+            await plotHistory(history, path.join(o.out, 'curves.png'));
+            fs.writeFileSync(path.join(o.out, 'history.json'), `${JSON.stringify(history, null, 2)}\n`);
+            await save(net.stateDict(), path.join(o.out, 'model.safetensors'));
+            say(`checkpoint, model.safetensors, curves.svg/png and history.json in ${o.out}`);
+          }
         } catch (err) {
           if ((err as Error).name === 'AbortError') {
             throw Object.assign(new Error(`interrupted; the last complete epoch's checkpoint is ${checkpointFile}`), {
@@ -241,6 +286,7 @@ program
           throw err;
         } finally {
           process.off('SIGINT', onSigint);
+          await group?.close();
         }
       },
     ),

@@ -14,6 +14,16 @@ import * as voc from './voc';
 
 export { type Checkpoint, type CheckpointInfo, loadCheckpoint, saveCheckpoint } from './checkpoint';
 export {
+  type DistributedBackend,
+  initProcessGroup,
+  ProcessGroup,
+  type ProcessGroupOptions,
+  type ReduceOp,
+  shardOf,
+  type TorchrunEnv,
+  torchrunEnv,
+} from './distributed';
+export {
   createFcn,
   FCN_ARCHS,
   FCNSkip,

@@ -60,6 +60,25 @@ export interface NativeTrainer {
   evaluate(images: NativeTensor, labels: NativeTensor): Promise<{ loss: number; confusion: NativeTensor }>;
 }
 
+export interface NativeProcessGroup {
+  connect(options: {
+    rank: number;
+    worldSize: number;
+    masterAddr: string;
+    masterPort: number;
+    hostname: string;
+    interface: string;
+    timeoutMs: number;
+    backend: string;
+    device: string;
+  }): Promise<void>;
+  allReduce(t: NativeTensor, op: string): Promise<void>;
+  broadcast(t: NativeTensor, root: number): Promise<void>;
+  broadcastModule(module: NativeModule, root: number): Promise<void>;
+  barrier(): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface CreationOptions {
   dtype?: string;
   device?: string;
@@ -124,7 +143,9 @@ export interface NativeAddon {
     optimizer: NativeOptimizer | null,
     devices: string[],
     loss: { ignoreIndex: number; labelSmoothing: number; classWeights?: NativeTensor },
+    processGroup: NativeProcessGroup | null,
   ) => NativeTrainer;
+  NativeProcessGroup: new () => NativeProcessGroup;
   fcnSkip(
     stem: NativeModule,
     layer2: NativeModule,

@@ -2,10 +2,12 @@
  * The chapter's `train_ch13`: epochs of native training steps (forward, loss, backward,
  * SGD update in one call off the event loop), then an evaluation of the test batches with
  * pixel accuracy and mean IoU, a progress bar, a plot of the curves, and an atomic
- * checkpoint per epoch from which a run resumes exactly.
+ * checkpoint per epoch from which a run resumes exactly. With a process group the run is
+ * one rank of a distributed data-parallel run (see src/distributed.ts).
  */
 import { SingleBar } from 'cli-progress';
 import { type Checkpoint, saveCheckpoint } from './checkpoint';
+import type { ProcessGroup } from './distributed';
 import { addConfusion, type Confusion, confusionRows, segmentationMetrics } from './metrics';
 import { type NativeTrainer, native } from './native';
 import { checkTensor, type Module } from './nn/module';
@@ -83,6 +85,15 @@ export interface TrainOptions {
   log?: ((line: string) => void) | null;
   /** Stops the run between steps; the last checkpoint stays as it was. */
   signal?: AbortSignal;
+  /**
+   * Train as one rank of a distributed data-parallel run, as PyTorch's DDP does: rank 0's
+   * weights go to every rank first, every step averages the gradients across the ranks (and
+   * copies rank 0's BatchNorm statistics before the forward), the epoch's metrics are summed
+   * over the ranks so that every rank returns the same numbers, and only rank 0 logs, plots
+   * and writes checkpoints. Each rank must be given its own shard of the batches (the
+   * `shard` option of the loaders), with the same number of training batches.
+   */
+  processGroup?: ProcessGroup;
 }
 
 /** What one training step did: the batch's summed per-image loss and its pixel counts. */
@@ -103,10 +114,25 @@ export class Trainer {
   /** @internal */
   readonly native: NativeTrainer;
 
-  constructor(net: Module, optimizer: SGD | null, options: { devices?: Device[]; loss?: LossOptions } = {}) {
+  constructor(
+    net: Module,
+    optimizer: SGD | null,
+    options: {
+      devices?: Device[];
+      loss?: LossOptions;
+      /** Average each step's gradients across this group's ranks (see {@link TrainOptions}). */
+      processGroup?: ProcessGroup;
+    } = {},
+  ) {
     const devices = options.devices ?? ['cpu'];
     if (!Array.isArray(devices) || devices.length === 0) throw new RangeError('devices: expected a non-empty array');
-    this.native = new native.NativeTrainer(net.native, optimizer?.native ?? null, devices, lossSettings(options.loss));
+    this.native = new native.NativeTrainer(
+      net.native,
+      optimizer?.native ?? null,
+      devices,
+      lossSettings(options.loss),
+      options.processGroup?.native ?? null,
+    );
   }
 
   /** Forward, loss, backward and update on images [B, 3, H, W] and labels int64 [B, H, W]. */
@@ -206,6 +232,31 @@ export async function evaluate(
   return { loss: loss / examples, ...segmentationMetrics(confusion) };
 }
 
+/** The test batches' sums over every rank of the group. */
+async function sumOverRanks(
+  group: ProcessGroup,
+  test: { loss: number; examples: number; confusion: Confusion | null },
+): Promise<{ loss: number; examples: number; confusion: Confusion | null }> {
+  const [classes] = await group.allReduceNumbers([test.confusion?.length ?? 0], 'max');
+  if (classes === 0) return test;
+  const local = test.confusion ?? Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  const [loss, examples, ...flat] = await group.allReduceNumbers([test.loss, test.examples, ...local.flat()]);
+  const confusion = Array.from({ length: classes }, (_, r) => flat.slice(r * classes, (r + 1) * classes));
+  return { loss, examples, confusion };
+}
+
+/** Fails on every rank alike when the ranks would make different numbers of steps. */
+async function checkSameLength(group: ProcessGroup, length: number): Promise<void> {
+  const [least] = await group.allReduceNumbers([length], 'min');
+  const [most] = await group.allReduceNumbers([length], 'max');
+  if (least !== most) {
+    throw new RangeError(
+      `the ranks have from ${least} to ${most} training batches per epoch; every rank must make the same ` +
+        "number of steps (shard the data with padding, as the loaders' shard option does)",
+    );
+  }
+}
+
 /**
  * Trains net as the chapter's `train_ch13` does and returns the metrics of every epoch
  * (those of a resumed checkpoint first). Resuming from the checkpoint of epoch k with the
@@ -226,7 +277,9 @@ export async function train(
   ] as const) {
     if (iter.length === 0) throw new RangeError(`${name} has no batches (too few examples for one batch?)`);
   }
-  const log = options.log === undefined ? console.log : options.log;
+  const group = options.processGroup;
+  const lead = !group || group.rank === 0; // logs, plots and writes checkpoints
+  const log = !lead ? null : options.log === undefined ? console.log : options.log;
   const history: EpochMetrics[] = [];
   if (resume) {
     net.loadStateDict(resume.model);
@@ -234,9 +287,13 @@ export async function train(
     history.push(...resume.history);
   }
   const start = resume?.epoch ?? 0;
-  const trainer = new Trainer(net, optimizer, { devices, loss: options.loss });
+  const trainer = new Trainer(net, optimizer, { devices, loss: options.loss, processGroup: group });
+  if (group) {
+    await checkSameLength(group, trainIter.length);
+    await group.broadcastModule(net, 0);
+  }
   const bar =
-    (options.progress ?? process.stderr.isTTY)
+    lead && (options.progress ?? process.stderr.isTTY)
       ? new SingleBar({
           format: 'epoch {epoch} |{bar}| {value}/{total} batches | loss {loss} | {rate} img/s',
           hideCursor: true,
@@ -249,8 +306,9 @@ export async function train(
       let lossSum = 0;
       let correct = 0;
       let pixels = 0;
+      let examples = 0;
       bar?.start(trainIter.length, 0, { epoch: `${epoch + 1}/${epochs}`, loss: '-', rate: '-' });
-      const examples = await eachBatch(trainIter.epoch(epoch), signal, async (X, Y, seen) => {
+      examples = await eachBatch(trainIter.epoch(epoch), signal, async (X, Y, seen) => {
         const r = await trainer.step(X, Y);
         lossSum += r.loss;
         correct += r.correct;
@@ -259,9 +317,12 @@ export async function train(
         bar?.increment({ loss: fixed(lossSum / seen), rate: fixed(seen / seconds, 1) });
       });
       bar?.stop();
+      if (group)
+        [lossSum, correct, pixels, examples] = await group.allReduceNumbers([lossSum, correct, pixels, examples]);
       if (examples === 0) throw new Error(`epoch ${epoch + 1}: the training batches were empty`);
       const trainSeconds = (performance.now() - started) / 1000;
-      const test = await evaluateWith(trainer, testIter.epoch(epoch), signal);
+      let test = await evaluateWith(trainer, testIter.epoch(epoch), signal);
+      if (group) test = await sumOverRanks(group, test);
       if (!test.confusion) throw new Error(`epoch ${epoch + 1}: the test batches were empty`);
       const metrics = segmentationMetrics(test.confusion);
       const m: EpochMetrics = {
@@ -276,7 +337,7 @@ export async function train(
         seconds: (performance.now() - started) / 1000,
       };
       history.push(m);
-      if (options.checkpoint) {
+      if (lead && options.checkpoint) {
         await saveCheckpoint(options.checkpoint, {
           model: net,
           optimizer,
@@ -285,11 +346,11 @@ export async function train(
           config: options.config ?? {},
         });
       }
-      if (options.plot) await plotHistory(history, options.plot);
+      if (lead && options.plot) await plotHistory(history, options.plot);
       log?.(
         `epoch ${m.epoch}/${epochs}: loss ${fixed(m.trainLoss)}, train acc ${fixed(m.trainAccuracy)}, ` +
           `test acc ${fixed(m.testAccuracy)}, test mIoU ${fixed(m.testMeanIoU)}, ` +
-          `${fixed(m.examplesPerSecond, 1)} examples/sec on ${devices.join(', ')}`,
+          `${fixed(m.examplesPerSecond, 1)} examples/sec on ${group ? `${group.worldSize} processes` : devices.join(', ')}`,
       );
     }
   } finally {

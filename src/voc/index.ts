@@ -5,5 +5,13 @@
 export { VOC_CLASSES, VOC_COLORMAP, VOC_IGNORE_INDEX, VOC_VOID_COLOUR } from './colours';
 export { VOCSegDataset, type VOCSegDatasetOptions } from './dataset';
 export { download, VOC2012_TRAINVAL } from './download';
-export { type Batch, IMAGENET_MEAN, IMAGENET_STD, type LoadDataVocOptions, loadDataVoc, VOCBatches } from './loader';
+export {
+  type Batch,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  type LoadDataVocOptions,
+  loadDataVoc,
+  type Shard,
+  VOCBatches,
+} from './loader';
 export { type SynthesizeOptions, synthesize } from './synthesize';

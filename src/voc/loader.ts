@@ -2,6 +2,7 @@
  * The chapter's `load_data_voc`: seeded, shuffled batches of random crops, each batch
  * assembled natively (crop, normalise, stack) while the previous one is being used.
  */
+import { shardOf } from '../distributed';
 import { native } from '../native';
 import { Tensor } from '../tensor';
 import { type Example, VOCSegDataset } from './dataset';
@@ -18,9 +19,19 @@ export interface Batch {
 }
 
 /**
+ * A rank's part of every epoch in distributed training: the `DistributedSampler` rule over
+ * the epoch's order (see {@link shardOf}); pad makes every rank's part equally long.
+ */
+export interface Shard {
+  rank: number;
+  worldSize: number;
+  pad: boolean;
+}
+
+/**
  * The batches of a dataset, one epoch per iteration (`for await (const { X, Y } of iter)`).
  * Epoch e shuffles (when asked) and crops with seed + e, so runs with the same seed see the
- * same batches.
+ * same batches. With a shard, this rank's part of the epoch's order is batched.
  */
 export class VOCBatches implements AsyncIterable<Batch> {
   #nextEpoch = 0;
@@ -28,12 +39,23 @@ export class VOCBatches implements AsyncIterable<Batch> {
   constructor(
     readonly dataset: VOCSegDataset,
     readonly batchSize: number,
-    readonly options: { shuffle: boolean; dropLast: boolean; seed: number },
-  ) {}
+    readonly options: { shuffle: boolean; dropLast: boolean; seed: number; shard?: Shard },
+  ) {
+    if (options.shard) shardOf([], options.shard.rank, options.shard.worldSize, options.shard.pad); // checks them
+  }
+
+  /** Examples per epoch (this rank's with a shard). */
+  get examplesPerEpoch(): number {
+    const n = this.dataset.length;
+    const shard = this.options.shard;
+    if (!shard) return n;
+    const total = shard.pad ? Math.ceil(n / shard.worldSize) * shard.worldSize : n;
+    return Math.floor(total / shard.worldSize) + (shard.rank < total % shard.worldSize ? 1 : 0);
+  }
 
   /** Batches per epoch. */
   get length(): number {
-    const n = this.dataset.length;
+    const n = this.examplesPerEpoch;
     return this.options.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
@@ -73,9 +95,11 @@ export class VOCBatches implements AsyncIterable<Batch> {
         [order[i], order[j]] = [order[j], order[i]];
       }
     }
+    const shard = this.options.shard;
+    const mine = shard ? shardOf(order, shard.rank, shard.worldSize, shard.pad) : order;
     const batches: number[][] = [];
-    for (let start = 0; start < order.length; start += this.batchSize) {
-      const indices = order.slice(start, start + this.batchSize);
+    for (let start = 0; start < mine.length; start += this.batchSize) {
+      const indices = mine.slice(start, start + this.batchSize);
       if (indices.length === this.batchSize || !this.options.dropLast) batches.push(indices);
     }
     // Crops are drawn in batch order, so prefetching does not change them.
@@ -112,6 +136,12 @@ export interface LoadDataVocOptions {
   seed?: number;
   /** Where the "read N examples" lines go (default console.log; null for silence). */
   log?: ((line: string) => void) | null;
+  /**
+   * This process's rank and the number of processes in distributed training: each rank
+   * gets its shard of every epoch (training padded to equal lengths, test not padded, so the
+   * ranks' test shards together are the test set once).
+   */
+  shard?: { rank: number; worldSize: number };
 }
 
 /**
@@ -131,8 +161,19 @@ export async function loadDataVoc(
   const train = new VOCSegDataset(options.root, { split: 'train', cropSize, log: options.log });
   const test = new VOCSegDataset(options.root, { split: 'val', cropSize, log: options.log });
   await Promise.all([train.load(), test.load()]);
-  const trainIter = new VOCBatches(train, batchSize, { shuffle: options.shuffle ?? true, dropLast, seed });
-  const testIter = new VOCBatches(test, batchSize, { shuffle: false, dropLast, seed: seed + 1_000_003 });
+  const shard = options.shard;
+  const trainIter = new VOCBatches(train, batchSize, {
+    shuffle: options.shuffle ?? true,
+    dropLast,
+    seed,
+    ...(shard ? { shard: { ...shard, pad: true } } : {}),
+  });
+  const testIter = new VOCBatches(test, batchSize, {
+    shuffle: false,
+    dropLast,
+    seed: seed + 1_000_003,
+    ...(shard ? { shard: { ...shard, pad: false } } : {}),
+  });
   if (trainIter.length === 0) {
     throw new RangeError(
       `the train split has ${train.length} examples of at least ${cropSize[0]}x${cropSize[1]} (smaller ones ` +

@@ -1,0 +1,2 @@
+// Declarations for ProcessGroupGloo.hpp; see README.md beside this file.
+#pragma once

@@ -1,0 +1,325 @@
+#include "process_group.h"
+
+#include <c10/core/DeviceGuard.h>
+#include <c10/util/Logging.h>
+
+#include <chrono>
+#include <map>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "common.h"
+#include "gloo_backend.h"
+#include "module.h"
+#include "tensor.h"
+#include "torch_thread.h"
+#ifdef FCN_TORCH_NCCL
+#include "nccl_backend.h"
+#endif
+
+namespace fcn {
+
+namespace {
+
+constexpr int64_t kBucketBytes = 25 << 20;  // DDP's default bucket_cap_mb
+
+/// What connect needs, read on the JS thread.
+struct ConnectOptions {
+  int rank = 0, size = 1, port = 0;
+  std::string masterAddr, hostname, interface, backend;
+  std::chrono::milliseconds timeout{0};
+  c10::Device device{c10::kCPU};
+};
+
+/// c10d logs every failed connection attempt with a C++ backtrace; the JS error says it once.
+class QuietLogs {
+ public:
+  QuietLogs() : saved_(FLAGS_caffe2_log_level) { FLAGS_caffe2_log_level = 3; }
+  ~QuietLogs() { FLAGS_caffe2_log_level = saved_; }
+  QuietLogs(const QuietLogs&) = delete;
+  QuietLogs& operator=(const QuietLogs&) = delete;
+
+ private:
+  int saved_;
+};
+
+std::string where(const ConnectOptions& o) { return o.masterAddr + ":" + std::to_string(o.port); }
+
+void connectGroup(Group& group, const ConnectOptions& o) {
+  QuietLogs quiet;
+  c10d::TCPStoreOptions storeOptions;
+  storeOptions.port = static_cast<std::uint16_t>(o.port);
+  storeOptions.isServer = o.rank == 0;
+  storeOptions.numWorkers = static_cast<size_t>(o.size);
+  storeOptions.waitWorkers = true;
+  storeOptions.timeout = o.timeout;
+  c10::intrusive_ptr<c10d::Store> store;
+  std::string role = "rank " + std::to_string(o.rank) + " of " + std::to_string(o.size);
+  try {
+    store = c10::make_intrusive<c10d::TCPStore>(o.masterAddr, storeOptions);
+  } catch (const std::exception& e) {
+    throw std::runtime_error((o.rank == 0
+                                  ? role + " could not host the rendezvous at " + where(o) +
+                                        " (is the port free, and is " + o.masterAddr + " an address of this machine?)"
+                                  : role + " could not join the rendezvous at " + where(o) + " within " +
+                                        std::to_string(o.timeout.count()) + " ms (is rank 0 running there?)") +
+                             ": " + messageOf(e));
+  }
+  c10::intrusive_ptr<c10d::Backend> backend;
+  try {
+    if (o.backend == "gloo") {
+      backend = makeGlooBackend(store, o.rank, o.size, o.timeout, o.hostname, o.interface);
+    } else {
+#ifdef FCN_TORCH_NCCL
+      c10::DeviceGuard deviceGuard(o.device);
+      backend = makeNcclBackend(store, o.rank, o.size, o.timeout);
+#else
+      throw std::invalid_argument("this build of fcn-torch has no NCCL (it is not a CUDA build); use 'gloo'");
+#endif
+    }
+  } catch (const std::invalid_argument&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(role + " could not connect its " + o.backend + " backend to the others: " + messageOf(e));
+  }
+  auto pg = c10::make_intrusive<c10d::ProcessGroup>(store, o.rank, o.size);
+  auto type = o.backend == "gloo" ? c10d::ProcessGroup::BackendType::GLOO : c10d::ProcessGroup::BackendType::NCCL;
+  pg->setBackend(o.device.type(), type, backend);
+  pg->setDefaultBackend(type);
+  group.pg = pg;
+  group.rank = o.rank;
+  group.size = o.size;
+  group.device = o.device;
+  group.backend = o.backend;
+}
+
+/// Waits for work; a failure names what failed and says that it is likely a peer's.
+void waitFor(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
+  try {
+    work->wait();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string(what) +
+                             " failed: a peer process stopped, or the network between the processes failed (" +
+                             messageOf(e) + ")");
+  }
+}
+
+/// Flattens tensors into one (on their device and dtype) and writes it back after op.
+template <typename Op>
+void flatCollective(std::vector<at::Tensor>& tensors, Op&& op) {
+  if (tensors.empty()) return;
+  std::vector<at::Tensor> flat;
+  for (auto& t : tensors) flat.push_back(t.reshape(-1));
+  at::Tensor buffer = at::cat(flat);
+  op(buffer);
+  int64_t offset = 0;
+  for (auto& t : tensors) {
+    t.copy_(buffer.narrow(0, offset, t.numel()).view(t.sizes()));
+    offset += t.numel();
+  }
+}
+
+void checkOnGroupDevice(const Group& group, const at::Tensor& t, const std::string& what) {
+  if (t.device().type() != group.device.type()) {
+    throw std::invalid_argument(what + " is on " + t.device().str() + " but this process group's " + group.backend +
+                                " backend works on " + group.device.str() + " tensors");
+  }
+}
+
+c10d::ReduceOp toReduceOp(const std::string& op) {
+  if (op == "sum" || op == "avg") return c10d::ReduceOp::SUM;  // avg: divided afterwards (Gloo has no AVG)
+  if (op == "max") return c10d::ReduceOp::MAX;
+  if (op == "min") return c10d::ReduceOp::MIN;
+  if (op == "product") return c10d::ReduceOp::PRODUCT;
+  throw std::invalid_argument("op: expected 'sum', 'avg', 'max', 'min' or 'product', got '" + op + "'");
+}
+
+}  // namespace
+
+void averageGradients(Group& group, torch::nn::Module& model) {
+  at::NoGradGuard noGrad;
+  // Buckets of same-dtype gradients, last parameters first.
+  std::vector<std::vector<at::Tensor>> buckets;
+  int64_t bytes = 0;
+  auto params = model.parameters(true);
+  for (auto it = params.rbegin(); it != params.rend(); ++it) {
+    at::Tensor& p = *it;
+    if (!p.requires_grad()) continue;
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    at::Tensor g = p.mutable_grad();
+    int64_t size = g.numel() * static_cast<int64_t>(g.element_size());
+    if (buckets.empty() || bytes + size > kBucketBytes || buckets.back().front().scalar_type() != g.scalar_type()) {
+      buckets.emplace_back();
+      bytes = 0;
+    }
+    buckets.back().push_back(g);
+    bytes += size;
+  }
+  std::vector<at::Tensor> flats;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  for (auto& bucket : buckets) {
+    for (auto& g : bucket) checkOnGroupDevice(group, g, "a gradient");
+    std::vector<at::Tensor> parts;
+    for (auto& g : bucket) parts.push_back(g.reshape(-1));
+    std::vector<at::Tensor> flat{at::cat(parts)};
+    works.push_back(group.pg->allreduce(flat));
+    flats.push_back(flat[0]);
+  }
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    waitFor(works[b], "the all-reduce of the gradients");
+    flats[b].div_(group.size);
+    int64_t offset = 0;
+    for (auto& g : buckets[b]) {
+      g.copy_(flats[b].narrow(0, offset, g.numel()).view(g.sizes()));
+      offset += g.numel();
+    }
+  }
+}
+
+void broadcastState(Group& group, torch::nn::Module& model, bool parameters, bool buffers, int root) {
+  at::NoGradGuard noGrad;
+  std::map<at::ScalarType, std::vector<at::Tensor>> byType;
+  if (parameters) {
+    for (auto& p : model.parameters(true)) byType[p.scalar_type()].push_back(p);
+  }
+  if (buffers) {
+    for (auto& b : model.buffers(true)) byType[b.scalar_type()].push_back(b);
+  }
+  for (auto& [type, tensors] : byType) {
+    for (auto& t : tensors) checkOnGroupDevice(group, t, "the model");
+    flatCollective(tensors, [&](at::Tensor& flat) {
+      std::vector<at::Tensor> one{flat};
+      c10d::BroadcastOptions options;
+      options.rootRank = root;
+      waitFor(group.pg->broadcast(one, options), "the broadcast of the model's state");
+    });
+  }
+}
+
+void ProcessGroup::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "NativeProcessGroup",
+                                   {
+                                       InstanceMethod<&ProcessGroup::connect>("connect"),
+                                       InstanceMethod<&ProcessGroup::allReduce>("allReduce"),
+                                       InstanceMethod<&ProcessGroup::broadcast>("broadcast"),
+                                       InstanceMethod<&ProcessGroup::broadcastModule>("broadcastModule"),
+                                       InstanceMethod<&ProcessGroup::barrier>("barrier"),
+                                       InstanceMethod<&ProcessGroup::close>("close"),
+                                   });
+  addonData(env).processGroupClass = Napi::Persistent(cls);
+  exports.Set("NativeProcessGroup", cls);
+}
+
+std::shared_ptr<Group> ProcessGroup::unwrap(const Napi::Value& v, const std::string& what) {
+  Napi::Env env = v.Env();
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addonData(env).processGroupClass.Value())) {
+    throwType(env, what, "a process group (initProcessGroup)", v);
+  }
+  std::shared_ptr<Group> group = Unwrap(v.As<Napi::Object>())->group_;
+  if (!group->connected) {
+    throw Napi::Error::New(env, what + ": the process group is not connected (closed, or connect() has not finished)");
+  }
+  return group;
+}
+
+ProcessGroup::ProcessGroup(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessGroup>(info) {}
+
+/// connect({rank, worldSize, masterAddr, masterPort, hostname, interface, timeoutMs, backend,
+/// device}) -> Promise<void>: the rendezvous, then the backend's connections to every peer.
+Napi::Value ProcessGroup::connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throwType(env, "options", "an object", info[0]);
+  auto options = info[0].As<Napi::Object>();
+  ConnectOptions o;
+  o.rank = static_cast<int>(toInt(options.Get("rank"), "rank"));
+  o.size = static_cast<int>(toInt(options.Get("worldSize"), "worldSize"));
+  o.port = static_cast<int>(toInt(options.Get("masterPort"), "masterPort"));
+  o.masterAddr = fcn::toString(options.Get("masterAddr"), "masterAddr");
+  o.hostname = fcn::toString(options.Get("hostname"), "hostname");
+  o.interface = fcn::toString(options.Get("interface"), "interface");
+  o.backend = fcn::toString(options.Get("backend"), "backend");
+  o.timeout = std::chrono::milliseconds(toInt(options.Get("timeoutMs"), "timeoutMs"));
+  o.device = toDevice(options.Get("device"));
+  if (group_->connected) throw Napi::Error::New(env, "connect: this process group is already connected");
+  return runAsync(env, [group = group_, o]() -> Settle {
+    connectGroup(*group, o);
+    return [group](Napi::Env env) -> Napi::Value {
+      group->connected = true;
+      return env.Undefined();
+    };
+  });
+}
+
+/// allReduce(tensor, op) -> Promise<void>: tensor (on the group's device) becomes the
+/// reduction over all ranks, in place.
+Napi::Value ProcessGroup::allReduce(const Napi::CallbackInfo& info) {
+  auto group = unwrap(info.This(), "processGroup");
+  at::Tensor tensor = Tensor::unwrap(info[0], "tensor");
+  std::string op = fcn::toString(info[1], "op");
+  c10d::AllreduceOptions options;
+  options.reduceOp = guard(info.Env(), [&] { return toReduceOp(op); });
+  return runAsync(info.Env(), [group, tensor, op, options]() -> Settle {
+    checkOnGroupDevice(*group, tensor, "tensor");
+    std::vector<at::Tensor> tensors{tensor};
+    flatCollective(tensors, [&](at::Tensor& flat) {
+      std::vector<at::Tensor> one{flat};
+      waitFor(group->pg->allreduce(one, options), "all-reduce");
+      if (op == "avg") flat.div_(group->size);
+    });
+    return [](Napi::Env env) { return env.Undefined(); };
+  });
+}
+
+/// broadcast(tensor, root) -> Promise<void>: root's tensor is copied into every rank's.
+Napi::Value ProcessGroup::broadcast(const Napi::CallbackInfo& info) {
+  auto group = unwrap(info.This(), "processGroup");
+  at::Tensor tensor = Tensor::unwrap(info[0], "tensor");
+  int root = static_cast<int>(toInt(info[1], "root"));
+  return runAsync(info.Env(), [group, tensor, root]() -> Settle {
+    checkOnGroupDevice(*group, tensor, "tensor");
+    std::vector<at::Tensor> tensors{tensor};
+    flatCollective(tensors, [&](at::Tensor& flat) {
+      std::vector<at::Tensor> one{flat};
+      c10d::BroadcastOptions options;
+      options.rootRank = root;
+      waitFor(group->pg->broadcast(one, options), "broadcast");
+    });
+    return [](Napi::Env env) { return env.Undefined(); };
+  });
+}
+
+/// broadcastModule(module, root) -> Promise<void>: root's parameters and buffers everywhere.
+Napi::Value ProcessGroup::broadcastModule(const Napi::CallbackInfo& info) {
+  auto group = unwrap(info.This(), "processGroup");
+  auto module = Module::unwrap(info[0], "module");
+  int root = static_cast<int>(toInt(info[1], "root"));
+  return runAsync(info.Env(), [group, module, root]() -> Settle {
+    broadcastState(*group, *module, true, true, root);
+    return [](Napi::Env env) { return env.Undefined(); };
+  });
+}
+
+/// barrier() -> Promise<void>: settles once every rank has called it.
+Napi::Value ProcessGroup::barrier(const Napi::CallbackInfo& info) {
+  auto group = unwrap(info.This(), "processGroup");
+  return runAsync(info.Env(), [group]() -> Settle {
+    c10d::BarrierOptions options;
+    if (group->device.is_cuda()) options.device = group->device;
+    waitFor(group->pg->barrier(options), "barrier");
+    return [](Napi::Env env) { return env.Undefined(); };
+  });
+}
+
+/// close() -> Promise<void>: after the jobs queued before it, drops the connections (a peer
+/// still in a collective with this rank then fails instead of waiting).
+Napi::Value ProcessGroup::close(const Napi::CallbackInfo& info) {
+  auto group = group_;
+  if (!group->connected)
+    return runAsync(info.Env(), [] { return Settle([](Napi::Env env) { return env.Undefined(); }); });
+  group->connected = false;
+  return runAsync(info.Env(), [group]() -> Settle {
+    group->pg.reset();
+    return [](Napi::Env env) { return env.Undefined(); };
+  });
+}
+
+}  // namespace fcn

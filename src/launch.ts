@@ -1,0 +1,92 @@
+/**
+ * The launcher behind `fcn train --nproc-per-node N`: as torchrun does, it starts N worker
+ * processes on this machine with the torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK,
+ * LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), forwards Ctrl-C and SIGTERM to them (they
+ * run in their own process group, so a terminal's Ctrl-C reaches each of them once), and when
+ * one fails stops the others, so that a failed run never leaves workers behind.
+ */
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+
+/** Where and how many workers this machine starts. */
+export interface LaunchOptions {
+  /** Workers on this machine. */
+  nprocPerNode: number;
+  /** Machines taking part (default 1). */
+  nnodes: number;
+  /** This machine's index, 0 ≤ nodeRank < nnodes (default 0; machine 0 hosts rank 0). */
+  nodeRank: number;
+  masterAddr: string;
+  masterPort: number;
+}
+
+/** Command-line options that belong to the launcher, not to the workers. */
+export const LAUNCHER_OPTIONS = ['--nproc-per-node', '--nnodes', '--node-rank', '--master-addr', '--master-port'];
+
+/** argv without the launcher's options (`--name value` and `--name=value`). */
+export function workerArgs(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].split('=')[0];
+    if (!LAUNCHER_OPTIONS.includes(name)) out.push(argv[i]);
+    else if (!argv[i].includes('=')) i++;
+  }
+  return out;
+}
+
+/**
+ * Runs `node script ...args` as this machine's workers and resolves with the exit code of
+ * the run: 0 when every worker succeeded, 130 after Ctrl-C, else the first failure's code.
+ * Without --threads in args, each worker gets an equal share of this machine's cores.
+ */
+export function launchWorkers(script: string, args: readonly string[], o: LaunchOptions): Promise<number> {
+  const worldSize = o.nprocPerNode * o.nnodes;
+  const threads = Math.max(1, Math.floor(os.availableParallelism() / o.nprocPerNode));
+  const workerArgv = args.some((a) => a.split('=')[0] === '--threads')
+    ? [...args]
+    : [...args, '--threads', `${threads}`];
+  const children = Array.from({ length: o.nprocPerNode }, (_, localRank) =>
+    spawn(process.execPath, [...process.execArgv, script, ...workerArgv], {
+      stdio: 'inherit',
+      detached: true,
+      env: {
+        ...process.env,
+        RANK: `${o.nodeRank * o.nprocPerNode + localRank}`,
+        WORLD_SIZE: `${worldSize}`,
+        LOCAL_RANK: `${localRank}`,
+        LOCAL_WORLD_SIZE: `${o.nprocPerNode}`,
+        GROUP_RANK: `${o.nodeRank}`,
+        MASTER_ADDR: o.masterAddr,
+        MASTER_PORT: `${o.masterPort}`,
+      },
+    }),
+  );
+  let interrupted = false;
+  let failure: number | null = null;
+  const onSigint = () => {
+    interrupted = true;
+    for (const child of children) child.kill('SIGINT');
+  };
+  const onSigterm = () => {
+    for (const child of children) child.kill('SIGTERM');
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigterm);
+  return new Promise((resolve) => {
+    let running = children.length;
+    for (const child of children) {
+      child.on('exit', (code, signal) => {
+        running--;
+        if ((code !== 0 || signal) && failure === null) {
+          failure = code ?? 1;
+          for (const other of children) if (other.exitCode === null && other.signalCode === null) other.kill('SIGTERM');
+        }
+        if (running === 0) {
+          process.off('SIGINT', onSigint);
+          process.off('SIGTERM', onSigterm);
+          resolve(interrupted ? 130 : (failure ?? 0));
+        }
+      });
+    }
+  });
+}
