@@ -137,13 +137,23 @@ c10d::ReduceOp toReduceOp(const std::string& op) {
 
 void averageGradients(Group& group, torch::nn::Module& model) {
   at::NoGradGuard noGrad;
+  std::vector<at::Tensor> params;
+  for (auto& p : model.parameters(true)) {
+    if (p.requires_grad()) params.push_back(p);
+  }
+  // As DDP: a parameter that no rank used keeps no gradient (the optimizer then skips it).
+  std::vector<float> usedHere;
+  for (auto& p : params) usedHere.push_back(p.grad().defined() ? 1.0f : 0.0f);
+  std::vector<at::Tensor> used{at::tensor(usedHere).to(group.device)};
+  waitFor(group.pg->allreduce(used), "the all-reduce of the gradients");
+  at::Tensor usedAnywhere = used[0].to(at::kCPU);
+  const float* usedBy = usedAnywhere.data_ptr<float>();
   // Buckets of same-dtype gradients, last parameters first.
   std::vector<std::vector<at::Tensor>> buckets;
   int64_t bytes = 0;
-  auto params = model.parameters(true);
-  for (auto it = params.rbegin(); it != params.rend(); ++it) {
-    at::Tensor& p = *it;
-    if (!p.requires_grad()) continue;
+  for (size_t i = params.size(); i-- > 0;) {
+    at::Tensor& p = params[i];
+    if (usedBy[i] == 0) continue;
     if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
     at::Tensor g = p.mutable_grad();
     int64_t size = g.numel() * static_cast<int64_t>(g.element_size());
@@ -317,6 +327,11 @@ Napi::Value ProcessGroup::close(const Napi::CallbackInfo& info) {
     return runAsync(info.Env(), [] { return Settle([](Napi::Env env) { return env.Undefined(); }); });
   group->connected = false;
   return runAsync(info.Env(), [group]() -> Settle {
+    try {
+      group->pg->shutdown();  // what destroy_process_group does; NCCL warns when it is skipped
+    } catch (const std::exception&) {
+      // A group whose peers are gone cannot shut down cleanly; dropping it is all that is left.
+    }
     group->pg.reset();
     return [](Napi::Env env) { return env.Undefined(); };
   });

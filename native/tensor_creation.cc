@@ -5,6 +5,7 @@
 #include "common.h"
 #include "tensor.h"
 #include "tensor_data.h"
+#include "torch_thread.h"
 
 namespace fcn {
 
@@ -137,6 +138,17 @@ Napi::Value cudaInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+/// cudaSynchronize(device) -> Promise<void>: settles once the GPU's queued work is done
+/// (for timing; results read back to JS wait by themselves).
+Napi::Value cudaSynchronize(const Napi::CallbackInfo& info) {
+  c10::Device device = toDevice(info[0]);
+  if (!device.is_cuda()) throw Napi::TypeError::New(info.Env(), "device: expected cuda or cuda:N");
+  return runAsync(info.Env(), [device]() -> Settle {
+    torch::cuda::synchronize(device.has_index() ? device.index() : -1);
+    return [](Napi::Env env) { return env.Undefined(); };
+  });
+}
+
 }  // namespace
 
 void initTensorCreation(Napi::Env env, Napi::Object exports) {
@@ -155,6 +167,7 @@ void initTensorCreation(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New<getNumThreads>(env));
   exports.Set("liveTensors", Napi::Function::New<liveTensors>(env));
   exports.Set("cudaInfo", Napi::Function::New<cudaInfo>(env));
+  exports.Set("cudaSynchronize", Napi::Function::New<cudaSynchronize>(env));
 }
 
 }  // namespace fcn

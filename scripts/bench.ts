@@ -3,7 +3,8 @@
  * in this run, interleaved A B A B (our side in this process, PyTorch in a long-lived Python
  * worker), each with the same number of threads. Prints seconds and ratios (PyTorch's time /
  * ours: above 1 means we are faster; for memory, our peak / PyTorch's).
- *   node dist/scripts/bench.js PYTHON [--rounds 5] [--long]
+ *   node dist/scripts/bench.js PYTHON [--rounds 5] [--long] [--device cuda]
+ * With --device cuda (a CUDA build and a CUDA PyTorch) only the model workloads run, on the GPU.
  * `rss STEPS H W BATCH` is the child mode that measures a fresh process's memory.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -12,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs, promisify } from 'node:util';
-import { createFcn, load, optim, type Tensor, Trainer, torch } from '../src';
+import { createFcn, type Device, load, optim, type Tensor, Trainer, torch } from '../src';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
@@ -21,11 +22,18 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
 
 /** The chapter's FCN with its optimizer, and timed inference and train steps (median s). */
 export class Ours {
-  net = createFcn();
-  trainer = new Trainer(this.net, new optim.SGD(this.net.parameters(), { lr: 0.001, weightDecay: 1e-3 }));
+  readonly net;
+  readonly trainer;
+
+  constructor(readonly device: Device = 'cpu') {
+    this.net = createFcn().to(device);
+    this.trainer = new Trainer(this.net, new optim.SGD(this.net.parameters(), { lr: 0.001, weightDecay: 1e-3 }), {
+      devices: [device],
+    });
+  }
 
   async infer(batch: number, iters: number, h = 320, w = 480): Promise<number> {
-    const X = torch.rand([batch, 3, h, w]);
+    const X = torch.rand([batch, 3, h, w], { device: this.device });
     this.net.eval();
     const times: number[] = [];
     await torch.noGrad(async () => {
@@ -33,6 +41,7 @@ export class Ours {
         const start = performance.now();
         const Y = await this.net.forwardAsync(X);
         const labels = Y.argmax(1);
+        if (this.device !== 'cpu') await torch.cuda.synchronize(this.device);
         times.push((performance.now() - start) / 1000);
         Y.dispose();
         labels.dispose();
@@ -43,8 +52,8 @@ export class Ours {
   }
 
   async train(batch: number, iters: number, h = 320, w = 480): Promise<number> {
-    const X = torch.rand([batch, 3, h, w]);
-    const Y = torch.rand([batch, h, w]).mul(21).to('int64');
+    const X = torch.rand([batch, 3, h, w], { device: this.device });
+    const Y = torch.rand([batch, h, w], { device: this.device }).mul(21).to('int64');
     const times: number[] = [];
     for (let i = 0; i < iters; i++) {
       const start = performance.now();
@@ -61,14 +70,14 @@ export class Ours {
 class Theirs {
   readonly #proc;
   readonly #lines: AsyncIterator<string>;
-  constructor(python: string) {
+  constructor(python: string, device: Device) {
     this.#proc = spawn(python, [path.join(root, 'scripts', 'bench_model.py')], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, BENCH_THREADS: String(threads) },
+      env: { ...process.env, BENCH_THREADS: String(threads), BENCH_DEVICE: device },
     });
     this.#lines = readline.createInterface({ input: this.#proc.stdout })[Symbol.asyncIterator]();
   }
-  async call(command: string, args: Record<string, unknown>): Promise<number> {
+  async call<T = number>(command: string, args: Record<string, unknown>): Promise<T> {
     this.#proc.stdin.write(`${JSON.stringify({ command, ...args })}\n`);
     const line = await this.#lines.next();
     if (line.done) throw new Error(`the PyTorch worker ended during '${command}'`);
@@ -118,15 +127,27 @@ async function startup(command: string, args: string[], rounds: number): Promise
   return median(times);
 }
 
+function printTable(rows: [string, number, number][]): void {
+  console.log('\n| workload | fcn-torch | PyTorch eager | ratio (PyTorch / ours) |');
+  console.log('|---|---|---|---|');
+  for (const [name, a, b] of rows)
+    console.log(`| ${name} | ${a.toFixed(4)} | ${b.toFixed(4)} | ${(b / a).toFixed(2)} |`);
+}
+
 async function main(): Promise<void> {
   if (process.argv[2] === 'rss') return rssChild(process.argv.slice(3).map(Number));
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { rounds: { type: 'string', default: '5' }, long: { type: 'boolean', default: false } },
+    options: {
+      rounds: { type: 'string', default: '5' },
+      long: { type: 'boolean', default: false },
+      device: { type: 'string', default: 'cpu' },
+    },
   });
   const python = positionals[0];
-  if (!python) throw new Error('usage: node dist/scripts/bench.js PYTHON [--rounds N] [--long]');
+  if (!python) throw new Error('usage: node dist/scripts/bench.js PYTHON [--rounds N] [--long] [--device cuda]');
   const rounds = Number(values.rounds);
+  const device = values.device as Device;
   torch.setNumThreads(threads);
   const cpu = os.cpus();
   console.log(
@@ -136,15 +157,18 @@ async function main(): Promise<void> {
     `libtorch ${torch.version} (ours) vs PyTorch eager (same version), ${threads} threads each, ${rounds} rounds\n`,
   );
 
-  const ours = new Ours();
-  const theirs = new Theirs(python);
+  const ours = new Ours(device);
+  const theirs = new Theirs(python, device);
   const rows: [string, number, number][] = [];
+  const gpu = device !== 'cpu';
+  if (gpu) console.log(`device: ${await theirs.call<string>('device_name', {})} (${device})\n`);
   const workloads: [string, 'infer' | 'train', number, number][] = [
-    ['inference, batch 1 (s/iter)', 'infer', 1, 5],
-    ['inference, batch 8 (s/iter)', 'infer', 8, 2],
-    ['train step, batch 4 (s/iter)', 'train', 4, 2],
-    ['train step, batch 8 (s/iter)', 'train', 8, 2],
+    ['inference, batch 1 (s/iter)', 'infer', 1, gpu ? 20 : 5],
+    ['inference, batch 8 (s/iter)', 'infer', 8, gpu ? 10 : 2],
+    ['train step, batch 4 (s/iter)', 'train', 4, gpu ? 10 : 2],
+    ['train step, batch 8 (s/iter)', 'train', 8, gpu ? 10 : 2],
   ];
+  if (gpu) workloads.push(['train step, batch 32, the chapter (s/iter)', 'train', 32, 5]);
   for (const [name, kind, batch, iters] of workloads) {
     await ours[kind](batch, 1); // warm-up: first-call allocations and oneDNN primitive caches
     await theirs.call(kind, { batch, iters: 1 });
@@ -156,10 +180,15 @@ async function main(): Promise<void> {
     }
     rows.push([name, median(a), median(b)]);
     console.log(
-      `${name.padEnd(34)} ours ${median(a).toFixed(4)}  PyTorch ${median(b).toFixed(4)}  ratio ${(median(b) / median(a)).toFixed(2)}`,
+      `${name.padEnd(42)} ours ${median(a).toFixed(4)}  PyTorch ${median(b).toFixed(4)}  ratio ${(median(b) / median(a)).toFixed(2)}`,
     );
   }
 
+  if (gpu) {
+    theirs.close();
+    printTable(rows);
+    return;
+  }
   const weights = path.join(os.tmpdir(), 'fcn-torch-bench-resnet18.pth');
   const bytes = await theirs.call('save_weights', { path: weights });
   const loadsA: number[] = [];
@@ -184,10 +213,7 @@ async function main(): Promise<void> {
   const rssB = await rssOf(python, [path.join(root, 'scripts', 'bench_model.py'), 'rss', ...rssArgs]);
   const growth = (s: number[]) => (s.at(-1) as number) / s[1] - 1; // after the first (warm-up) sample
 
-  console.log('\n| workload | fcn-torch | PyTorch eager | ratio (PyTorch / ours) |');
-  console.log('|---|---|---|---|');
-  for (const [name, a, b] of rows)
-    console.log(`| ${name} | ${a.toFixed(4)} | ${b.toFixed(4)} | ${(b / a).toFixed(2)} |`);
+  printTable(rows);
   console.log(
     `| peak RSS, ${steps} train steps of 4 x 160x224 (MB) | ${rssA.peak} | ${rssB.peak} | ours / PyTorch ${(rssA.peak / rssB.peak).toFixed(2)} |`,
   );

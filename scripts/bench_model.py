@@ -29,26 +29,35 @@ def loss(inputs, targets):
     return F.cross_entropy(inputs, targets, reduction='none', ignore_index=255).mean(1).mean(1)
 
 
+DEVICE = torch.device(os.environ.get('BENCH_DEVICE', 'cpu'))
+
+
+def sync():
+    if DEVICE.type == 'cuda':
+        torch.cuda.synchronize(DEVICE)
+
+
 class Bench:
     def __init__(self):
         torch.manual_seed(0)
-        self.net = chapter_net()
+        self.net = chapter_net().to(DEVICE)
         self.trainer = torch.optim.SGD(self.net.parameters(), lr=0.001, weight_decay=1e-3)
 
     def infer(self, batch, iters, h=320, w=480):
-        X = torch.rand(batch, 3, h, w)
+        X = torch.rand(batch, 3, h, w, device=DEVICE)
         self.net.eval()
         times = []
         with torch.no_grad():
             for _ in range(iters):
                 start = time.perf_counter()
                 self.net(X).argmax(dim=1)
+                sync()
                 times.append(time.perf_counter() - start)
         return statistics.median(times)
 
     def train(self, batch, iters, h=320, w=480):
-        X = torch.rand(batch, 3, h, w)
-        y = torch.randint(0, 21, (batch, h, w))
+        X = torch.rand(batch, 3, h, w, device=DEVICE)
+        y = torch.randint(0, 21, (batch, h, w), device=DEVICE)
         self.net.train()
         times = []
         for _ in range(iters):
@@ -61,6 +70,9 @@ class Bench:
             float(l.sum().detach()), int((pred.argmax(dim=1) == y).sum())  # train_batch_ch13's metrics
             times.append(time.perf_counter() - start)
         return statistics.median(times)
+
+    def device_name(self):
+        return torch.cuda.get_device_name(DEVICE) if DEVICE.type == 'cuda' else 'cpu'
 
     def save_weights(self, path):
         torch.save(ResNet18().state_dict(), path)

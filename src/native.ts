@@ -178,6 +178,7 @@ export interface NativeAddon {
   getNumThreads(): number;
   liveTensors(): number;
   cudaInfo(): { built: boolean; deviceCount: number };
+  cudaSynchronize(device: string): Promise<void>;
   ops: NativeOps;
   createModule(kind: string, options: object): NativeModule;
   resnet18(numClasses: number): NativeModule;

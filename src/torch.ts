@@ -172,6 +172,10 @@ export const cuda = {
   deviceCount(): number {
     return native.cudaInfo().deviceCount;
   },
+  /** Settles once the work queued on the GPU (default 'cuda', the current one) is done. */
+  async synchronize(device: Device = 'cuda'): Promise<void> {
+    return native.cudaSynchronize(device);
+  },
 };
 
 /** The libtorch version this build links. */

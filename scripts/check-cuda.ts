@@ -1,0 +1,176 @@
+/**
+ * The CUDA build on a GPU, checked against the CPU path of the same build (run with
+ * FCN_TORCH_ADDON pointing at the CUDA build): forward, training steps, whole-image
+ * prediction and a NCCL process group. Prints one line per check and exits 1 on a failure.
+ *   FCN_TORCH_ADDON=build-cuda/Release/fcn_torch.node node dist/scripts/check-cuda.js
+ * cuDNN convolutions may use TF32 and its backward kernels add in no fixed order, so results
+ * agree to about 1e-3, not bit for bit. Training is compared by its losses on the FCN, and
+ * by its updates on a net without BatchNorm: a randomly initialised FCN's updates amplify
+ * rounding (on the CPU alone, channels-last vs contiguous kernels move them by ~14%).
+ */
+import net from 'node:net';
+import { createFcn, type Device, initProcessGroup, nn, optim, predict, type Tensor, Trainer, torch } from '../src';
+import type { Module } from '../src/nn/module';
+
+let failures = 0;
+function check(name: string, ok: boolean, detail: string): void {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}: ${detail}`);
+  if (!ok) failures++;
+}
+
+/** max |a - b| / max |a|, over all elements. */
+function relativeDiff(a: Tensor, b: Tensor): number {
+  const x = a.to('cpu').to('float64').toTypedArray() as Float64Array;
+  const y = b.to('cpu').to('float64').toTypedArray() as Float64Array;
+  let diff = 0;
+  let scale = 1e-12;
+  for (let i = 0; i < x.length; i++) {
+    diff = Math.max(diff, Math.abs(x[i] - y[i]));
+    scale = Math.max(scale, Math.abs(x[i]));
+  }
+  return diff / scale;
+}
+
+const fcn8s = () => createFcn({ arch: 'fcn8s', numClasses: 6 });
+const plainNet = () =>
+  new nn.Sequential(
+    new nn.Conv2d(3, 16, { kernelSize: 3, padding: 1 }),
+    new nn.ReLU(),
+    new nn.Conv2d(16, 6, { kernelSize: 1 }),
+  );
+
+/** Two copies of one seeded net, on cpu and on device. */
+function twins(device: Device, make: () => Module = fcn8s): [Module, Module] {
+  torch.manualSeed(0);
+  const cpu = make();
+  const gpu = make();
+  gpu.loadStateDict(cpu.stateDict());
+  return [cpu, gpu.to(device)];
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** ||updates of a - updates of b|| / ||updates of a||, over all parameters, from start. */
+function updateDiff(start: Map<string, Tensor>, a: Module, b: Module): number {
+  let diff = 0;
+  let norm = 0;
+  const pb = b.namedParameters();
+  for (const [name, p] of a.namedParameters()) {
+    const s = (start.get(name) as Tensor).to('float64').toTypedArray() as Float64Array;
+    const x = p.to('cpu').to('float64').toTypedArray() as Float64Array;
+    const y = (pb.get(name) as Tensor).to('cpu').to('float64').toTypedArray() as Float64Array;
+    for (let i = 0; i < x.length; i++) {
+      diff += (x[i] - y[i]) ** 2;
+      norm += (x[i] - s[i]) ** 2;
+    }
+  }
+  return Math.sqrt(diff / norm);
+}
+
+const snapshot = (m: Module) => new Map([...m.namedParameters()].map(([k, p]) => [k, p.to('cpu').clone()]));
+
+async function trainSteps(
+  model: Module,
+  device: Device,
+  steps: number,
+  processGroup?: Awaited<ReturnType<typeof initProcessGroup>>,
+) {
+  const trainer = new Trainer(
+    model,
+    new optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 1e-3 }),
+    {
+      devices: [device],
+      processGroup,
+    },
+  );
+  torch.manualSeed(7);
+  const losses: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const X = torch.rand([4, 3, 128, 160]);
+    const Y = torch.rand([4, 128, 160]).mul(6).to('int64');
+    losses.push((await trainer.step(X, Y)).loss);
+  }
+  return losses;
+}
+
+async function main(): Promise<void> {
+  if (!torch.cuda.isAvailable()) throw new Error('no GPU visible to this build (is FCN_TORCH_ADDON the CUDA build?)');
+  const device: Device = 'cuda:0';
+  console.log(`libtorch ${torch.version}, ${torch.cuda.deviceCount()} GPU(s)`);
+
+  const [cpu, gpu] = twins(device);
+  cpu.eval();
+  gpu.eval();
+  const X = torch.rand([2, 3, 160, 224]);
+  const yCpu = await torch.noGrad(() => cpu.forwardAsync(X));
+  const yGpu = await torch.noGrad(() => gpu.forwardAsync(X.to(device)));
+  const forwardDiff = relativeDiff(yCpu, yGpu);
+  check('FCN-8s forward, cuda vs cpu', forwardDiff < 5e-3, `relative max difference ${forwardDiff.toExponential(2)}`);
+
+  const image = torch.rand([3, 75, 101]).mul(255).to('uint8');
+  const labelsCpu = await predict(cpu, image, { mode: 'whole', cropSize: [64, 64] });
+  const labelsGpu = await predict(gpu, image, { mode: 'whole', cropSize: [64, 64] });
+  const a = labelsCpu.toTypedArray() as BigInt64Array;
+  const b = labelsGpu.to('cpu').toTypedArray() as BigInt64Array;
+  const same = a.filter((v, i) => v === b[i]).length / a.length;
+  check('whole-image prediction (tiles), cuda vs cpu', same > 0.99, `${(same * 100).toFixed(2)}% of labels equal`);
+
+  const [fCpu, fGpu] = twins(device);
+  const lossesCpu = await trainSteps(fCpu, 'cpu', 3);
+  const lossesGpu = await trainSteps(fGpu, device, 3);
+  const lossDiff = Math.max(...lossesCpu.map((l, i) => Math.abs(l - lossesGpu[i]) / Math.abs(l)));
+  check('3 FCN-8s SGD steps, cuda vs cpu', lossDiff < 1e-3, `losses ${lossDiff.toExponential(2)} (relative)`);
+  const [tCpu, tGpu] = twins(device, plainNet);
+  const start = snapshot(tCpu);
+  await trainSteps(tCpu, 'cpu', 3);
+  await trainSteps(tGpu, device, 3);
+  const paramDiff = updateDiff(start, tCpu, tGpu);
+  check(
+    '3 SGD steps of a net without BatchNorm, cuda vs cpu',
+    paramDiff < 1e-2,
+    `updates ${paramDiff.toExponential(2)} (relative)`,
+  );
+
+  const group = await initProcessGroup({
+    rank: 0,
+    worldSize: 1,
+    device,
+    masterPort: await freePort(),
+    timeoutMs: 60_000,
+  });
+  check('NCCL process group', group.backend === 'nccl', `backend ${group.backend} on ${group.device}`);
+  const t = torch.full([1000], 2, { device });
+  await group.allReduce(t, 'avg');
+  check(
+    'NCCL all-reduce',
+    Math.abs((t.to('cpu').toTypedArray() as Float32Array)[999] - 2) < 1e-6,
+    'a group of one averages to itself',
+  );
+  const [alone, grouped] = twins(device, plainNet);
+  const before = snapshot(alone);
+  alone.to(device);
+  const lossesAlone = await trainSteps(alone, device, 2);
+  await group.broadcastModule(grouped);
+  const lossesGrouped = await trainSteps(grouped, device, 2, group);
+  const ddpDiff = updateDiff(before, alone, grouped);
+  check(
+    'distributed steps over NCCL (one rank) vs plain steps',
+    ddpDiff < 1e-4 && lossesAlone.every((l, i) => Math.abs(l - lossesGrouped[i]) < 1e-4 * Math.abs(l)),
+    `updates ${ddpDiff.toExponential(2)} (relative)`,
+  );
+  await group.close();
+  console.log(failures === 0 ? 'all CUDA checks passed' : `${failures} CUDA check(s) failed`);
+  process.exitCode = failures === 0 ? 0 : 1;
+}
+
+main().catch((err: unknown) => {
+  console.error(`check-cuda: ${(err as Error).stack}`);
+  process.exit(1);
+});
