@@ -25,6 +25,7 @@ constexpr int64_t kBucketBytes = 25 << 20;  // DDP's default bucket_cap_mb
 /// What connect needs, read on the JS thread.
 struct ConnectOptions {
   int rank = 0, size = 1, port = 0;
+  bool hostsStore = false;
   std::string masterAddr, hostname, interface, backend;
   std::chrono::milliseconds timeout{0};
   c10::Device device{c10::kCPU};
@@ -48,7 +49,7 @@ void connectGroup(Group& group, const ConnectOptions& o) {
   QuietLogs quiet;
   c10d::TCPStoreOptions storeOptions;
   storeOptions.port = static_cast<std::uint16_t>(o.port);
-  storeOptions.isServer = o.rank == 0;
+  storeOptions.isServer = o.hostsStore;
   storeOptions.numWorkers = static_cast<size_t>(o.size);
   storeOptions.waitWorkers = true;
   storeOptions.timeout = o.timeout;
@@ -57,7 +58,7 @@ void connectGroup(Group& group, const ConnectOptions& o) {
   try {
     store = c10::make_intrusive<c10d::TCPStore>(o.masterAddr, storeOptions);
   } catch (const std::exception& e) {
-    throw std::runtime_error((o.rank == 0
+    throw std::runtime_error((o.hostsStore
                                   ? role + " could not host the rendezvous at " + where(o) +
                                         " (is the port free, and is " + o.masterAddr + " an address of this machine?)"
                                   : role + " could not join the rendezvous at " + where(o) + " within " +
@@ -233,7 +234,7 @@ std::shared_ptr<Group> ProcessGroup::unwrap(const Napi::Value& v, const std::str
 
 ProcessGroup::ProcessGroup(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessGroup>(info) {}
 
-/// connect({rank, worldSize, masterAddr, masterPort, hostname, interface, timeoutMs, backend,
+/// connect({rank, worldSize, hostsStore, masterAddr, masterPort, hostname, interface, timeoutMs, backend,
 /// device}) -> Promise<void>: the rendezvous, then the backend's connections to every peer.
 Napi::Value ProcessGroup::connect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -242,6 +243,7 @@ Napi::Value ProcessGroup::connect(const Napi::CallbackInfo& info) {
   ConnectOptions o;
   o.rank = static_cast<int>(toInt(options.Get("rank"), "rank"));
   o.size = static_cast<int>(toInt(options.Get("worldSize"), "worldSize"));
+  o.hostsStore = toBool(options.Get("hostsStore"), "hostsStore");
   o.port = static_cast<int>(toInt(options.Get("masterPort"), "masterPort"));
   o.masterAddr = fcn::toString(options.Get("masterAddr"), "masterAddr");
   o.hostname = fcn::toString(options.Get("hostname"), "hostname");

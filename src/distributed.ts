@@ -39,6 +39,11 @@ export interface ProcessGroupOptions {
   timeoutMs?: number;
   /** The network interface Gloo uses (default: the one that reaches the master; GLOO_SOCKET_IFNAME). */
   interface?: string;
+  /**
+   * The launcher hosts the rendezvous store at masterAddr:masterPort (torchrun does, and says
+   * so with TORCHELASTIC_USE_AGENT_STORE=True): rank 0 then joins it as the others do.
+   */
+  agentStore?: boolean;
 }
 
 function checkInt(value: unknown, name: string, min: number, max: number): number {
@@ -172,7 +177,8 @@ export async function initProcessGroup(options: ProcessGroupOptions): Promise<Pr
       `${who}: the master address '${masterAddr}' does not resolve (${(e as NodeJS.ErrnoException).code})`,
     );
   }
-  if (rank === 0 && !isLocal(address)) {
+  const hostsStore = rank === 0 && !options.agentStore;
+  if (hostsStore && !isLocal(address)) {
     throw new Error(
       `${who}: rank 0 hosts the rendezvous, so the master address '${masterAddr}' (${address}) must be an ` +
         "address of this machine, and it is not: run rank 0 there, or give this machine's address",
@@ -180,11 +186,12 @@ export async function initProcessGroup(options: ProcessGroupOptions): Promise<Pr
   }
   const deadline = Date.now() + timeoutMs;
   // Rank 0 is reached at the master address; the others at the address that reaches it.
-  const hostname = rank === 0 ? address : await reachMaster(address, masterPort, timeoutMs, who);
+  const hostname = hostsStore ? address : await reachMaster(address, masterPort, timeoutMs, who);
   const handle = new native.NativeProcessGroup();
   await handle.connect({
     rank,
     worldSize,
+    hostsStore,
     masterAddr: address,
     masterPort,
     hostname: isLoopback(address) ? '127.0.0.1' : hostname,
@@ -203,10 +210,13 @@ export interface TorchrunEnv {
   localRank: number;
   masterAddr: string;
   masterPort: number;
+  /** TORCHELASTIC_USE_AGENT_STORE=True: torchrun's agent hosts the store. */
+  agentStore: boolean;
 }
 
 /**
- * Reads torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT);
+ * Reads torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT,
+ * TORCHELASTIC_USE_AGENT_STORE);
  * null when WORLD_SIZE is not set, a RangeError naming the variable when one is malformed.
  */
 export function torchrunEnv(env: NodeJS.ProcessEnv = process.env): TorchrunEnv | null {
@@ -231,6 +241,7 @@ export function torchrunEnv(env: NodeJS.ProcessEnv = process.env): TorchrunEnv |
     localRank: int('LOCAL_RANK', 0),
     masterAddr: env.MASTER_ADDR ?? '127.0.0.1',
     masterPort: int('MASTER_PORT', 29500),
+    agentStore: env.TORCHELASTIC_USE_AGENT_STORE === 'True',
   };
 }
 

@@ -64,6 +64,7 @@ export interface NativeProcessGroup {
   connect(options: {
     rank: number;
     worldSize: number;
+    hostsStore: boolean;
     masterAddr: string;
     masterPort: number;
     hostname: string;

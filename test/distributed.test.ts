@@ -203,6 +203,7 @@ test('the torchrun environment is read, and a malformed one is named', (t) => {
     localRank: 1,
     masterAddr: 'node0',
     masterPort: 1234,
+    agentStore: false,
   });
   t.throws(() => torchrunEnv({ WORLD_SIZE: '2' }), {
     message: /RANK: expected an integer >= 0 in the environment, got undefined/,
