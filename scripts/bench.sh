@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm run bench`: the chapter's FCN (inference, train steps), weight loading, start-up and
-# memory against PyTorch eager, then the data pipeline (scripts/bench-data.sh), all on this
+# memory against PyTorch eager, then the data pipeline (scripts/bench-data.sh) and
+# distributed training against DistributedDataParallel (scripts/bench-distributed.ts), all on this
 # machine in this run. Extra arguments go to scripts/bench.ts (--rounds N, --long).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,3 +9,5 @@ python=$(bash scripts/python-env.sh)
 node dist/scripts/bench.js "$python" "$@"
 echo
 bash scripts/bench-data.sh "" 3
+echo
+node dist/scripts/bench-distributed.js "$python"
