@@ -104,19 +104,29 @@ void waitFor(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
   }
 }
 
-/// Flattens tensors into one (on their device and dtype) and writes it back after op.
+/// The tensors (of one device and dtype) one after the other in one 1-d tensor.
+at::Tensor flatten(const std::vector<at::Tensor>& tensors) {
+  std::vector<at::Tensor> parts;
+  for (const auto& t : tensors) parts.push_back(t.reshape(-1));
+  return at::cat(parts);
+}
+
+/// Copies flat (as flatten made it) back into the tensors.
+void unflatten(const at::Tensor& flat, std::vector<at::Tensor>& tensors) {
+  int64_t offset = 0;
+  for (auto& t : tensors) {
+    t.copy_(flat.narrow(0, offset, t.numel()).view(t.sizes()));
+    offset += t.numel();
+  }
+}
+
+/// Runs op on the tensors flattened into one, and writes the result back.
 template <typename Op>
 void flatCollective(std::vector<at::Tensor>& tensors, Op&& op) {
   if (tensors.empty()) return;
-  std::vector<at::Tensor> flat;
-  for (auto& t : tensors) flat.push_back(t.reshape(-1));
-  at::Tensor buffer = at::cat(flat);
+  at::Tensor buffer = flatten(tensors);
   op(buffer);
-  int64_t offset = 0;
-  for (auto& t : tensors) {
-    t.copy_(buffer.narrow(0, offset, t.numel()).view(t.sizes()));
-    offset += t.numel();
-  }
+  unflatten(buffer, tensors);
 }
 
 void checkOnGroupDevice(const Group& group, const at::Tensor& t, const std::string& what) {
@@ -167,22 +177,17 @@ void averageGradients(Group& group, torch::nn::Module& model) {
   }
   std::vector<at::Tensor> flats;
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  // Every bucket's all-reduce is started before the first is awaited.
   for (auto& bucket : buckets) {
     for (auto& g : bucket) checkOnGroupDevice(group, g, "a gradient");
-    std::vector<at::Tensor> parts;
-    for (auto& g : bucket) parts.push_back(g.reshape(-1));
-    std::vector<at::Tensor> flat{at::cat(parts)};
+    std::vector<at::Tensor> flat{flatten(bucket)};
     works.push_back(group.pg->allreduce(flat));
     flats.push_back(flat[0]);
   }
   for (size_t b = 0; b < buckets.size(); ++b) {
     waitFor(works[b], "the all-reduce of the gradients");
     flats[b].div_(group.size);
-    int64_t offset = 0;
-    for (auto& g : buckets[b]) {
-      g.copy_(flats[b].narrow(0, offset, g.numel()).view(g.sizes()));
-      offset += g.numel();
-    }
+    unflatten(flats[b], buckets[b]);
   }
 }
 
