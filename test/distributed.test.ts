@@ -21,6 +21,7 @@ import {
   torch,
   torchrunEnv,
   train,
+  voc,
 } from '../src';
 import { LR, MOMENTUM, makeNet, sliceBatches, unionBatches, WD, type WorkerJob } from './distributed-worker';
 import { exactlyEqual, fixture, maxAbsDiff } from './helpers';
@@ -289,4 +290,30 @@ test('a group of one process trains as no group does; a distributed trainer take
     { message: /a distributed trainer uses one device/ },
   );
   await group.close();
+});
+
+test('VOC shards: padded training shards are equally long, unpadded test shards hold the split once', async (t) => {
+  const root = await voc.synthesize(path.join(tmp, 'voc'), { count: 14, height: 72, width: 104, valFraction: 0.3 });
+  const { trainIter } = await voc.loadDataVoc(1, [64, 96], { root, log: null });
+  const n = trainIter.dataset.length;
+  for (const pad of [true, false]) {
+    const counts: number[] = [];
+    for (let rank = 0; rank < 3; rank++) {
+      const shard = { rank, worldSize: 3, pad };
+      const batches = new voc.VOCBatches(trainIter.dataset, 1, { shuffle: true, dropLast: false, seed: 3, shard });
+      let count = 0;
+      for await (const { X, Y } of batches.epoch(0)) {
+        count += X.shape[0];
+        X.dispose();
+        Y.dispose();
+      }
+      t.is(batches.length, count, `rank ${rank}, pad ${pad}`);
+      counts.push(count);
+    }
+    t.is(
+      counts.reduce((a, b) => a + b),
+      pad ? Math.ceil(n / 3) * 3 : n,
+    );
+    if (pad) t.deepEqual(counts, [counts[0], counts[0], counts[0]]);
+  }
 });

@@ -49,8 +49,12 @@ export class VOCBatches implements AsyncIterable<Batch> {
     const n = this.dataset.length;
     const shard = this.options.shard;
     if (!shard) return n;
-    const total = shard.pad ? Math.ceil(n / shard.worldSize) * shard.worldSize : n;
-    return Math.floor(total / shard.worldSize) + (shard.rank < total % shard.worldSize ? 1 : 0);
+    return shardOf(
+      Array.from({ length: n }, (_, i) => i),
+      shard.rank,
+      shard.worldSize,
+      shard.pad,
+    ).length;
   }
 
   /** Batches per epoch. */
