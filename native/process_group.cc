@@ -124,6 +124,11 @@ void unflatten(const at::Tensor& flat, std::vector<at::Tensor>& tensors) {
 template <typename Op>
 void flatCollective(std::vector<at::Tensor>& tensors, Op&& op) {
   if (tensors.empty()) return;
+  if (tensors.size() == 1 && tensors[0].is_contiguous()) {
+    at::Tensor flat = tensors[0].view(-1);  // in place: no copies
+    op(flat);
+    return;
+  }
   at::Tensor buffer = flatten(tensors);
   op(buffer);
   unflatten(buffer, tensors);

@@ -6,11 +6,10 @@
  * `rank JSON` is the child mode: one of our ranks.
  */
 import { execFile } from 'node:child_process';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { createFcn, initProcessGroup, optim, Trainer, torch } from '../src';
+import { createFcn, freePort, initProcessGroup, optim, Trainer, torch } from '../src';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
@@ -57,15 +56,6 @@ async function rank(job: Job): Promise<void> {
   }
   if (job.rank === 0) console.log(JSON.stringify({ step: median(times), allreduce: median(reduces.slice(1)), floats }));
   await group.close();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 interface Result {

@@ -8,8 +8,18 @@
  * by its updates on a net without BatchNorm: a randomly initialised FCN's updates amplify
  * rounding (on the CPU alone, channels-last vs contiguous kernels move them by ~14%).
  */
-import net from 'node:net';
-import { createFcn, type Device, initProcessGroup, nn, optim, predict, type Tensor, Trainer, torch } from '../src';
+import {
+  createFcn,
+  type Device,
+  freePort,
+  initProcessGroup,
+  nn,
+  optim,
+  predict,
+  type Tensor,
+  Trainer,
+  torch,
+} from '../src';
 import type { Module } from '../src/nn/module';
 
 let failures = 0;
@@ -46,15 +56,6 @@ function twins(device: Device, make: () => Module = fcn8s): [Module, Module] {
   const gpu = make();
   gpu.loadStateDict(cpu.stateDict());
   return [cpu, gpu.to(device)];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** ||updates of a - updates of b|| / ||updates of a||, over all parameters, from start. */

@@ -203,6 +203,18 @@ export async function initProcessGroup(options: ProcessGroupOptions): Promise<Pr
   return new ProcessGroup(handle, rank, worldSize, backend, device);
 }
 
+/** A TCP port that is free on this machine now: a masterPort for a group on one machine. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /** What the torchrun environment says about this process, for {@link initProcessGroup}. */
 export interface TorchrunEnv {
   rank: number;

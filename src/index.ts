@@ -15,6 +15,7 @@ import * as voc from './voc';
 export { type Checkpoint, type CheckpointInfo, loadCheckpoint, saveCheckpoint } from './checkpoint';
 export {
   type DistributedBackend,
+  freePort,
   initProcessGroup,
   ProcessGroup,
   type ProcessGroupOptions,
