@@ -44,6 +44,12 @@ function integer(min: number) {
   };
 }
 
+function tcpPort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a TCP port, 1..65535');
+  return n;
+}
+
 function nonNegative(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number >= 0');
@@ -163,7 +169,7 @@ program
   .option('--nnodes <n>', 'machines taking part, each running the same command', integer(1), 1)
   .option('--node-rank <n>', "this machine's index (0 hosts the rendezvous)", integer(0), 0)
   .option('--master-addr <addr>', "machine 0's address, as every machine reaches it", '127.0.0.1')
-  .option('--master-port <port>', 'a free TCP port on machine 0 for the rendezvous', integer(1), 29500)
+  .option('--master-port <port>', 'a free TCP port on machine 0 for the rendezvous', tcpPort, 29500)
   .option('--dist-timeout <s>', 'seconds the rendezvous and each collective may take', integer(1), 300)
   .action(
     action(
@@ -195,7 +201,6 @@ program
         if (o.nprocPerNode !== undefined && !dist) {
           if (o.nodeRank >= o.nnodes)
             throw new RangeError(`--node-rank ${o.nodeRank} must be below --nnodes ${o.nnodes}`);
-          if (o.masterPort > 65535) throw new RangeError(`--master-port ${o.masterPort} is not a TCP port (1..65535)`);
           process.exitCode = await launchWorkers(process.argv[1], workerArgs(process.argv.slice(2)), {
             ...o,
             nprocPerNode: o.nprocPerNode,

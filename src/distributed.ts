@@ -194,7 +194,7 @@ export async function initProcessGroup(options: ProcessGroupOptions): Promise<Pr
     hostsStore,
     masterAddr: address,
     masterPort,
-    hostname: isLoopback(address) ? '127.0.0.1' : hostname,
+    hostname,
     interface: options.interface ?? process.env.GLOO_SOCKET_IFNAME ?? '',
     timeoutMs: Math.max(1, deadline - Date.now()),
     backend,

@@ -21,7 +21,7 @@ export interface LaunchOptions {
 }
 
 /** Command-line options that belong to the launcher, not to the workers. */
-export const LAUNCHER_OPTIONS = ['--nproc-per-node', '--nnodes', '--node-rank', '--master-addr', '--master-port'];
+const LAUNCHER_OPTIONS = ['--nproc-per-node', '--nnodes', '--node-rank', '--master-addr', '--master-port'];
 
 /** argv without the launcher's options (`--name value` and `--name=value`). */
 export function workerArgs(argv: readonly string[]): string[] {
@@ -63,13 +63,14 @@ export function launchWorkers(script: string, args: readonly string[], o: Launch
   );
   let interrupted = false;
   let failure: number | null = null;
+  const signalRunning = (signal: NodeJS.Signals) => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
   const onSigint = () => {
     interrupted = true;
-    for (const child of children) child.kill('SIGINT');
+    signalRunning('SIGINT');
   };
-  const onSigterm = () => {
-    for (const child of children) child.kill('SIGTERM');
-  };
+  const onSigterm = () => signalRunning('SIGTERM');
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigterm);
   return new Promise((resolve) => {
@@ -79,7 +80,7 @@ export function launchWorkers(script: string, args: readonly string[], o: Launch
         running--;
         if ((code !== 0 || signal) && failure === null) {
           failure = code ?? 1;
-          for (const other of children) if (other.exitCode === null && other.signalCode === null) other.kill('SIGTERM');
+          signalRunning('SIGTERM');
         }
         if (running === 0) {
           process.off('SIGINT', onSigint);

@@ -1,27 +1,15 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { loadCheckpoint } from '../src';
+import { runNode } from './helpers';
 
 const cli = path.resolve(__dirname, '..', 'src', 'cli.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-cli-'));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `fcn args...` in tmp (asynchronously: other tests keep running). */
-function fcn(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { cwd: tmp }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+/** Runs `fcn args...` in tmp. */
+const fcn = (...args: string[]) => runNode([cli, ...args], { cwd: tmp });
 
 let data: Promise<string> | undefined;
 async function synthetic(): Promise<string> {

@@ -3,7 +3,6 @@
  * processes (test/distributed-worker.ts), compared with each other and with one process
  * training on the union of their batches.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -25,34 +24,18 @@ import {
   voc,
 } from '../src';
 import { LR, MOMENTUM, makeNet, sliceBatches, unionBatches, WD, type WorkerJob } from './distributed-worker';
-import { exactlyEqual, fixture, maxAbsDiff } from './helpers';
+import { exactlyEqual, fixture, maxAbsDiff, runNode } from './helpers';
 
 const worker = path.resolve(__dirname, 'distributed-worker.js');
 const cli = path.resolve(__dirname, '..', 'src', 'cli.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-dist-'));
 
-interface Exit {
-  code: number;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
-
 /**
- * Runs `node args...` at a low priority (nice 10; its workers inherit it): the ranks keep
- * both cores busy, and the test files running beside this one (the event-loop timing of
+ * Runs `node args...` in tmp at a low priority (nice 10; its workers inherit it): the ranks
+ * keep both cores busy, and the test files running beside this one (the event-loop timing of
  * the reliability tests among them) keep their share.
  */
-function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Exit> {
-  const started = performance.now();
-  const nice = ['-n', '10', process.execPath, ...args];
-  return new Promise((resolve) => {
-    execFile('nice', nice, { cwd: tmp, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 });
-    });
-  });
-}
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) => runNode(args, { cwd: tmp, env, nice: 10 });
 
 const runRank = (job: WorkerJob) => run([worker, JSON.stringify(job)]);
 

@@ -1,4 +1,5 @@
 /** Shared by the tests: PyTorch fixtures and element-wise comparison done in plain JS. */
+import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { load, type Tensor } from '../src';
 
@@ -43,4 +44,33 @@ export function exactlyEqual(a: Tensor, b: Tensor): boolean {
   const x = Buffer.from((a.toTypedArray() as Float32Array).buffer);
   const y = Buffer.from((b.toTypedArray() as Float32Array).buffer);
   return x.equals(y);
+}
+
+/** What a child process did: exit code (1 when killed), output, and seconds it took. */
+export interface Exit {
+  code: number;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+/**
+ * Runs `node args...` in cwd, asynchronously (other tests keep running); with nice, at that
+ * lower priority (children it starts inherit it).
+ */
+export function runNode(
+  args: string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv; nice?: number },
+): Promise<Exit> {
+  const started = performance.now();
+  const [file, argv] =
+    options.nice === undefined
+      ? [process.execPath, args]
+      : ['nice', ['-n', `${options.nice}`, process.execPath, ...args]];
+  return new Promise((resolve) => {
+    execFile(file, argv, { cwd: options.cwd, env: { ...process.env, ...options.env } }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+      resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 });
+    });
+  });
 }
