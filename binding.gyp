@@ -1,43 +1,17 @@
-# The alternative build (node-gyp): the same sources as CMakeLists.txt, against the
-# libtorch at deps/libtorch (scripts/setup-libtorch.mjs). Output: build/Release/fcn_torch.node.
+# The alternative build (node-gyp): the sources of native/sources.json, as CMakeLists.txt
+# builds them, against the libtorch at deps/libtorch (scripts/setup-libtorch.mjs).
+# Output: build/Release/fcn_torch.node.
 {
   "targets": [
     {
       "target_name": "fcn_torch",
       "sources": [
-        "native/addon.cc",
-        "native/backends.cc",
-        "native/common.cc",
-        "native/cpu_allocator.cc",
-        "native/fcn.cc",
-        "native/functional.cc",
-        "native/gloo_backend.cc",
-        "native/init.cc",
-        "native/json.cc",
-        "native/layers.cc",
-        "native/module.cc",
-        "native/optim.cc",
-        "native/predict.cc",
-        "native/process_group.cc",
-        "native/pickle.cc",
-        "native/resnet.cc",
-        "native/safetensors.cc",
-        "native/sequential.cc",
-        "native/serialization.cc",
-        "native/subpixel.cc",
-        "native/tensor.cc",
-        "native/tensor_creation.cc",
-        "native/tensor_data.cc",
-        "native/tensor_ops.cc",
-        "native/torch_save.cc",
-        "native/torch_thread.cc",
-        "native/trainer.cc",
-        "native/voc.cc",
-        "native/voc_data.cc"
+        "<!@(node -p \"const s = require('./native/sources.json'); [...s.core, ...s.models, ...s.distributed, ...s.train, ...s.addon].join(' ')\")"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "native/gloo_api",
+        "native",
+        "native/distributed/gloo_api",
         "deps/libtorch/include",
         "deps/libtorch/include/torch/csrc/api/include"
       ],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`: every check and test of the project, ending with "N passed, N failed".
-#   1. formatting and lint (biome for TypeScript, clang-format for C++), type check
-#   2. the native C++ tests (build-cmake/native_tests)
+#   1. formatting and lint (biome for TypeScript, clang-format for C++), the architecture
+#      check (scripts/check-architecture.mjs), type check
+#   2. the native C++ tests (build-cmake/native_tests; the addon itself is already built)
 #   3. the node-gyp build, which the ava suite smoke-tests
 #   4. the ava suite on the compiled TypeScript (dist/test)
 set -uo pipefail
@@ -20,7 +21,9 @@ step() { # step NAME COMMAND...: runs a check that counts as one test
 }
 
 step "biome format and lint" npx biome ci --reporter=summary .
-step "clang-format" npx clang-format --dry-run -Werror native/*.cc native/*.h native/test/*.cc native/gloo_api/gloo/*.h native/gloo_api/gloo/*/*.h
+mapfile -t native_files < <(find native -name '*.cc' -o -name '*.h' | sort)
+step "clang-format" npx clang-format --dry-run -Werror "${native_files[@]}"
+step "architecture" node scripts/check-architecture.mjs
 step "typescript build" npx tsc -p tsconfig.json
 step "cmake-js build" npx cmake-js compile --out build-cmake --log-level warn
 

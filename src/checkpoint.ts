@@ -4,12 +4,13 @@
  * metadata), written to a temporary name and renamed, so a crash mid-save leaves the
  * previous checkpoint intact. Python's `safetensors` reads them too.
  */
-import { native } from './native';
+
+import { z } from 'zod';
+import type { EpochMetrics } from './metrics';
 import type { Module } from './nn/module';
 import type { SGD } from './optim';
-import { load, save } from './serialization';
+import { loadWithMetadata, save } from './serialization';
 import type { Tensor } from './tensor';
-import type { EpochMetrics } from './train';
 
 const METADATA_KEY = 'fcn-torch';
 
@@ -43,32 +44,47 @@ export async function saveCheckpoint(
   await save(tensors, file, { format: 'pt', [METADATA_KEY]: JSON.stringify(info) });
 }
 
+const finite = z.number().refine(Number.isFinite, 'expected a finite number');
+const EpochMetricsSchema = z.object({
+  epoch: z.int().min(1),
+  trainLoss: finite,
+  trainAccuracy: finite,
+  testLoss: finite,
+  testAccuracy: finite,
+  testMeanIoU: finite,
+  testClassIoU: z.array(finite.nullable()),
+  examplesPerSecond: finite,
+  seconds: finite,
+});
+const CheckpointInfoSchema = z.object({
+  epoch: z.int().min(0),
+  history: z.array(EpochMetricsSchema),
+  config: z.record(z.string(), z.unknown()),
+});
+
 /** Reads a checkpoint written by {@link saveCheckpoint}; other files are refused by name. */
 export async function loadCheckpoint(file: string): Promise<Checkpoint> {
   if (typeof file !== 'string') throw new TypeError(`loadCheckpoint: path must be a string, got ${typeof file}`);
-  const metadata = await native.loadMetadata(file);
+  const { tensors, metadata } = await loadWithMetadata(file);
   const text = metadata[METADATA_KEY];
   if (text === undefined) throw new Error(`'${file}' is not an fcn-torch checkpoint (no '${METADATA_KEY}' metadata)`);
-  let info: CheckpointInfo;
+  let json: unknown;
   try {
-    info = JSON.parse(text) as CheckpointInfo;
+    json = JSON.parse(text);
   } catch (err) {
     throw new Error(`'${file}': the checkpoint's metadata is not valid JSON (${(err as Error).message})`);
   }
-  if (
-    !Number.isInteger(info.epoch) ||
-    info.epoch < 0 ||
-    !Array.isArray(info.history) ||
-    typeof info.config !== 'object'
-  ) {
-    throw new Error(`'${file}': the checkpoint's metadata lacks epoch, history or config`);
+  const parsed = CheckpointInfoSchema.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'metadata'}: ${i.message}`).join('; ');
+    throw new Error(`'${file}': the checkpoint's metadata is not valid (${problems})`);
   }
   const model = new Map<string, Tensor>();
   const optimizer = new Map<string, Tensor>();
-  for (const [name, t] of await load(file)) {
+  for (const [name, t] of tensors) {
     if (name.startsWith('model.')) model.set(name.slice(6), t);
     else if (name.startsWith('optimizer.')) optimizer.set(name.slice(10), t);
     else throw new Error(`'${file}': unexpected tensor '${name}' in a checkpoint`);
   }
-  return { ...info, model, optimizer };
+  return { ...parsed.data, model, optimizer };
 }

@@ -7,8 +7,9 @@
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import os from 'node:os';
+import { checkInteger, checkOneOf, checkTensor } from './checks';
 import { type NativeProcessGroup, native } from './native';
-import { checkTensor, type Module } from './nn/module';
+import type { Module } from './nn/module';
 import type { Device, Tensor } from './tensor';
 import { tensor } from './torch';
 
@@ -44,13 +45,6 @@ export interface ProcessGroupOptions {
    * so with TORCHELASTIC_USE_AGENT_STORE=True): rank 0 then joins it as the others do.
    */
   agentStore?: boolean;
-}
-
-function checkInt(value: unknown, name: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`${name}: expected an integer in [${min}, ${max}], got ${String(value)}`);
-  }
-  return value;
 }
 
 const isLoopback = (address: string) => address.startsWith('127.') || address === '::1';
@@ -118,12 +112,12 @@ export class ProcessGroup {
 
   /** Copies root's t into every rank's t. */
   async broadcast(t: Tensor, root = 0): Promise<void> {
-    return this.native.broadcast(checkTensor(t, 'tensor'), checkInt(root, 'root', 0, this.worldSize - 1));
+    return this.native.broadcast(checkTensor(t, 'tensor'), checkInteger(root, 'root', 0, this.worldSize - 1));
   }
 
   /** Copies root's parameters and buffers into every rank's model (done once before training). */
   async broadcastModule(model: Module, root = 0): Promise<void> {
-    return this.native.broadcastModule(model.native, checkInt(root, 'root', 0, this.worldSize - 1));
+    return this.native.broadcastModule(model.native, checkInteger(root, 'root', 0, this.worldSize - 1));
   }
 
   /** Settles once every rank has called it. */
@@ -155,15 +149,13 @@ export class ProcessGroup {
  * master that cannot be reached after `timeoutMs`.
  */
 export async function initProcessGroup(options: ProcessGroupOptions): Promise<ProcessGroup> {
-  const worldSize = checkInt(options.worldSize, 'worldSize', 1, 1 << 20);
-  const rank = checkInt(options.rank, 'rank', 0, worldSize - 1);
-  const masterPort = checkInt(options.masterPort ?? 29500, 'masterPort', 1, 65535);
-  const timeoutMs = checkInt(options.timeoutMs ?? 300_000, 'timeoutMs', 1, 2 ** 31 - 1);
+  const worldSize = checkInteger(options.worldSize, 'worldSize', 1, 1 << 20);
+  const rank = checkInteger(options.rank, 'rank', 0, worldSize - 1);
+  const masterPort = checkInteger(options.masterPort ?? 29500, 'masterPort', 1, 65535);
+  const timeoutMs = checkInteger(options.timeoutMs ?? 300_000, 'timeoutMs', 1, 2 ** 31 - 1);
   const device = options.device ?? 'cpu';
   const backend = options.backend ?? (device.startsWith('cuda') ? 'nccl' : 'gloo');
-  if (backend !== 'gloo' && backend !== 'nccl') {
-    throw new RangeError(`backend: expected 'gloo' or 'nccl', got ${String(backend)}`);
-  }
+  checkOneOf(backend, 'backend', ['gloo', 'nccl'] as const);
   if ((backend === 'nccl') !== device.startsWith('cuda')) {
     throw new RangeError(`backend '${backend}' does not work on '${device}' tensors: use gloo for cpu, nccl for cuda`);
   }
@@ -263,8 +255,8 @@ export function torchrunEnv(env: NodeJS.ProcessEnv = process.env): TorchrunEnv |
  * the same count); rank takes every worldSize-th index from position rank.
  */
 export function shardOf(order: readonly number[], rank: number, worldSize: number, pad: boolean): number[] {
-  checkInt(worldSize, 'worldSize', 1, 1 << 20);
-  checkInt(rank, 'rank', 0, worldSize - 1);
+  checkInteger(worldSize, 'worldSize', 1, 1 << 20);
+  checkInteger(rank, 'rank', 0, worldSize - 1);
   const total = pad ? Math.ceil(order.length / worldSize) * worldSize : order.length;
   const padded = [...order];
   while (padded.length < total) padded.push(...order.slice(0, total - padded.length));

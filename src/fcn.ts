@@ -2,6 +2,7 @@
  * The chapter's fully convolutional network on a ResNet-18 body, and the skip-connection
  * variants of Long et al. that the chapter's exercise 4 asks for.
  */
+import { checkInteger, checkOneOf } from './checks';
 import { bilinearKernel, xavierUniform_, zeros_ } from './init';
 import { native } from './native';
 import { Conv2d, ConvTranspose2d } from './nn/layers';
@@ -9,14 +10,14 @@ import { Module, registerModuleClass } from './nn/module';
 import { type ResNet, resnet18 } from './nn/resnet';
 import { Sequential } from './nn/sequential';
 
-/** FCN-32s is the chapter's model; FCN-16s and FCN-8s fuse scores from layer3 and layer2. */
-export type FcnArch = 'fcn32s' | 'fcn16s' | 'fcn8s';
-/** The architectures, for validation and help texts. */
-export const FCN_ARCHS: readonly FcnArch[] = ['fcn32s', 'fcn16s', 'fcn8s'];
+/** The architectures: FCN-32s is the chapter's model; FCN-16s and FCN-8s fuse scores from layer3 and layer2. */
+export const FCN_ARCHS = ['fcn32s', 'fcn16s', 'fcn8s'] as const;
+/** One of {@link FCN_ARCHS}. */
+export type FcnArch = (typeof FCN_ARCHS)[number];
 /** How the transposed convolutions start: the chapter's bilinear kernel, or Xavier (exercise 1). */
-export type UpsamplingInit = 'bilinear' | 'xavier';
-/** The initialisations, for validation and help texts. */
-export const UPSAMPLING_INITS: readonly UpsamplingInit[] = ['bilinear', 'xavier'];
+export const UPSAMPLING_INITS = ['bilinear', 'xavier'] as const;
+/** One of {@link UPSAMPLING_INITS}. */
+export type UpsamplingInit = (typeof UPSAMPLING_INITS)[number];
 
 /**
  * FCN-16s / FCN-8s: `stem` (conv1 .. layer1), layer2, layer3, layer4 of the ResNet, then
@@ -24,9 +25,12 @@ export const UPSAMPLING_INITS: readonly UpsamplingInit[] = ['bilinear', 'xavier'
  * again (`upscore_pool4`) and adds `score_pool3` (layer2); `upscore16` / `upscore8` restore
  * the input size. Inputs need sides that are multiples of 32.
  */
-export class FCNSkip extends Module {}
-registerModuleClass('FCN16s', FCNSkip);
-registerModuleClass('FCN8s', FCNSkip);
+export class FCNSkip extends Module {
+  static {
+    registerModuleClass('FCN16s', FCNSkip);
+    registerModuleClass('FCN8s', FCNSkip);
+  }
+}
 
 /** Options of {@link createFcn}. */
 export interface FcnOptions {
@@ -53,16 +57,9 @@ function upsamplingWeight(layer: Module, init: UpsamplingInit): void {
  * variants zero their extra score layers, as Long et al. do, so they start as FCN-32s would.
  */
 export function createFcn(options: FcnOptions = {}): Module {
-  const arch = options.arch ?? 'fcn32s';
-  const init = options.init ?? 'bilinear';
-  const numClasses = options.numClasses ?? 21;
-  if (!FCN_ARCHS.includes(arch)) throw new RangeError(`arch: expected one of ${FCN_ARCHS.join(', ')}, got '${arch}'`);
-  if (!UPSAMPLING_INITS.includes(init)) {
-    throw new RangeError(`init: expected one of ${UPSAMPLING_INITS.join(', ')}, got '${init}'`);
-  }
-  if (!Number.isInteger(numClasses) || numClasses < 1) {
-    throw new RangeError(`numClasses: expected an integer >= 1, got ${numClasses}`);
-  }
+  const arch = checkOneOf(options.arch ?? 'fcn32s', 'arch', FCN_ARCHS);
+  const init = checkOneOf(options.init ?? 'bilinear', 'init', UPSAMPLING_INITS);
+  const numClasses = checkInteger(options.numClasses ?? 21, 'numClasses', 1);
   const backbone = options.backbone ?? resnet18();
   if (arch === 'fcn32s') {
     const net = new Sequential(...backbone.children().slice(0, -2));

@@ -35,19 +35,11 @@ export {
 } from './fcn';
 export { label2image, readImage, saveImageGrid } from './image';
 export { bilinearKernel } from './init';
-export { type Confusion, type SegmentationMetrics, segmentationMetrics } from './metrics';
+export { type Confusion, type EpochMetrics, type SegmentationMetrics, segmentationMetrics } from './metrics';
 export { historySvg, plotHistory } from './plot';
 export { normalizeImage, type PredictOptions, predict } from './predict';
 export { load, save } from './serialization';
 export { type Device, type DType, Tensor, type TypedArray } from './tensor';
-export {
-  type EpochBatches,
-  type EpochMetrics,
-  evaluate,
-  type LossOptions,
-  type StepResult,
-  Trainer,
-  type TrainOptions,
-  train,
-} from './train';
+export { type EpochBatches, type TrainOptions, train } from './train';
+export { evaluate, type LossOptions, type StepResult, Trainer } from './trainer';
 export { init, nn, optim, torch, voc };

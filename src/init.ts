@@ -2,8 +2,8 @@
  * Weight initialisation: the chapter's bilinear kernel and `torch.nn.init`'s in-place
  * fillers (no autograd recording, as in PyTorch).
  */
+import { checkTensor } from './checks';
 import { native } from './native';
-import { checkTensor } from './nn/module';
 import { Tensor } from './tensor';
 
 /**

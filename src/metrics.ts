@@ -1,6 +1,7 @@
 /**
  * Segmentation metrics from a confusion matrix: pixel accuracy (the chapter's) and the
- * intersection over union per class and its mean (the FCN paper's).
+ * intersection over union per class and its mean (the FCN paper's); and the metrics of a
+ * training epoch, as train() reports them and checkpoints and plots keep them.
  */
 import type { Tensor } from './tensor';
 
@@ -66,4 +67,26 @@ export function segmentationMetrics(confusion: Confusion): SegmentationMetrics {
     meanIoU: present.length > 0 ? present.reduce((s, v) => s + v, 0) / present.length : 0,
     classIoU,
   };
+}
+
+/** Metrics of one epoch. */
+export interface EpochMetrics {
+  /** 1-based epoch number. */
+  epoch: number;
+  /** Mean per-image loss over the training batches. */
+  trainLoss: number;
+  /** Training pixel accuracy (pixels with the ignore label left out). */
+  trainAccuracy: number;
+  /** Mean per-image loss over the test batches (eval mode). */
+  testLoss: number;
+  /** Test pixel accuracy. */
+  testAccuracy: number;
+  /** Test mean intersection over union. */
+  testMeanIoU: number;
+  /** Test IoU per class (null for a class absent from labels and predictions). */
+  testClassIoU: (number | null)[];
+  /** Training examples per second in this epoch. */
+  examplesPerSecond: number;
+  /** Seconds this epoch took, evaluation included. */
+  seconds: number;
 }

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 
 /** A libtorch tensor owned by a JS object. */
 export interface NativeTensor {
@@ -156,7 +157,6 @@ export interface NativeAddon {
     outputStride: 16 | 8,
   ): NativeModule;
   predictLabels(model: NativeModule, images: NativeTensor, tileH: number, tileW: number): Promise<NativeTensor>;
-  loadMetadata(path: string): Promise<Record<string, string>>;
   backends: {
     subpixelUpsampling: boolean;
     channelsLast: boolean;
@@ -216,8 +216,10 @@ export interface NativeAddon {
       std: number[],
     ): Promise<[NativeTensor, NativeTensor]>;
   };
-  loadWeights(path: string): Promise<NamedNativeTensors>;
+  loadWeights(path: string): Promise<{ tensors: NamedNativeTensors; metadata: Record<string, string> }>;
   saveSafetensors(entries: NamedNativeTensors, path: string, metadata?: Record<string, string>): Promise<void>;
+  /** The code to end the process with at once if native work is still running at exit. */
+  prepareExit(code: number): void;
   torchVersion: string;
   cudaBuild: boolean;
 }
@@ -250,5 +252,15 @@ function loadAddon(): NativeAddon {
   );
 }
 
-/** The addon, loaded once per JS environment. */
+/**
+ * The addon, loaded once per JS environment. Every promise it returns rejects with the stack
+ * of the JS code that made the call (the native side keeps it).
+ */
 export const native: NativeAddon = loadAddon();
+
+// A job still running on the torch thread when the process exits cannot be stopped, and
+// libtorch must not be torn down under it: the addon then ends the process at once, with
+// the code the process is exiting with.
+if (isMainThread) {
+  process.on('exit', (code) => native.prepareExit(typeof code === 'number' ? code : 0));
+}

@@ -1,8 +1,8 @@
 /**
  * Optimizers over libtorch's `torch::optim`.
  */
+import { checkNumber, checkTensor } from './checks';
 import { type NativeOptimizer, native } from './native';
-import { checkTensor } from './nn/module';
 import { Tensor } from './tensor';
 
 /** Options of {@link SGD}, as PyTorch's keyword arguments. */
@@ -15,12 +15,7 @@ export interface SGDOptions {
   nesterov?: boolean;
 }
 
-function nonNegative(value: number, name: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new RangeError(`${name}: expected a finite number >= 0, got ${value}`);
-  }
-  return value;
-}
+const nonNegative = (value: number, name: string) => checkNumber(value, name, 0);
 
 /** Stochastic gradient descent (PyTorch's `torch.optim.SGD`). */
 export class SGD {

@@ -5,7 +5,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { EpochMetrics } from './train';
+import type { EpochMetrics } from './metrics';
 
 const SERIES: [keyof EpochMetrics, string][] = [
   ['trainLoss', 'train loss'],

@@ -4,8 +4,9 @@
  * mode (exercise 3) labels an image of any size from tiles whose sides are multiples of 32,
  * averaging the logits where tiles overlap.
  */
+import { checkOneOf, checkSizeMultipleOf32, checkTensor } from './checks';
 import { native } from './native';
-import { checkTensor, type Module, withCallerStack } from './nn/module';
+import type { Module } from './nn/module';
 import { Tensor } from './tensor';
 import * as torch from './torch';
 import { IMAGENET_MEAN, IMAGENET_STD } from './voc/loader';
@@ -18,13 +19,6 @@ export interface PredictOptions {
   cropSize?: [number, number];
   /** Largest tile in 'whole' mode, multiples of 32 (default cropSize). */
   tileSize?: [number, number];
-}
-
-function multipleOf32(size: unknown, what: string): [number, number] {
-  if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isInteger(v) && v >= 32 && v % 32 === 0)) {
-    throw new RangeError(`${what}: expected [height, width], multiples of 32, got ${JSON.stringify(size)}`);
-  }
-  return size as [number, number];
 }
 
 /**
@@ -53,10 +47,9 @@ export function normalizeImage(image: Tensor): Tensor {
  * own mode for its steps) and runs where its parameters are, on the native thread.
  */
 export async function predict(net: Module, image: Tensor, options: PredictOptions = {}): Promise<Tensor> {
-  const mode = options.mode ?? 'crop';
-  if (mode !== 'crop' && mode !== 'whole') throw new RangeError(`mode: expected 'crop' or 'whole', got '${mode}'`);
-  const [cropH, cropW] = multipleOf32(options.cropSize ?? [320, 480], 'cropSize');
-  const [tileH, tileW] = multipleOf32(options.tileSize ?? [cropH, cropW], 'tileSize');
+  const mode = checkOneOf(options.mode ?? 'crop', 'mode', ['crop', 'whole'] as const);
+  const [cropH, cropW] = checkSizeMultipleOf32(options.cropSize ?? [320, 480], 'cropSize');
+  const [tileH, tileW] = checkSizeMultipleOf32(options.tileSize ?? [cropH, cropW], 'tileSize');
   let X = normalizeImage(image);
   const [, , height, width] = X.shape;
   if (mode === 'crop') {
@@ -67,11 +60,6 @@ export async function predict(net: Module, image: Tensor, options: PredictOption
     }
     X = X.narrow(2, 0, cropH).narrow(3, 0, cropW);
   }
-  const stack = new Error().stack;
-  try {
-    const labels = new Tensor(await native.predictLabels(net.native, X.native, tileH, tileW));
-    return image.shape.length === 3 ? labels.squeeze(0) : labels;
-  } catch (err) {
-    throw withCallerStack(err, stack);
-  }
+  const labels = new Tensor(await native.predictLabels(net.native, X.native, tileH, tileW));
+  return image.shape.length === 3 ? labels.squeeze(0) : labels;
 }

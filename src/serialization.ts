@@ -3,8 +3,8 @@
  * `save` writes safetensors. Both run on the native worker thread.
  */
 import path from 'node:path';
+import { checkTensor } from './checks';
 import { native } from './native';
-import { withCallerStack } from './nn/module';
 import { Tensor } from './tensor';
 
 /**
@@ -15,14 +15,16 @@ import { Tensor } from './tensor';
  * a state dict's types is refused with an error naming it.
  */
 export async function load(file: string): Promise<Map<string, Tensor>> {
+  return (await loadWithMetadata(file)).tensors;
+}
+
+/** @internal The tensors of a weights file and its string metadata (safetensors' `__metadata__`), read once. */
+export async function loadWithMetadata(
+  file: string,
+): Promise<{ tensors: Map<string, Tensor>; metadata: Record<string, string> }> {
   if (typeof file !== 'string') throw new TypeError(`load: path must be a string, got ${typeof file}`);
-  const stack = new Error().stack;
-  try {
-    const pairs = await native.loadWeights(path.resolve(file));
-    return new Map(pairs.map(([name, t]) => [name, new Tensor(t)]));
-  } catch (err) {
-    throw withCallerStack(err, stack);
-  }
+  const { tensors, metadata } = await native.loadWeights(path.resolve(file));
+  return { tensors: new Map(tensors.map(([name, t]) => [name, new Tensor(t)])), metadata };
 }
 
 /**
@@ -39,14 +41,6 @@ export async function save(
     throw new TypeError(`save: writes safetensors; give a path ending in .safetensors, got ${JSON.stringify(file)}`);
   }
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
-  const pairs = entries.map(([name, t]): [string, Tensor['native']] => {
-    if (!(t instanceof Tensor)) throw new TypeError(`save: '${name}' is not a Tensor`);
-    return [name, t.native];
-  });
-  const stack = new Error().stack;
-  try {
-    await native.saveSafetensors(pairs, path.resolve(file), metadata);
-  } catch (err) {
-    throw withCallerStack(err, stack);
-  }
+  const pairs = entries.map(([name, t]): [string, Tensor['native']] => [name, checkTensor(t, `save: '${name}'`)]);
+  await native.saveSafetensors(pairs, path.resolve(file), metadata);
 }

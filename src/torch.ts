@@ -1,6 +1,7 @@
 /**
  * The `torch` namespace: making tensors, the random seed, grad mode, threads and memory.
  */
+import { checkShape, checkTensor } from './checks';
 import { native } from './native';
 import { type Device, type DType, keep, Tensor, type TypedArray, tidy } from './tensor';
 
@@ -19,14 +20,6 @@ export interface TensorOptions {
 
 /** Nested arrays of numbers or booleans, as PyTorch's `torch.tensor([[1, 2], [3, 4]])`. */
 export type NestedArray = number | boolean | NestedArray[];
-
-function checkShape(shape: readonly number[], what = 'shape'): number[] {
-  if (!Array.isArray(shape)) throw new TypeError(`${what}: expected an array of sizes, got ${typeof shape}`);
-  shape.forEach((s, i) => {
-    if (!Number.isInteger(s) || s < 0) throw new RangeError(`${what}[${i}] must be an integer >= 0, got ${s}`);
-  });
-  return [...shape];
-}
 
 /** Shape of a rectangular nested array; throws naming the first ragged place. */
 function shapeOf(data: NestedArray, where = 'data'): number[] {
@@ -118,10 +111,7 @@ export function stack(tensors: Tensor[], dim = 0): Tensor {
   return new Tensor(native.ops.stack(tensors.map(nativeOf), dim));
 }
 
-function nativeOf(t: Tensor, i: number) {
-  if (!(t instanceof Tensor)) throw new TypeError(`tensors[${i}]: expected a Tensor`);
-  return t.native;
-}
+const nativeOf = (t: Tensor, i: number) => checkTensor(t, `tensors[${i}]`);
 
 /** Seeds the global generator (PyTorch's `torch.manual_seed`): same seed, same numbers. */
 export function manualSeed(seed: number | bigint): void {

@@ -1,19 +1,20 @@
 /**
- * The chapter's `train_ch13`: epochs of native training steps (forward, loss, backward,
- * SGD update in one call off the event loop), then an evaluation of the test batches with
- * pixel accuracy and mean IoU, a progress bar, a plot of the curves, and an atomic
- * checkpoint per epoch from which a run resumes exactly. With a process group the run is
- * one rank of a distributed data-parallel run (see src/distributed.ts).
+ * The chapter's `train_ch13`: epochs of native training steps, then an evaluation of the
+ * test batches with pixel accuracy and mean IoU, a progress bar, a plot of the curves, and
+ * an atomic checkpoint per epoch from which a run resumes exactly. With a process group the
+ * run is one rank of a distributed data-parallel run (see src/distributed.ts). Each epoch is
+ * the same named steps: train, test, measure, record.
  */
 import { SingleBar } from 'cli-progress';
 import { type Checkpoint, saveCheckpoint } from './checkpoint';
+import { checkInteger } from './checks';
 import type { ProcessGroup } from './distributed';
-import { addConfusion, type Confusion, confusionRows, segmentationMetrics } from './metrics';
-import { type NativeTrainer, native } from './native';
-import { checkTensor, type Module } from './nn/module';
+import { type EpochMetrics, segmentationMetrics } from './metrics';
+import type { Module } from './nn/module';
 import type { SGD } from './optim';
 import { plotHistory } from './plot';
-import { type Device, Tensor } from './tensor';
+import type { Device } from './tensor';
+import { type EvaluationSums, eachBatch, evaluateBatches, type LossOptions, Trainer } from './trainer';
 import type { Batch } from './voc/loader';
 
 /**
@@ -25,38 +26,6 @@ export interface EpochBatches {
   readonly length: number;
   /** The batches of epoch e (0-based). */
   epoch(e: number): AsyncIterable<Batch>;
-}
-
-/** The loss: the chapter's per-image mean of per-pixel cross-entropy. */
-export interface LossOptions {
-  /** Label value that counts nowhere (default 255, VOC's object boundaries). */
-  ignoreIndex?: number;
-  /** PyTorch's `label_smoothing` (default 0). */
-  labelSmoothing?: number;
-  /** A weight per class (float32 [C]), as PyTorch's `weight`. */
-  classWeights?: Tensor;
-}
-
-/** Metrics of one epoch. */
-export interface EpochMetrics {
-  /** 1-based epoch number. */
-  epoch: number;
-  /** Mean per-image loss over the training batches. */
-  trainLoss: number;
-  /** Training pixel accuracy (pixels with the ignore label left out). */
-  trainAccuracy: number;
-  /** Mean per-image loss over the test batches (eval mode). */
-  testLoss: number;
-  /** Test pixel accuracy. */
-  testAccuracy: number;
-  /** Test mean intersection over union. */
-  testMeanIoU: number;
-  /** Test IoU per class (null for a class absent from labels and predictions). */
-  testClassIoU: (number | null)[];
-  /** Training examples per second in this epoch. */
-  examplesPerSecond: number;
-  /** Seconds this epoch took, evaluation included. */
-  seconds: number;
 }
 
 /** Options of {@link train}. */
@@ -96,153 +65,63 @@ export interface TrainOptions {
   processGroup?: ProcessGroup;
 }
 
-/** What one training step did: the batch's summed per-image loss and its pixel counts. */
-export interface StepResult {
-  /** Sum over the batch of the per-image losses. */
+/** What the training batches of an epoch summed to. */
+interface TrainSums {
   loss: number;
-  /** Pixels whose argmax equals their label. */
   correct: number;
-  /** Labelled pixels (the ignore label left out). */
   pixels: number;
+  examples: number;
 }
 
-/**
- * One model, optimizer and loss bound for native steps, for loops of your own; {@link train}
- * uses it. The model moves to `devices[0]`.
- */
-export class Trainer {
-  /** @internal */
-  readonly native: NativeTrainer;
-
-  constructor(
-    net: Module,
-    optimizer: SGD | null,
-    options: {
-      devices?: Device[];
-      loss?: LossOptions;
-      /** Average each step's gradients across this group's ranks (see {@link TrainOptions}). */
-      processGroup?: ProcessGroup;
-    } = {},
-  ) {
-    const devices = options.devices ?? ['cpu'];
-    if (!Array.isArray(devices) || devices.length === 0) throw new RangeError('devices: expected a non-empty array');
-    this.native = new native.NativeTrainer(
-      net.native,
-      optimizer?.native ?? null,
-      devices,
-      lossSettings(options.loss),
-      options.processGroup?.native ?? null,
-    );
-  }
-
-  /** Forward, loss, backward and update on images [B, 3, H, W] and labels int64 [B, H, W]. */
-  step(images: Tensor, labels: Tensor): Promise<StepResult> {
-    return this.native.step(checkTensor(images, 'images'), checkTensor(labels, 'labels'));
-  }
-
-  /**
-   * The summed per-image loss and the confusion matrix (int64 [C, C], rows the labels,
-   * columns the predictions, ignored pixels left out) of a batch, in eval mode.
-   */
-  async evaluate(images: Tensor, labels: Tensor): Promise<{ loss: number; confusion: Tensor }> {
-    const r = await this.native.evaluate(checkTensor(images, 'images'), checkTensor(labels, 'labels'));
-    return { loss: r.loss, confusion: new Tensor(r.confusion) };
-  }
+/** A run in progress: the settings every epoch step reads. */
+interface Run {
+  net: Module;
+  trainer: Trainer;
+  options: TrainOptions;
+  devices: Device[];
+  group: ProcessGroup | undefined;
+  /** Rank 0 (or no group): logs, plots and writes checkpoints. */
+  lead: boolean;
+  log: ((line: string) => void) | null;
+  bar: SingleBar | null;
+  history: EpochMetrics[];
 }
 
 const fixed = (v: number, digits = 3) => v.toFixed(digits);
 
-function abortIfAsked(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) {
-    throw Object.assign(new Error('training stopped: aborted'), { name: 'AbortError', cause: signal.reason });
+/** Checks the options, applies a resume, binds the trainer and joins the group's ranks. */
+async function startRun(net: Module, trainIter: EpochBatches, testIter: EpochBatches, options: TrainOptions) {
+  checkInteger(options.epochs, 'epochs', 1);
+  for (const [name, iter] of [
+    ['trainIter', trainIter],
+    ['testIter', testIter],
+  ] as const) {
+    if (iter.length === 0) throw new RangeError(`${name} has no batches (too few examples for one batch?)`);
   }
-}
-
-/**
- * Runs use on every batch, stopping between batches when signal is aborted, and disposes
- * each batch after it; returns the number of examples seen.
- */
-async function eachBatch(
-  batches: AsyncIterable<Batch>,
-  signal: AbortSignal | undefined,
-  use: (X: Tensor, Y: Tensor, examples: number) => Promise<void>,
-): Promise<number> {
-  let examples = 0;
-  for await (const { X, Y } of batches) {
-    abortIfAsked(signal);
-    examples += X.shape[0];
-    try {
-      await use(X, Y, examples);
-    } finally {
-      X.dispose();
-      Y.dispose();
-    }
+  const devices = options.devices ?? ['cpu'];
+  const group = options.processGroup;
+  const lead = !group || group.rank === 0;
+  const history: EpochMetrics[] = [];
+  if (options.resume) {
+    net.loadStateDict(options.resume.model);
+    options.optimizer.loadStateDict(options.resume.optimizer);
+    history.push(...options.resume.history);
   }
-  return examples;
-}
-
-/** Sum of the test batches' losses and confusion matrices, in eval mode. */
-async function evaluateWith(
-  trainer: Trainer,
-  batches: AsyncIterable<Batch>,
-  signal?: AbortSignal,
-): Promise<{ loss: number; examples: number; confusion: Confusion | null }> {
-  let loss = 0;
-  let confusion: Confusion | null = null;
-  const examples = await eachBatch(batches, signal, async (X, Y) => {
-    const r = await trainer.evaluate(X, Y);
-    loss += r.loss;
-    const rows = confusionRows(r.confusion);
-    r.confusion.dispose();
-    confusion = confusion ? addConfusion(confusion, rows) : rows;
-  });
-  return { loss, examples, confusion };
-}
-
-function lossSettings(loss: LossOptions = {}): {
-  ignoreIndex: number;
-  labelSmoothing: number;
-  classWeights?: Tensor['native'];
-} {
-  const ignoreIndex = loss.ignoreIndex ?? 255;
-  const labelSmoothing = loss.labelSmoothing ?? 0;
-  if (!Number.isInteger(ignoreIndex)) throw new RangeError(`loss.ignoreIndex: expected an integer, got ${ignoreIndex}`);
-  if (!(labelSmoothing >= 0 && labelSmoothing <= 1)) {
-    throw new RangeError(`loss.labelSmoothing: expected a number in [0, 1], got ${labelSmoothing}`);
+  const trainer = new Trainer(net, options.optimizer, { devices, loss: options.loss, processGroup: group });
+  if (group) {
+    await checkSameLength(group, trainIter.length);
+    await group.broadcastModule(net, 0);
   }
-  return {
-    ignoreIndex,
-    labelSmoothing,
-    ...(loss.classWeights ? { classWeights: checkTensor(loss.classWeights, 'loss.classWeights') } : {}),
-  };
-}
-
-/**
- * Evaluates net on batches in eval mode: loss, pixel accuracy, mean and per-class IoU.
- * The model must already be on `device` (default 'cpu').
- */
-export async function evaluate(
-  net: Module,
-  batches: AsyncIterable<Batch>,
-  options: { device?: Device; loss?: LossOptions } = {},
-): Promise<{ loss: number; pixelAccuracy: number; meanIoU: number; classIoU: (number | null)[] }> {
-  const trainer = new Trainer(net, null, { devices: [options.device ?? 'cpu'], loss: options.loss });
-  const { loss, examples, confusion } = await evaluateWith(trainer, batches);
-  if (!confusion) throw new Error('evaluate: the batches were empty');
-  return { loss: loss / examples, ...segmentationMetrics(confusion) };
-}
-
-/** The test batches' sums over every rank of the group. */
-async function sumOverRanks(
-  group: ProcessGroup,
-  test: { loss: number; examples: number; confusion: Confusion | null },
-): Promise<{ loss: number; examples: number; confusion: Confusion | null }> {
-  const [classes] = await group.allReduceNumbers([test.confusion?.length ?? 0], 'max');
-  if (classes === 0) return test;
-  const local = test.confusion ?? Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
-  const [loss, examples, ...flat] = await group.allReduceNumbers([test.loss, test.examples, ...local.flat()]);
-  const confusion = Array.from({ length: classes }, (_, r) => flat.slice(r * classes, (r + 1) * classes));
-  return { loss, examples, confusion };
+  const bar =
+    lead && (options.progress ?? process.stderr.isTTY)
+      ? new SingleBar({
+          format: 'epoch {epoch} |{bar}| {value}/{total} batches | loss {loss} | {rate} img/s',
+          hideCursor: true,
+          clearOnComplete: true,
+        })
+      : null;
+  const log = !lead ? null : options.log === undefined ? console.log : options.log;
+  return { net, trainer, options, devices, group, lead, log, bar, history } satisfies Run;
 }
 
 /** Fails on every rank alike when the ranks would make different numbers of steps. */
@@ -257,6 +136,92 @@ async function checkSameLength(group: ProcessGroup, length: number): Promise<voi
   }
 }
 
+/** The training steps of epoch e, summed over every rank of the group. */
+async function trainEpoch(run: Run, batches: EpochBatches, epoch: number, started: number): Promise<TrainSums> {
+  const sums: TrainSums = { loss: 0, correct: 0, pixels: 0, examples: 0 };
+  run.bar?.start(batches.length, 0, { epoch: `${epoch + 1}/${run.options.epochs}`, loss: '-', rate: '-' });
+  sums.examples = await eachBatch(batches.epoch(epoch), run.options.signal, async (X, Y, seen) => {
+    const r = await run.trainer.step(X, Y);
+    sums.loss += r.loss;
+    sums.correct += r.correct;
+    sums.pixels += r.pixels;
+    const seconds = (performance.now() - started) / 1000;
+    run.bar?.increment({ loss: fixed(sums.loss / seen), rate: fixed(seen / seconds, 1) });
+  });
+  run.bar?.stop();
+  if (run.group) {
+    const [loss, correct, pixels, examples] = await run.group.allReduceNumbers([
+      sums.loss,
+      sums.correct,
+      sums.pixels,
+      sums.examples,
+    ]);
+    Object.assign(sums, { loss, correct, pixels, examples });
+  }
+  if (sums.examples === 0) throw new Error(`epoch ${epoch + 1}: the training batches were empty`);
+  return sums;
+}
+
+/** The test batches of epoch e in eval mode, summed over every rank of the group. */
+async function testEpoch(run: Run, batches: EpochBatches, epoch: number): Promise<EvaluationSums> {
+  let test = await evaluateBatches(run.trainer, batches.epoch(epoch), run.options.signal);
+  if (run.group) test = await sumOverRanks(run.group, test);
+  if (!test.confusion) throw new Error(`epoch ${epoch + 1}: the test batches were empty`);
+  return test;
+}
+
+/** The test batches' sums over every rank of the group. */
+async function sumOverRanks(group: ProcessGroup, test: EvaluationSums): Promise<EvaluationSums> {
+  const [classes] = await group.allReduceNumbers([test.confusion?.length ?? 0], 'max');
+  if (classes === 0) return test;
+  const local = test.confusion ?? Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  const [loss, examples, ...flat] = await group.allReduceNumbers([test.loss, test.examples, ...local.flat()]);
+  const confusion = Array.from({ length: classes }, (_, r) => flat.slice(r * classes, (r + 1) * classes));
+  return { loss, examples, confusion };
+}
+
+/** An epoch's metrics from its sums. */
+function measure(
+  epoch: number,
+  train: TrainSums,
+  test: EvaluationSums,
+  trainSeconds: number,
+  started: number,
+): EpochMetrics {
+  const metrics = segmentationMetrics(test.confusion ?? []);
+  return {
+    epoch: epoch + 1,
+    trainLoss: train.loss / train.examples,
+    trainAccuracy: train.pixels > 0 ? train.correct / train.pixels : 0,
+    testLoss: test.loss / test.examples,
+    testAccuracy: metrics.pixelAccuracy,
+    testMeanIoU: metrics.meanIoU,
+    testClassIoU: metrics.classIoU,
+    examplesPerSecond: train.examples / trainSeconds,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** Rank 0 keeps the epoch: the checkpoint, the curves and the log line. */
+async function record(run: Run, m: EpochMetrics): Promise<void> {
+  const { options } = run;
+  if (run.lead && options.checkpoint) {
+    await saveCheckpoint(options.checkpoint, {
+      model: run.net,
+      optimizer: options.optimizer,
+      epoch: m.epoch,
+      history: run.history,
+      config: options.config ?? {},
+    });
+  }
+  if (run.lead && options.plot) await plotHistory(run.history, options.plot);
+  run.log?.(
+    `epoch ${m.epoch}/${options.epochs}: loss ${fixed(m.trainLoss)}, train acc ${fixed(m.trainAccuracy)}, ` +
+      `test acc ${fixed(m.testAccuracy)}, test mIoU ${fixed(m.testMeanIoU)}, ` +
+      `${fixed(m.examplesPerSecond, 1)} examples/sec on ${run.group ? `${run.group.worldSize} processes` : run.devices.join(', ')}`,
+  );
+}
+
 /**
  * Trains net as the chapter's `train_ch13` does and returns the metrics of every epoch
  * (those of a resumed checkpoint first). Resuming from the checkpoint of epoch k with the
@@ -268,93 +233,19 @@ export async function train(
   testIter: EpochBatches,
   options: TrainOptions,
 ): Promise<EpochMetrics[]> {
-  const { epochs, optimizer, resume, signal } = options;
-  if (!Number.isInteger(epochs) || epochs < 1) throw new RangeError(`epochs: expected an integer >= 1, got ${epochs}`);
-  const devices = options.devices ?? ['cpu'];
-  for (const [name, iter] of [
-    ['trainIter', trainIter],
-    ['testIter', testIter],
-  ] as const) {
-    if (iter.length === 0) throw new RangeError(`${name} has no batches (too few examples for one batch?)`);
-  }
-  const group = options.processGroup;
-  const lead = !group || group.rank === 0; // logs, plots and writes checkpoints
-  const log = !lead ? null : options.log === undefined ? console.log : options.log;
-  const history: EpochMetrics[] = [];
-  if (resume) {
-    net.loadStateDict(resume.model);
-    optimizer.loadStateDict(resume.optimizer);
-    history.push(...resume.history);
-  }
-  const start = resume?.epoch ?? 0;
-  const trainer = new Trainer(net, optimizer, { devices, loss: options.loss, processGroup: group });
-  if (group) {
-    await checkSameLength(group, trainIter.length);
-    await group.broadcastModule(net, 0);
-  }
-  const bar =
-    lead && (options.progress ?? process.stderr.isTTY)
-      ? new SingleBar({
-          format: 'epoch {epoch} |{bar}| {value}/{total} batches | loss {loss} | {rate} img/s',
-          hideCursor: true,
-          clearOnComplete: true,
-        })
-      : null;
+  const run = await startRun(net, trainIter, testIter, options);
   try {
-    for (let epoch = start; epoch < epochs; epoch++) {
+    for (let epoch = options.resume?.epoch ?? 0; epoch < options.epochs; epoch++) {
       const started = performance.now();
-      let lossSum = 0;
-      let correct = 0;
-      let pixels = 0;
-      let examples = 0;
-      bar?.start(trainIter.length, 0, { epoch: `${epoch + 1}/${epochs}`, loss: '-', rate: '-' });
-      examples = await eachBatch(trainIter.epoch(epoch), signal, async (X, Y, seen) => {
-        const r = await trainer.step(X, Y);
-        lossSum += r.loss;
-        correct += r.correct;
-        pixels += r.pixels;
-        const seconds = (performance.now() - started) / 1000;
-        bar?.increment({ loss: fixed(lossSum / seen), rate: fixed(seen / seconds, 1) });
-      });
-      bar?.stop();
-      if (group)
-        [lossSum, correct, pixels, examples] = await group.allReduceNumbers([lossSum, correct, pixels, examples]);
-      if (examples === 0) throw new Error(`epoch ${epoch + 1}: the training batches were empty`);
+      const trainSums = await trainEpoch(run, trainIter, epoch, started);
       const trainSeconds = (performance.now() - started) / 1000;
-      let test = await evaluateWith(trainer, testIter.epoch(epoch), signal);
-      if (group) test = await sumOverRanks(group, test);
-      if (!test.confusion) throw new Error(`epoch ${epoch + 1}: the test batches were empty`);
-      const metrics = segmentationMetrics(test.confusion);
-      const m: EpochMetrics = {
-        epoch: epoch + 1,
-        trainLoss: lossSum / examples,
-        trainAccuracy: pixels > 0 ? correct / pixels : 0,
-        testLoss: test.loss / test.examples,
-        testAccuracy: metrics.pixelAccuracy,
-        testMeanIoU: metrics.meanIoU,
-        testClassIoU: metrics.classIoU,
-        examplesPerSecond: examples / trainSeconds,
-        seconds: (performance.now() - started) / 1000,
-      };
-      history.push(m);
-      if (lead && options.checkpoint) {
-        await saveCheckpoint(options.checkpoint, {
-          model: net,
-          optimizer,
-          epoch: epoch + 1,
-          history,
-          config: options.config ?? {},
-        });
-      }
-      if (lead && options.plot) await plotHistory(history, options.plot);
-      log?.(
-        `epoch ${m.epoch}/${epochs}: loss ${fixed(m.trainLoss)}, train acc ${fixed(m.trainAccuracy)}, ` +
-          `test acc ${fixed(m.testAccuracy)}, test mIoU ${fixed(m.testMeanIoU)}, ` +
-          `${fixed(m.examplesPerSecond, 1)} examples/sec on ${group ? `${group.worldSize} processes` : devices.join(', ')}`,
-      );
+      const testSums = await testEpoch(run, testIter, epoch);
+      const metrics = measure(epoch, trainSums, testSums, trainSeconds, started);
+      run.history.push(metrics);
+      await record(run, metrics);
     }
   } finally {
-    bar?.stop();
+    run.bar?.stop();
   }
-  return history;
+  return run.history;
 }

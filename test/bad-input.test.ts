@@ -20,7 +20,7 @@ import {
   train,
   voc,
 } from '../src';
-import { fixtures } from './helpers';
+import { fixtures, repeatBatch } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-bad-'));
 const file = (name: string, bytes: Uint8Array | string) => {
@@ -35,12 +35,6 @@ const disposed = () => {
 };
 const conv = () => new nn.Conv2d(3, 4, { kernelSize: 3 });
 const small = () => createFcn({ numClasses: 3 });
-const once = (X: Tensor, Y: Tensor) => ({
-  length: 1,
-  async *epoch() {
-    yield { X: X.clone(), Y: Y.clone() };
-  },
-});
 const sgd = (net: nn.Module) => new optim.SGD(net.parameters(), { lr: 0.1 });
 
 type Case = [string, () => unknown, RegExp];
@@ -129,7 +123,7 @@ const cases: Case[] = [
     () => {
       const net = small();
       const X = torch.rand([2, 3, 64, 64]);
-      const bad = once(X, torch.full([2, 64, 64], 9, { dtype: 'int64' }));
+      const bad = repeatBatch(X, torch.full([2, 64, 64], 9, { dtype: 'int64' }));
       return train(net, bad, bad, { epochs: 1, optimizer: sgd(net), log: null, progress: false });
     },
     /label 9 is not a class of the model's 3 outputs/,

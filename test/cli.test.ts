@@ -3,9 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { loadCheckpoint } from '../src';
-import { runNode } from './helpers';
+import { cli, runNode } from './helpers';
 
-const cli = path.resolve(__dirname, '..', 'src', 'cli.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-cli-'));
 
 /** Runs `fcn args...` in tmp. */

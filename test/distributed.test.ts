@@ -24,10 +24,9 @@ import {
   voc,
 } from '../src';
 import { LR, MOMENTUM, makeNet, sliceBatches, unionBatches, WD, type WorkerJob } from './distributed-worker';
-import { exactlyEqual, fixture, maxAbsDiff, runNode } from './helpers';
+import { cli, exactlyEqual, fixture, maxAbsDiff, runNode } from './helpers';
 
 const worker = path.resolve(__dirname, 'distributed-worker.js');
-const cli = path.resolve(__dirname, '..', 'src', 'cli.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-dist-'));
 
 /**

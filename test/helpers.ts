@@ -1,9 +1,17 @@
-/** Shared by the tests: PyTorch fixtures and element-wise comparison done in plain JS. */
+/**
+ * Shared by the tests: PyTorch fixtures, element-wise comparison done in plain JS, child
+ * processes, batches, synthetic VOC trees and a local HTTP server.
+ */
 import { execFile } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { load, type Tensor } from '../src';
+import { type EpochBatches, load, type Tensor, voc } from '../src';
 
 export const fixtures = path.resolve(__dirname, '..', '..', 'test', 'fixtures');
+
+/** The compiled `fcn` command. */
+export const cli = path.resolve(__dirname, '..', 'src', 'cli', 'index.js');
 
 const cache = new Map<string, Promise<Map<string, Tensor>>>();
 
@@ -73,4 +81,51 @@ export function runNode(
       resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 });
     });
   });
+}
+
+/** The same batch every epoch, `length` times (copies: train() disposes batches after use). */
+export function repeatBatch(X: Tensor, Y: Tensor, length = 1): EpochBatches {
+  return {
+    length,
+    async *epoch() {
+      for (let i = 0; i < length; i++) yield { X: X.clone(), Y: Y.clone() };
+    },
+  };
+}
+
+const syntheticTrees = new Map<string, Promise<string>>();
+
+/** A synthetic VOC2012 written once per folder and options (later calls share it). */
+export function syntheticVoc(root: string, options: voc.SynthesizeOptions = {}): Promise<string> {
+  const key = `${root}\0${JSON.stringify(options)}`;
+  let tree = syntheticTrees.get(key);
+  if (!tree) {
+    tree = voc.synthesize(root, options);
+    syntheticTrees.set(key, tree);
+  }
+  return tree;
+}
+
+/** A server on 127.0.0.1 serving body at any path (counting requests); the first `drops` requests get half of it, then a dropped connection. */
+export async function serveBytes(
+  body: Buffer,
+  drops = 0,
+): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+  let count = 0;
+  const server = http.createServer((_req, res) => {
+    count += 1;
+    res.writeHead(200, { 'content-length': body.length });
+    if (count <= drops) {
+      res.write(body.subarray(0, body.length >> 1), () => res.destroy());
+      return;
+    }
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests: () => count,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

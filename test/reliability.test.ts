@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { createFcn, loadCheckpoint, nn, optim, predict, Trainer, torch, train, voc } from '../src';
+import { cli } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-reliability-'));
-const cli = path.resolve(__dirname, '..', 'src', 'cli.js');
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
 function rssAfterGc(): number {

@@ -1,13 +1,11 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { load, nn, save, torch } from '../src';
 import { fetchCached } from '../src/hub';
-import { exactlyEqual, fixtures } from './helpers';
+import { exactlyEqual, fixtures, serveBytes } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-io-'));
 
@@ -88,47 +86,25 @@ test('missing, truncated and corrupt weight files give errors naming the file', 
   await t.throwsAsync(load(stCut), { message: /safetensors/ });
 });
 
-/**
- * A server on 127.0.0.1 that serves body for every request (counting them); the first
- * `drops` requests get half of it and then a dropped connection.
- */
-async function serve(
-  body: Buffer,
-  drops = 0,
-): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
-  let count = 0;
-  const server = http.createServer((_req, res) => {
-    count += 1;
-    res.writeHead(200, { 'content-length': body.length });
-    if (count <= drops) {
-      res.write(body.subarray(0, body.length >> 1), () => res.destroy());
-      return;
-    }
-    res.end(body);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/resnet18.pth`,
-    requests: () => count,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
 test('weights download once into the cache and are verified by SHA-256', async (t) => {
   const body = fs.readFileSync(path.join(fixtures, 'resnet18-strided.pth'));
   const prefix = createHash('sha256').update(body).digest('hex').slice(0, 8);
-  const server = await serve(body);
+  const server = await serveBytes(body);
   const cacheDir = path.join(tmp, 'cache');
   try {
     const file = await fetchCached({
-      url: server.url,
+      url: `${server.url}/resnet18.pth`,
       fileName: `resnet18-${prefix}.pth`,
       sha256Prefix: prefix,
       cacheDir,
     });
     t.true(fs.readFileSync(file).equals(body));
-    await fetchCached({ url: server.url, fileName: `resnet18-${prefix}.pth`, sha256Prefix: prefix, cacheDir });
+    await fetchCached({
+      url: `${server.url}/resnet18.pth`,
+      fileName: `resnet18-${prefix}.pth`,
+      sha256Prefix: prefix,
+      cacheDir,
+    });
     t.is(server.requests(), 1, 'the second call is served from the cache');
   } finally {
     await server.close();
@@ -138,9 +114,14 @@ test('weights download once into the cache and are verified by SHA-256', async (
 test('an interrupted download leaves nothing in the cache, and the next run downloads cleanly', async (t) => {
   const body = fs.readFileSync(path.join(fixtures, 'resnet18-strided.pth'));
   const prefix = createHash('sha256').update(body).digest('hex').slice(0, 8);
-  const server = await serve(body, 1);
+  const server = await serveBytes(body, 1);
   const cacheDir = path.join(tmp, 'cache-dropped');
-  const request = { url: server.url, fileName: `resnet18-${prefix}.pth`, sha256Prefix: prefix, cacheDir };
+  const request = {
+    url: `${server.url}/resnet18.pth`,
+    fileName: `resnet18-${prefix}.pth`,
+    sha256Prefix: prefix,
+    cacheDir,
+  };
   try {
     await t.throwsAsync(fetchCached(request), { message: /downloading resnet18-.* failed/ });
     t.deepEqual(fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir) : [], []);
@@ -153,10 +134,10 @@ test('an interrupted download leaves nothing in the cache, and the next run down
 });
 
 test("resnet18({ weights: 'IMAGENET1K_V1' }) refuses a file that fails the checksum and caches nothing", async (t) => {
-  const server = await serve(Buffer.from('not the real weights'));
+  const server = await serveBytes(Buffer.from('not the real weights'));
   const cacheDir = path.join(tmp, 'cache-bad');
   try {
-    await t.throwsAsync(nn.resnet18({ weights: 'IMAGENET1K_V1', url: server.url, cacheDir }), {
+    await t.throwsAsync(nn.resnet18({ weights: 'IMAGENET1K_V1', url: `${server.url}/resnet18.pth`, cacheDir }), {
       message: /checksum mismatch: SHA-256 [0-9a-f]{64} does not start with f37072fd/,
     });
     t.deepEqual(fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir) : [], []);

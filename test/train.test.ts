@@ -2,32 +2,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { createFcn, type EpochBatches, load, loadCheckpoint, nn, optim, type Tensor, torch, train, voc } from '../src';
-import { fixture, fixtures, maxAbsDiff, pick } from './helpers';
+import { createFcn, load, loadCheckpoint, nn, optim, type Tensor, torch, train, voc } from '../src';
+import { fixture, fixtures, maxAbsDiff, pick, repeatBatch, syntheticVoc } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-train-'));
 const quiet = { log: null, progress: false } as const;
 
-/** The same batch every epoch (copies: train() disposes batches after use). */
-function repeat(X: Tensor, Y: Tensor, length = 1): EpochBatches {
-  return {
-    length,
-    async *epoch() {
-      for (let i = 0; i < length; i++) yield { X: X.clone(), Y: Y.clone() };
-    },
-  };
-}
-
-let synthetic: Promise<string> | undefined;
 /** A small synthetic VOC shared by the tests of this file. */
-function syntheticVoc(): Promise<string> {
-  const classes = [1, 2, 3, 4, 5];
-  synthetic ??= voc.synthesize(path.join(tmp, 'voc'), { count: 160, height: 72, width: 104, seed: 5, classes });
-  return synthetic;
-}
+const vocTree = () =>
+  syntheticVoc(path.join(tmp, 'voc'), { count: 160, height: 72, width: 104, seed: 5, classes: [1, 2, 3, 4, 5] });
 
 async function data(batchSize = 8) {
-  return voc.loadDataVoc(batchSize, [64, 96], { root: await syntheticVoc(), log: null, seed: 1 });
+  return voc.loadDataVoc(batchSize, [64, 96], { root: await vocTree(), log: null, seed: 1 });
 }
 
 test("train steps equal PyTorch's: chapter loss, SGD with weight decay, 3 steps", async (t) => {
@@ -39,7 +25,7 @@ test("train steps equal PyTorch's: chapter loss, SGD with weight decay, 3 steps"
   net.get('final_conv').bias?.copy_(pick(f, 'final_conv.bias'));
   net.get('transpose_conv').bias?.copy_(torch.zeros([21]));
   const optimizer = new optim.SGD(net.parameters(), { lr: 0.001, weightDecay: 1e-3 });
-  const batches = repeat(pick(f, 'X'), pick(f, 'Y'));
+  const batches = repeatBatch(pick(f, 'X'), pick(f, 'Y'));
   const history = await train(net, batches, batches, { epochs: 3, optimizer, ...quiet });
   const expected = Array.from(pick(f, 'losses').toTypedArray() as Float64Array);
   history.forEach((m, i) => {
@@ -120,7 +106,7 @@ test('data-parallel over two devices sums gradients as one device would', async 
   for (const devices of [['cpu'], ['cpu', 'cpu']] as const) {
     const net = make();
     const optimizer = new optim.SGD(net.parameters(), { lr: 0.1, momentum: 0.5 });
-    const history = await train(net, repeat(X, Y, 2), repeat(X, Y), {
+    const history = await train(net, repeatBatch(X, Y, 2), repeatBatch(X, Y), {
       epochs: 2,
       optimizer,
       devices: [...devices],
@@ -142,21 +128,24 @@ test('training errors are clear: labels out of range, wrong output size, missing
   const optimizer = new optim.SGD(net.parameters(), { lr: 0.01 });
   const X = torch.rand([2, 3, 64, 64]);
   const bad = torch.full([2, 64, 64], 7, { dtype: 'int64' });
-  await t.throwsAsync(train(net, repeat(X, bad), repeat(X, bad), { epochs: 1, optimizer, ...quiet }), {
+  await t.throwsAsync(train(net, repeatBatch(X, bad), repeatBatch(X, bad), { epochs: 1, optimizer, ...quiet }), {
     message: /label 7 is not a class of the model's 3 outputs \(0..2\) nor the ignore index 255/,
   });
   const odd = torch.rand([2, 3, 50, 70]);
   const labels = torch.zeros([2, 50, 70], { dtype: 'int64' });
-  await t.throwsAsync(train(net, repeat(odd, labels), repeat(odd, labels), { epochs: 1, optimizer, ...quiet }), {
-    message: /the model's output \[2, 3, 64, 96\] does not fit the labels \[2, 50, 70\]/,
-  });
   await t.throwsAsync(
-    train(net, repeat(X, bad), repeat(X, bad), { epochs: 1, optimizer, devices: ['cuda'], ...quiet }),
+    train(net, repeatBatch(odd, labels), repeatBatch(odd, labels), { epochs: 1, optimizer, ...quiet }),
+    {
+      message: /the model's output \[2, 3, 64, 96\] does not fit the labels \[2, 50, 70\]/,
+    },
+  );
+  await t.throwsAsync(
+    train(net, repeatBatch(X, bad), repeatBatch(X, bad), { epochs: 1, optimizer, devices: ['cuda'], ...quiet }),
     {
       message: /CUDA/,
     },
   );
-  await t.throwsAsync(train(net, repeat(X, bad), repeat(X, bad), { epochs: 0, optimizer, ...quiet }), {
+  await t.throwsAsync(train(net, repeatBatch(X, bad), repeatBatch(X, bad), { epochs: 0, optimizer, ...quiet }), {
     message: /epochs: expected an integer >= 1/,
   });
   await t.throwsAsync(loadCheckpoint(path.join(fixtures, 'python.safetensors')), {

@@ -1,7 +1,5 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -9,14 +7,14 @@ import { decode } from 'fast-png';
 import sharp from 'sharp';
 import * as tar from 'tar';
 import { label2image, readImage, saveImageGrid, type Tensor, torch, voc } from '../src';
+import { serveBytes, syntheticVoc } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-voc-'));
 const quiet = { log: null };
 
 /** A fresh synthetic VOC2012 of count images of 64x96 in its own folder. */
-async function synth(name: string, count = 8, seed = 0): Promise<string> {
-  return voc.synthesize(path.join(tmp, name), { count, height: 64, width: 96, seed });
-}
+const synth = (name: string, count = 8, seed = 0) =>
+  syntheticVoc(path.join(tmp, name), { count, height: 64, width: 96, seed });
 
 function sha256(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -210,26 +208,6 @@ test('pictures: readImage, label2image (the chapter colouring) and saveImageGrid
   await t.throwsAsync(saveImageGrid([[torch.zeros([2, 2])]], grid), { message: /expected a uint8 image/ });
 });
 
-/** Serves the bytes of body on 127.0.0.1; `cut` sends only half, then drops the connection. */
-async function serve(body: Buffer, cut = false) {
-  let requests = 0;
-  const server = http.createServer((_req, res) => {
-    requests += 1;
-    res.writeHead(200, { 'content-length': body.length });
-    if (cut) {
-      res.write(body.subarray(0, body.length >> 1), () => res.destroy());
-    } else {
-      res.end(body);
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    mirror: `http://127.0.0.1:${(server.address() as AddressInfo).port}/data`,
-    requests: () => requests,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
 test('download: verified by SHA-1, extracted with tar, a no-op the second time', async (t) => {
   const source = path.join(tmp, 'tar-source');
   await voc.synthesize(source, { count: 4, height: 32, width: 48 });
@@ -237,27 +215,27 @@ test('download: verified by SHA-1, extracted with tar, a no-op the second time',
   await tar.c({ file: archive, cwd: source }, ['VOCdevkit']);
   const body = fs.readFileSync(archive);
   const sha1 = createHash('sha1').update(body).digest('hex');
-  const server = await serve(body);
+  const server = await serveBytes(body);
   try {
     const root = path.join(tmp, 'downloaded');
-    const dir = await voc.download({ root, mirror: server.mirror, sha1, progress: false });
+    const dir = await voc.download({ root, mirror: server.url, sha1, progress: false });
     t.is(dir, path.join(root, 'VOCdevkit', 'VOC2012'));
     await t.notThrowsAsync(new voc.VOCSegDataset(dir, { split: 'train', cropSize: [32, 48], log: null }).load());
-    await voc.download({ root, mirror: server.mirror, sha1, progress: false });
+    await voc.download({ root, mirror: server.url, sha1, progress: false });
     t.is(server.requests(), 1);
 
     const wrong = path.join(tmp, 'wrong-sha');
-    await t.throwsAsync(voc.download({ root: wrong, mirror: server.mirror, progress: false }), {
+    await t.throwsAsync(voc.download({ root: wrong, mirror: server.url, progress: false }), {
       message: /SHA-1 [0-9a-f]{40} does not match the expected 4e443f8a2eca6b1dac8a6c57641b67dd40621a49; removed/,
     });
     t.deepEqual(fs.readdirSync(wrong), []);
   } finally {
     await server.close();
   }
-  const broken = await serve(body, true);
+  const broken = await serveBytes(body, 1);
   try {
     const root = path.join(tmp, 'interrupted');
-    await t.throwsAsync(voc.download({ root, mirror: broken.mirror, sha1, progress: false }), {
+    await t.throwsAsync(voc.download({ root, mirror: broken.url, sha1, progress: false }), {
       message: /downloading .* failed/,
     });
     t.deepEqual(fs.readdirSync(root), [], 'nothing a later run would trust');

@@ -8,14 +8,15 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "../json.h"
-#include "../pickle.h"
-#include "../safetensors.h"
-#include "../tensor_data.h"
-#include "../voc_data.h"
+#include "core/json.h"
+#include "core/pickle.h"
+#include "core/safetensors.h"
+#include "core/tensor_data.h"
+#include "core/voc_data.h"
 
 namespace {
 
@@ -131,10 +132,11 @@ void safetensorsTests() {
   std::string path = tempPath("roundtrip.safetensors");
   fcn::NamedTensors tensors = {{"w", at::arange(6, at::kFloat).reshape({2, 3}).t()}, {"n", at::tensor({7}, at::kLong)}};
   fcn::safetensors::write(path, tensors, {{"format", "pt"}});
-  auto back = fcn::safetensors::read(path);
+  auto file = fcn::safetensors::read(path);
+  const auto& back = file.tensors;
   check(back.size() == 2 && back[0].first == "w" && at::equal(back[0].second, tensors[0].second) &&
-            at::equal(back[1].second, tensors[1].second),
-        "safetensors write then read gives the same tensors");
+            at::equal(back[1].second, tensors[1].second) && file.metadata.at("format") == "pt",
+        "safetensors write then read gives the same tensors and metadata");
   writeBytes(path, safetensorsFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", "1234"));
   check(throwsWith([&] { fcn::safetensors::read(path); }, "outside"), "safetensors refuses a truncated file");
   writeBytes(path, fromHex("ffffffffffffff7f7b7d"));
@@ -142,9 +144,21 @@ void safetensorsTests() {
   std::filesystem::remove(path);
 }
 
-fcn::pickle::Ref unpickle(const std::string& bytes) {
-  fcn::pickle::Unpickler u(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), nullptr);
-  return u.load();
+/// A pickle's bytes, the unpickler that read them and what it read (values stay whole while
+/// their unpickler lives).
+struct Unpickled {
+  std::string bytes;
+  std::unique_ptr<fcn::pickle::Unpickler> unpickler;
+  fcn::pickle::Ref value;
+  const fcn::pickle::Ref& operator->() const { return value; }
+};
+
+Unpickled unpickle(const std::string& bytes) {
+  Unpickled out{bytes, nullptr, nullptr};
+  out.unpickler = std::make_unique<fcn::pickle::Unpickler>(reinterpret_cast<const uint8_t*>(out.bytes.data()),
+                                                           out.bytes.size(), nullptr);
+  out.value = out.unpickler->load();
+  return out;
 }
 
 void pickleTests() {

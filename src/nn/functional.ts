@@ -1,9 +1,9 @@
 /**
  * Stateless functions (PyTorch's `torch.nn.functional`).
  */
+import { checkTensor } from '../checks';
 import { native } from '../native';
 import { Tensor } from '../tensor';
-import { checkTensor } from './module';
 
 /** Options of {@link crossEntropy}. */
 export interface CrossEntropyOptions {

@@ -2,30 +2,13 @@
  * The layers the FCN is built from, with PyTorch's constructor arguments as an options bag.
  * Options are checked here, before anything native runs, and errors name the option.
  */
+import { checkBoolean, checkInteger, checkSize2, type Size2 } from '../checks';
 import { native } from '../native';
 import { Module, registerModuleClass } from './module';
 
-/** One size for both dimensions, or [height, width]. */
-export type Size2 = number | [number, number];
+export type { Size2 };
 
-function pair(value: Size2, name: string, min: number): [number, number] {
-  const out = typeof value === 'number' ? [value, value] : value;
-  if (!Array.isArray(out) || out.length !== 2 || !out.every((v) => Number.isInteger(v) && v >= min)) {
-    throw new RangeError(`${name}: expected an integer >= ${min} or [h, w] of them, got ${JSON.stringify(value)}`);
-  }
-  return [out[0], out[1]];
-}
-
-function count(value: number, name: string, min = 1): number {
-  if (!Number.isInteger(value) || value < min)
-    throw new RangeError(`${name}: expected an integer >= ${min}, got ${value}`);
-  return value;
-}
-
-function bool(value: boolean, name: string): boolean {
-  if (typeof value !== 'boolean') throw new TypeError(`${name}: expected a boolean, got ${typeof value}`);
-  return value;
-}
+const count = (value: number, name: string) => checkInteger(value, name, 1);
 
 /** Options of {@link Conv2d}, as PyTorch's keyword arguments. */
 export interface Conv2dOptions {
@@ -49,6 +32,10 @@ function checkGroups(inChannels: number, outChannels: number, groups: number): n
 
 /** 2-D convolution over [N, C, H, W] (PyTorch's `nn.Conv2d`), with PyTorch's initialisation. */
 export class Conv2d extends Module {
+  static {
+    registerModuleClass('Conv2d', Conv2d);
+  }
+
   constructor(inChannels: number, outChannels: number, options: Conv2dOptions) {
     const padding = options.padding ?? 0;
     const isString = padding === 'same' || padding === 'valid';
@@ -56,13 +43,13 @@ export class Conv2d extends Module {
       native.createModule('Conv2d', {
         inChannels: count(inChannels, 'inChannels'),
         outChannels: count(outChannels, 'outChannels'),
-        kernelSize: pair(options.kernelSize, 'kernelSize', 1),
-        stride: pair(options.stride ?? 1, 'stride', 1),
-        padding: isString ? [0, 0] : pair(padding as Size2, 'padding', 0),
+        kernelSize: checkSize2(options.kernelSize, 'kernelSize', 1),
+        stride: checkSize2(options.stride ?? 1, 'stride', 1),
+        padding: isString ? [0, 0] : checkSize2(padding as Size2, 'padding', 0),
         paddingString: isString ? padding : undefined,
-        dilation: pair(options.dilation ?? 1, 'dilation', 1),
+        dilation: checkSize2(options.dilation ?? 1, 'dilation', 1),
         groups: checkGroups(inChannels, outChannels, options.groups ?? 1),
-        bias: bool(options.bias ?? true, 'bias'),
+        bias: checkBoolean(options.bias ?? true, 'bias'),
         paddingMode: options.paddingMode ?? 'zeros',
       }),
     );
@@ -82,10 +69,14 @@ export interface ConvTranspose2dOptions {
 
 /** 2-D transposed convolution (PyTorch's `nn.ConvTranspose2d`): learnable upsampling. */
 export class ConvTranspose2d extends Module {
+  static {
+    registerModuleClass('ConvTranspose2d', ConvTranspose2d);
+  }
+
   constructor(inChannels: number, outChannels: number, options: ConvTranspose2dOptions) {
-    const stride = pair(options.stride ?? 1, 'stride', 1);
-    const dilation = pair(options.dilation ?? 1, 'dilation', 1);
-    const outputPadding = pair(options.outputPadding ?? 0, 'outputPadding', 0);
+    const stride = checkSize2(options.stride ?? 1, 'stride', 1);
+    const dilation = checkSize2(options.dilation ?? 1, 'dilation', 1);
+    const outputPadding = checkSize2(options.outputPadding ?? 0, 'outputPadding', 0);
     outputPadding.forEach((p, i) => {
       if (p >= stride[i] && p >= dilation[i]) {
         throw new RangeError(
@@ -97,13 +88,13 @@ export class ConvTranspose2d extends Module {
       native.createModule('ConvTranspose2d', {
         inChannels: count(inChannels, 'inChannels'),
         outChannels: count(outChannels, 'outChannels'),
-        kernelSize: pair(options.kernelSize, 'kernelSize', 1),
+        kernelSize: checkSize2(options.kernelSize, 'kernelSize', 1),
         stride,
-        padding: pair(options.padding ?? 0, 'padding', 0),
+        padding: checkSize2(options.padding ?? 0, 'padding', 0),
         outputPadding,
         dilation,
         groups: checkGroups(inChannels, outChannels, options.groups ?? 1),
-        bias: bool(options.bias ?? true, 'bias'),
+        bias: checkBoolean(options.bias ?? true, 'bias'),
         paddingMode: 'zeros',
       }),
     );
@@ -120,14 +111,18 @@ export interface BatchNorm2dOptions {
 
 /** Batch normalisation over [N, C, H, W] (PyTorch's `nn.BatchNorm2d`). */
 export class BatchNorm2d extends Module {
+  static {
+    registerModuleClass('BatchNorm2d', BatchNorm2d);
+  }
+
   constructor(numFeatures: number, options: BatchNorm2dOptions = {}) {
     super(
       native.createModule('BatchNorm2d', {
         numFeatures: count(numFeatures, 'numFeatures'),
         eps: options.eps ?? 1e-5,
         momentum: options.momentum ?? 0.1,
-        affine: bool(options.affine ?? true, 'affine'),
-        trackRunningStats: bool(options.trackRunningStats ?? true, 'trackRunningStats'),
+        affine: checkBoolean(options.affine ?? true, 'affine'),
+        trackRunningStats: checkBoolean(options.trackRunningStats ?? true, 'trackRunningStats'),
       }),
     );
   }
@@ -135,6 +130,10 @@ export class BatchNorm2d extends Module {
 
 /** max(x, 0), elementwise. */
 export class ReLU extends Module {
+  static {
+    registerModuleClass('ReLU', ReLU);
+  }
+
   constructor() {
     super(native.createModule('ReLU', {}));
   }
@@ -152,15 +151,19 @@ export interface MaxPool2dOptions {
 
 /** 2-D max pooling (PyTorch's `nn.MaxPool2d`). */
 export class MaxPool2d extends Module {
+  static {
+    registerModuleClass('MaxPool2d', MaxPool2d);
+  }
+
   constructor(options: MaxPool2dOptions) {
-    const kernelSize = pair(options.kernelSize, 'kernelSize', 1);
+    const kernelSize = checkSize2(options.kernelSize, 'kernelSize', 1);
     super(
       native.createModule('MaxPool2d', {
         kernelSize,
-        stride: pair(options.stride ?? kernelSize, 'stride', 1),
-        padding: pair(options.padding ?? 0, 'padding', 0),
-        dilation: pair(options.dilation ?? 1, 'dilation', 1),
-        ceilMode: bool(options.ceilMode ?? false, 'ceilMode'),
+        stride: checkSize2(options.stride ?? kernelSize, 'stride', 1),
+        padding: checkSize2(options.padding ?? 0, 'padding', 0),
+        dilation: checkSize2(options.dilation ?? 1, 'dilation', 1),
+        ceilMode: checkBoolean(options.ceilMode ?? false, 'ceilMode'),
       }),
     );
   }
@@ -168,13 +171,21 @@ export class MaxPool2d extends Module {
 
 /** Average pooling to a fixed output size (PyTorch's `nn.AdaptiveAvgPool2d`). */
 export class AdaptiveAvgPool2d extends Module {
+  static {
+    registerModuleClass('AdaptiveAvgPool2d', AdaptiveAvgPool2d);
+  }
+
   constructor(outputSize: Size2) {
-    super(native.createModule('AdaptiveAvgPool2d', { outputSize: pair(outputSize, 'outputSize', 1) }));
+    super(native.createModule('AdaptiveAvgPool2d', { outputSize: checkSize2(outputSize, 'outputSize', 1) }));
   }
 }
 
 /** Merges dimensions startDim..endDim (PyTorch's `nn.Flatten`, default 1..-1). */
 export class Flatten extends Module {
+  static {
+    registerModuleClass('Flatten', Flatten);
+  }
+
   constructor(startDim = 1, endDim = -1) {
     super(native.createModule('Flatten', { startDim, endDim }));
   }
@@ -182,22 +193,17 @@ export class Flatten extends Module {
 
 /** y = x W^T + b (PyTorch's `nn.Linear`). */
 export class Linear extends Module {
+  static {
+    registerModuleClass('Linear', Linear);
+  }
+
   constructor(inFeatures: number, outFeatures: number, options: { bias?: boolean } = {}) {
     super(
       native.createModule('Linear', {
         inFeatures: count(inFeatures, 'inFeatures'),
         outFeatures: count(outFeatures, 'outFeatures'),
-        bias: bool(options.bias ?? true, 'bias'),
+        bias: checkBoolean(options.bias ?? true, 'bias'),
       }),
     );
   }
 }
-
-registerModuleClass('Conv2d', Conv2d);
-registerModuleClass('ConvTranspose2d', ConvTranspose2d);
-registerModuleClass('BatchNorm2d', BatchNorm2d);
-registerModuleClass('ReLU', ReLU);
-registerModuleClass('MaxPool2d', MaxPool2d);
-registerModuleClass('AdaptiveAvgPool2d', AdaptiveAvgPool2d);
-registerModuleClass('Flatten', Flatten);
-registerModuleClass('Linear', Linear);

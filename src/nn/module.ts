@@ -2,6 +2,7 @@
  * The Module base class: a typed handle over a libtorch module. Modules returned by
  * `children()` or `get()` share parameters with their parent, as in PyTorch.
  */
+import { checkTensor } from '../checks';
 import type { NativeModule, NativeTensor } from '../native';
 import { type Device, type DType, Tensor } from '../tensor';
 
@@ -14,9 +15,13 @@ export interface LoadResult {
   unexpectedKeys: string[];
 }
 
+/** The class that wraps each native module kind (models/registry.h on the native side). */
 const classes = new Map<string, { prototype: Module }>();
 
-/** @internal Registers the class that wraps native modules of a kind. */
+/**
+ * @internal Registers the class that wraps native modules of a kind: each module class does
+ * it once, in a static block (`static { registerModuleClass('Conv2d', Conv2d); }`).
+ */
 export function registerModuleClass(kind: string, cls: { prototype: Module }): void {
   classes.set(kind, cls);
 }
@@ -54,12 +59,7 @@ export class Module {
 
   /** Runs the module on input on the native worker thread; the event loop stays free. */
   async forwardAsync(input: Tensor): Promise<Tensor> {
-    const stack = new Error().stack;
-    try {
-      return new Tensor(await this.native.forwardAsync(checkTensor(input)));
-    } catch (err) {
-      throw withCallerStack(err, stack);
-    }
+    return new Tensor(await this.native.forwardAsync(checkTensor(input)));
   }
 
   /** Direct children in registration order, with their names. */
@@ -145,24 +145,4 @@ export class Module {
   get bias(): Tensor | null {
     return this.namedParameters(false).get('bias') ?? null;
   }
-}
-
-/** @internal The native handle of a tensor argument, with a TypeError naming it otherwise. */
-export function checkTensor(t: unknown, what = 'input'): NativeTensor {
-  if (!(t instanceof Tensor)) throw new TypeError(`${what}: expected a Tensor, got ${describe(t)}`);
-  return t.native;
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? (v.constructor?.name ?? 'an object') : typeof v;
-}
-
-/** @internal Gives a native async error the stack of the JS call that started the work. */
-export function withCallerStack(err: unknown, stack: string | undefined): unknown {
-  if (err instanceof Error && stack) {
-    err.stack = `${err.name}: ${err.message}\n${stack.split('\n').slice(2).join('\n')}`;
-  }
-  return err;
 }

@@ -3,19 +3,25 @@
  * torchvision's published weights load by name.
  */
 
+import { checkInteger } from '../checks';
 import { fetchCached } from '../hub';
 import { native } from '../native';
 import { load } from '../serialization';
 import { Module, registerModuleClass } from './module';
 
 /** torchvision's ResNet (here: ResNet-18). Children: conv1 bn1 relu maxpool layer1..4 avgpool fc. */
-export class ResNet extends Module {}
+export class ResNet extends Module {
+  static {
+    registerModuleClass('ResNet', ResNet);
+  }
+}
 
 /** torchvision's BasicBlock: conv1 bn1 relu conv2 bn2 and, where the shape changes, downsample. */
-export class BasicBlock extends Module {}
-
-registerModuleClass('ResNet', ResNet);
-registerModuleClass('BasicBlock', BasicBlock);
+export class BasicBlock extends Module {
+  static {
+    registerModuleClass('BasicBlock', BasicBlock);
+  }
+}
 
 /** torchvision's published ResNet-18 ImageNet weights. */
 export const RESNET18_IMAGENET1K_V1 = {
@@ -52,10 +58,7 @@ export interface ResNet18WeightsOptions extends ResNet18Options {
 export function resnet18(options?: ResNet18Options): ResNet;
 export function resnet18(options: ResNet18WeightsOptions): Promise<ResNet>;
 export function resnet18(options: ResNet18Options | ResNet18WeightsOptions = {}): ResNet | Promise<ResNet> {
-  const numClasses = options.numClasses ?? 1000;
-  if (!Number.isInteger(numClasses) || numClasses < 1) {
-    throw new RangeError(`numClasses: expected an integer >= 1, got ${numClasses}`);
-  }
+  const numClasses = checkInteger(options.numClasses ?? 1000, 'numClasses', 1);
   const model = new ResNet(native.resnet18(numClasses));
   if (!('weights' in options)) return model;
   return (async () => {

@@ -11,6 +11,10 @@ import { Module, registerModuleClass } from './module';
  * uses the ResNet's own layers and weights.
  */
 export class Sequential extends Module {
+  static {
+    registerModuleClass('Sequential', Sequential);
+  }
+
   constructor(...modules: Module[]) {
     super(native.createModule('Sequential', {}));
     modules.forEach((m, i) => {
@@ -33,5 +37,3 @@ export class Sequential extends Module {
     return this.native.namedChildren().length;
   }
 }
-
-registerModuleClass('Sequential', Sequential);

@@ -1,11 +1,9 @@
 /**
  * The VOC palette as the native label code knows it (class colours, the boundary colour and
- * the index it becomes), and label colours to class ids. Every TypeScript use reads these
- * tables from the addon, so there is one copy of them.
+ * the index it becomes) and the class names. Every TypeScript use reads these tables from
+ * the addon, so there is one copy of them.
  */
-import { pixelsToTensor, type RgbPixels } from '../image';
 import { native } from '../native';
-import { Tensor } from '../tensor';
 
 /** The 21 VOC class colours, index = class id. */
 export const VOC_COLORMAP: readonly (readonly [number, number, number])[] = native.voc.colormap;
@@ -40,16 +38,3 @@ export const VOC_VOID_COLOUR: readonly [number, number, number] = native.voc.voi
 
 /** The class id of boundary pixels, which the loss and metrics ignore. */
 export const VOC_IGNORE_INDEX: number = native.voc.ignoreIndex;
-
-/**
- * Class ids uint8 [H, W] of RGB label pixels, computed natively off the event loop: the
- * boundary colour becomes the ignore index, any colour outside the palette is an error.
- */
-export async function labelToClassIds(pixels: RgbPixels): Promise<Tensor> {
-  const rgb = pixelsToTensor(pixels);
-  try {
-    return new Tensor(await native.voc.labelIndices(rgb.native));
-  } finally {
-    rgb.dispose();
-  }
-}

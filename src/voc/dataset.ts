@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { decodeRgb, pixelsToTensor } from '../image';
 import { keep, type Tensor } from '../tensor';
-import { labelToClassIds } from './colours';
+import { labelToClassIds } from './labels';
 
 /** Options of {@link VOCSegDataset}. */
 export interface VOCSegDatasetOptions {

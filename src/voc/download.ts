@@ -4,14 +4,10 @@
  * extracted data ever takes its final place, so an interrupted run leaves nothing a later
  * run would trust.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import cliProgress from 'cli-progress';
 import * as tar from 'tar';
+import { digestMatches, downloadVerified, fileDigest } from '../download';
 
 /** The archive d2l downloads, with its SHA-1. */
 export const VOC2012_TRAINVAL = {
@@ -34,44 +30,6 @@ export interface DownloadOptions {
 
 const COMPLETE = '.fcn-torch-complete';
 
-async function sha1Of(file: string): Promise<string> {
-  const hash = createHash('sha1');
-  await pipeline(fs.createReadStream(file), hash);
-  return hash.digest('hex');
-}
-
-async function fetchArchive(url: string, dest: string, showProgress: boolean): Promise<string> {
-  const partial = `${dest}.${process.pid}.partial`;
-  const hash = createHash('sha1');
-  const bar = showProgress
-    ? new cliProgress.SingleBar({ format: 'VOC2012 [{bar}] {percentage}% {value}/{total} MB' })
-    : null;
-  try {
-    const res = await fetch(url);
-    if (!res.ok || !res.body) throw new Error(`HTTP ${res.status} ${res.statusText}`);
-    const total = Number(res.headers.get('content-length') ?? 0);
-    bar?.start(Math.round(total / 2 ** 20), 0);
-    let received = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        hash.update(chunk);
-        received += chunk.length;
-        bar?.update(Math.round(received / 2 ** 20));
-        done(null, chunk);
-      },
-    });
-    await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), meter, fs.createWriteStream(partial));
-    if (total > 0 && received !== total) throw new Error(`got ${received} of ${total} bytes`);
-    fs.renameSync(partial, dest);
-    return hash.digest('hex');
-  } catch (err) {
-    fs.rmSync(partial, { force: true });
-    throw new Error(`downloading ${url} failed: ${(err as Error).message}`);
-  } finally {
-    bar?.stop();
-  }
-}
-
 /**
  * Makes root/VOCdevkit/VOC2012 hold VOC2012 and returns that folder; a no-op when a
  * previous run completed. The archive is kept only once its SHA-1 matches.
@@ -83,16 +41,12 @@ export async function download(options: DownloadOptions): Promise<string> {
   fs.mkdirSync(root, { recursive: true });
   const expected = (options.sha1 ?? VOC2012_TRAINVAL.sha1).toLowerCase();
   const archive = path.join(root, VOC2012_TRAINVAL.fileName);
-  if (fs.existsSync(archive) && (await sha1Of(archive)) !== expected) fs.rmSync(archive);
+  if (fs.existsSync(archive) && !digestMatches(await fileDigest(archive, 'sha1'), expected)) fs.rmSync(archive);
   if (!fs.existsSync(archive)) {
     const url = options.mirror
       ? `${options.mirror.replace(/\/+$/, '')}/${VOC2012_TRAINVAL.fileName}`
       : VOC2012_TRAINVAL.url;
-    const actual = await fetchArchive(url, archive, options.progress ?? process.stderr.isTTY === true);
-    if (actual !== expected) {
-      fs.rmSync(archive, { force: true });
-      throw new Error(`${VOC2012_TRAINVAL.fileName}: SHA-1 ${actual} does not match the expected ${expected}; removed`);
-    }
+    await downloadVerified({ url, dest: archive, algorithm: 'sha1', expected, progress: options.progress });
   }
   // Extract beside the destination, then move the finished tree into place.
   const staging = fs.mkdtempSync(path.join(root, '.extracting-'));

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { encode } from 'fast-png';
 import sharp from 'sharp';
-import { labelToClassIds, VOC_COLORMAP, VOC_IGNORE_INDEX, VOC_VOID_COLOUR } from './colours';
+import { VOC_COLORMAP, VOC_IGNORE_INDEX, VOC_VOID_COLOUR } from './colours';
+import { labelToClassIds } from './labels';
 import { seededRandom } from './random';
 
 /** Options of {@link synthesize}. */

@@ -1,0 +1,157 @@
+#include "addon/module.h"
+
+#include "addon/bindings.h"
+#include "addon/js_interop.h"
+#include "addon/tensor.h"
+#include "addon/torch_thread.h"
+#include "models/registry.h"
+#include "models/run_model.h"
+#include "models/sequential.h"
+#include "models/state_dict.h"
+
+namespace fcn {
+
+void initModuleClass(Napi::Env env, Napi::Object exports) { Module::Init(env, exports); }
+
+void Module::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "NativeModule",
+                                   {
+                                       InstanceAccessor<&Module::kind>("kind"),
+                                       InstanceMethod<&Module::forward>("forward"),
+                                       InstanceMethod<&Module::forwardAsync>("forwardAsync"),
+                                       InstanceMethod<&Module::namedChildren>("namedChildren"),
+                                       InstanceMethod<&Module::namedParameters>("namedParameters"),
+                                       InstanceMethod<&Module::namedBuffers>("namedBuffers"),
+                                       InstanceMethod<&Module::stateDict>("stateDict"),
+                                       InstanceMethod<&Module::loadStateDict>("loadStateDict"),
+                                       InstanceMethod<&Module::train>("train"),
+                                       InstanceMethod<&Module::isTraining>("isTraining"),
+                                       InstanceMethod<&Module::to>("to"),
+                                       InstanceMethod<&Module::zeroGrad>("zeroGrad"),
+                                       InstanceMethod<&Module::addModule>("addModule"),
+                                   });
+  addonData(env).moduleClass = Napi::Persistent(cls);
+  exports.Set("NativeModule", cls);
+}
+
+Module::Module(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Module>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "NativeModule is made by fcn-torch functions, not with new");
+  }
+  module_ = *info[0].As<Napi::External<std::shared_ptr<torch::nn::Module>>>().Data();
+}
+
+Napi::Object Module::wrap(Napi::Env env, std::shared_ptr<torch::nn::Module> module) {
+  return addonData(env).moduleClass.New({Napi::External<std::shared_ptr<torch::nn::Module>>::New(env, &module)});
+}
+
+std::shared_ptr<torch::nn::Module> Module::unwrap(const Napi::Value& v, const std::string& what) {
+  Napi::Env env = v.Env();
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addonData(env).moduleClass.Value())) {
+    throwType(env, what, "a Module", v);
+  }
+  return Unwrap(v.As<Napi::Object>())->module_;
+}
+
+Napi::Value Module::kind(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kindName(*module_)); }
+
+Napi::Value Module::forward(const Napi::CallbackInfo& info) {
+  at::Tensor x = Tensor::unwrap(info[0], "input");
+  return withModelLock(info.Env(), [&] { return Tensor::wrap(info.Env(), runModel(*module_, x)); });
+}
+
+Napi::Value Module::forwardAsync(const Napi::CallbackInfo& info) {
+  at::Tensor x = Tensor::unwrap(info[0], "input");
+  return runAsync(info.Env(), [module = module_, x]() -> Settle {
+    at::Tensor y = runModel(*module, x);
+    return [y](Napi::Env env) { return Tensor::wrap(env, y); };
+  });
+}
+
+Napi::Value Module::namedChildren(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto children = module_->named_children();
+  auto out = Napi::Array::New(env, children.size());
+  uint32_t i = 0;
+  for (const auto& c : children) {
+    auto pair = Napi::Array::New(env, 2);
+    pair.Set(0u, c.key());
+    pair.Set(1u, wrap(env, c.value()));
+    out.Set(i++, pair);
+  }
+  return out;
+}
+
+Napi::Value Module::namedParameters(const Napi::CallbackInfo& info) {
+  bool recurse = !given(info[0]) || toBool(info[0], "recurse");
+  NamedTensors entries;
+  for (const auto& p : module_->named_parameters(recurse)) entries.emplace_back(p.key(), p.value());
+  return Tensor::wrapNamed(info.Env(), entries);
+}
+
+Napi::Value Module::namedBuffers(const Napi::CallbackInfo& info) {
+  bool recurse = !given(info[0]) || toBool(info[0], "recurse");
+  NamedTensors entries;
+  for (const auto& b : module_->named_buffers(recurse)) entries.emplace_back(b.key(), b.value());
+  return Tensor::wrapNamed(info.Env(), entries);
+}
+
+Napi::Value Module::stateDict(const Napi::CallbackInfo& info) {
+  return Tensor::wrapNamed(info.Env(), fcn::stateDict(*module_));
+}
+
+/// loadStateDict([[name, tensor], ...], strict) -> {missingKeys, unexpectedKeys}
+Napi::Value Module::loadStateDict(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  NamedTensors entries = Tensor::unwrapNamed(info[0], "stateDict");
+  bool strict = toBool(info[1], "strict");
+  LoadReport report = withModelLock(env, [&] { return fcn::loadStateDict(*module_, entries, strict); });
+  auto out = Napi::Object::New(env);
+  out.Set("missingKeys", fromStrings(env, report.missingKeys));
+  out.Set("unexpectedKeys", fromStrings(env, report.unexpectedKeys));
+  return out;
+}
+
+Napi::Value Module::train(const Napi::CallbackInfo& info) {
+  bool mode = toBool(info[0], "mode");
+  withModelLock(info.Env(), [&] { module_->train(mode); });
+  return info.Env().Undefined();
+}
+
+Napi::Value Module::isTraining(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), module_->is_training());
+}
+
+Napi::Value Module::to(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info[0].IsString()) {
+    std::string spec = info[0].As<Napi::String>().Utf8Value();
+    if (spec == "float32" || spec == "float64") {
+      at::ScalarType dtype = toDtype(info[0]);
+      withModelLock(env, [&] { module_->to(dtype); });
+      return env.Undefined();
+    }
+  }
+  c10::Device device = toDevice(info[0]);
+  withModelLock(env, [&] { module_->to(device); });
+  return env.Undefined();
+}
+
+Napi::Value Module::zeroGrad(const Napi::CallbackInfo& info) {
+  withModelLock(info.Env(), [&] { module_->zero_grad(true); });
+  return info.Env().Undefined();
+}
+
+Napi::Value Module::addModule(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = toString(info[0], "name");
+  auto child = unwrap(info[1], "module");
+  auto* sequential = dynamic_cast<Sequential*>(module_.get());
+  if (sequential == nullptr) {
+    throw Napi::TypeError::New(env, "addModule: only a Sequential takes new modules, this is a " + kindName(*module_));
+  }
+  withModelLock(env, [&] { sequential->append(name, child); });
+  return env.Undefined();
+}
+
+}  // namespace fcn

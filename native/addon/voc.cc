@@ -1,0 +1,69 @@
+// Bindings of the VOC data helpers: label colours to class ids, and batches of random crops.
+#include "addon/bindings.h"
+#include "addon/js_interop.h"
+#include "addon/tensor.h"
+#include "addon/torch_thread.h"
+#include "core/voc_data.h"
+
+namespace fcn {
+
+namespace {
+
+std::array<double, 3> triple(const Napi::Value& v, const std::string& what) {
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throwType(v.Env(), what, "three numbers", v);
+  auto a = v.As<Napi::Array>();
+  return {toDouble(a.Get(0u), what), toDouble(a.Get(1u), what), toDouble(a.Get(2u), what)};
+}
+
+/// labelIndices(rgb uint8 [H, W, 3]) -> Promise<uint8 [H, W]>
+Napi::Value labelIndices(const Napi::CallbackInfo& info) {
+  at::Tensor rgb = Tensor::unwrap(info[0], "label");
+  return runAsync(info.Env(), [rgb]() -> Settle {
+    at::Tensor ids = voc::labelIndices(rgb);
+    return [ids](Napi::Env env) { return Tensor::wrap(env, ids); };
+  });
+}
+
+/// cropBatch(images, labels, [top, left, top, left, ...], cropH, cropW, mean, std)
+///   -> Promise<[X, Y]>
+Napi::Value cropBatch(const Napi::CallbackInfo& info) {
+  auto images = Tensor::unwrapList(info[0], "images");
+  auto labels = Tensor::unwrapList(info[1], "labels");
+  auto corners = toIntList(info[2], "crops");
+  if (corners.size() != 2 * images.size()) throwType(info.Env(), "crops", "a top and left per image", info[2]);
+  std::vector<voc::Crop> crops;
+  for (size_t i = 0; i < images.size(); ++i) crops.push_back({corners[2 * i], corners[2 * i + 1]});
+  int64_t cropH = toInt(info[3], "cropH"), cropW = toInt(info[4], "cropW");
+  auto mean = triple(info[5], "mean"), std = triple(info[6], "std");
+  return runAsync(info.Env(), [=]() -> Settle {
+    auto [X, Y] = voc::cropBatch(images, labels, crops, cropH, cropW, mean, std);
+    return [X, Y](Napi::Env env) -> Napi::Value {
+      auto out = Napi::Array::New(env, 2);
+      out.Set(0u, Tensor::wrap(env, X));
+      out.Set(1u, Tensor::wrap(env, Y));
+      return out;
+    };
+  });
+}
+
+}  // namespace
+
+void initVoc(Napi::Env env, Napi::Object exports) {
+  auto voc = Napi::Object::New(env);
+  auto colormap = Napi::Array::New(env, voc::kColormap.size());
+  for (size_t c = 0; c < voc::kColormap.size(); ++c) {
+    auto colour = Napi::Array::New(env, 3);
+    for (uint32_t k = 0; k < 3; ++k) colour.Set(k, voc::kColormap[c][k]);
+    colormap.Set(static_cast<uint32_t>(c), colour);
+  }
+  voc.Set("colormap", colormap);
+  auto voidColour = Napi::Array::New(env, 3);
+  for (uint32_t k = 0; k < 3; ++k) voidColour.Set(k, voc::kVoidColour[k]);
+  voc.Set("voidColour", voidColour);
+  voc.Set("ignoreIndex", voc::kIgnore);
+  voc.Set("labelIndices", Napi::Function::New<labelIndices>(env));
+  voc.Set("cropBatch", Napi::Function::New<cropBatch>(env));
+  exports.Set("voc", voc);
+}
+
+}  // namespace fcn

@@ -1,0 +1,128 @@
+#include "core/voc_data.h"
+
+#include <ATen/Parallel.h>
+
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace fcn::voc {
+
+const std::array<std::array<uint8_t, 3>, 21> kColormap = {{
+    {0, 0, 0},       {128, 0, 0},     {0, 128, 0}, {128, 128, 0}, {0, 0, 128},   {128, 0, 128}, {0, 128, 128},
+    {128, 128, 128}, {64, 0, 0},      {192, 0, 0}, {64, 128, 0},  {192, 128, 0}, {64, 0, 128},  {192, 0, 128},
+    {64, 128, 128},  {192, 128, 128}, {0, 64, 0},  {128, 64, 0},  {0, 192, 0},   {128, 192, 0}, {0, 64, 128},
+}};
+
+namespace {
+constexpr uint32_t pack(uint8_t r, uint8_t g, uint8_t b) { return (uint32_t{r} << 16) | (uint32_t{g} << 8) | b; }
+/// Fresh memory costs a page fault per 4 KiB on first touch (about 130 ms for one 59 MB batch
+/// here, more than filling it), so batch buffers are recycled: a cached tensor is reused once
+/// nothing but this cache refers to it or its storage. The cache keeps the last few.
+at::Tensor recycledEmpty(at::IntArrayRef shape, at::ScalarType type) {
+  static std::mutex mutex;
+  static std::vector<at::Tensor> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const at::Tensor& t : cache) {
+    if (t.use_count() == 1 && t.storage().use_count() == 1 && t.sizes() == shape && t.scalar_type() == type) return t;
+  }
+  at::Tensor t = at::empty(shape, type);
+  if (cache.size() >= 4) cache.erase(cache.begin());
+  cache.push_back(t);
+  return t;
+}
+}  // namespace
+
+at::Tensor labelIndices(const at::Tensor& rgb) {
+  if (rgb.scalar_type() != at::kByte || rgb.dim() != 3 || rgb.size(2) != 3) {
+    throw std::invalid_argument("a label image must be uint8 [H, W, 3], got [" + c10::Join(", ", rgb.sizes()) + "]");
+  }
+  at::Tensor src = rgb.contiguous();
+  int64_t height = src.size(0), width = src.size(1);
+  at::Tensor out = at::empty({height, width}, at::kByte);
+  const uint8_t* p = src.data_ptr<uint8_t>();
+  uint8_t* q = out.data_ptr<uint8_t>();
+  // Labels are large flat regions: remember the last colour and only search on a change.
+  uint32_t lastColour = pack(0, 0, 0);
+  uint8_t lastClass = 0;
+  for (int64_t i = 0; i < height * width; ++i, p += 3) {
+    uint32_t colour = pack(p[0], p[1], p[2]);
+    if (colour != lastColour) {
+      int found = -1;
+      for (size_t c = 0; c < kColormap.size(); ++c) {
+        if (colour == pack(kColormap[c][0], kColormap[c][1], kColormap[c][2])) found = static_cast<int>(c);
+      }
+      if (found < 0 && colour == pack(kVoidColour[0], kVoidColour[1], kVoidColour[2])) found = kIgnore;
+      if (found < 0) {
+        throw std::invalid_argument("colour (" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ", " +
+                                    std::to_string(p[2]) + ") at row " + std::to_string(i / width) + ", column " +
+                                    std::to_string(i % width) + " is not in the VOC palette");
+      }
+      lastColour = colour;
+      lastClass = static_cast<uint8_t>(found);
+    }
+    q[i] = lastClass;
+  }
+  return out;
+}
+
+std::pair<at::Tensor, at::Tensor> cropBatch(const std::vector<at::Tensor>& images,
+                                            const std::vector<at::Tensor>& labels, const std::vector<Crop>& crops,
+                                            int64_t cropH, int64_t cropW, const std::array<double, 3>& mean,
+                                            const std::array<double, 3>& std) {
+  if (images.size() != labels.size() || images.size() != crops.size() || images.empty()) {
+    throw std::invalid_argument("cropBatch needs as many images, labels and crops, at least one");
+  }
+  auto batch = static_cast<int64_t>(images.size());
+  for (int64_t b = 0; b < batch; ++b) {
+    const at::Tensor& image = images[b];
+    const at::Tensor& label = labels[b];
+    if (image.scalar_type() != at::kByte || label.scalar_type() != at::kByte || image.dim() != 3 ||
+        image.size(2) != 3 || label.dim() != 2 || label.size(0) != image.size(0) || label.size(1) != image.size(1)) {
+      throw std::invalid_argument("sample " + std::to_string(b) +
+                                  ": expected a uint8 image [H, W, 3] and a uint8 label [H, W] of the same size");
+    }
+    if (crops[b].top < 0 || crops[b].left < 0 || crops[b].top + cropH > image.size(0) ||
+        crops[b].left + cropW > image.size(1)) {
+      throw std::invalid_argument("sample " + std::to_string(b) + ": the crop window lies outside the image");
+    }
+  }
+  // (x / 255 - mean) / std for every byte value, in float32 exactly as the chapter's
+  // ToTensor + Normalize compute it; then each pixel is one table lookup.
+  std::array<std::array<float, 256>, 3> table;
+  for (int c = 0; c < 3; ++c) {
+    for (int v = 0; v < 256; ++v) {
+      table[c][v] = (static_cast<float>(v) / 255.0f - static_cast<float>(mean[c])) / static_cast<float>(std[c]);
+    }
+  }
+  at::Tensor X = recycledEmpty({batch, 3, cropH, cropW}, at::kFloat);
+  at::Tensor Y = recycledEmpty({batch, cropH, cropW}, at::kLong);
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      at::Tensor image = images[b].contiguous();
+      at::Tensor label = labels[b].contiguous();
+      const int64_t width = image.size(1);
+      const uint8_t* src = image.data_ptr<uint8_t>();
+      const uint8_t* ids = label.data_ptr<uint8_t>();
+      float* x = X.data_ptr<float>() + b * 3 * cropH * cropW;
+      int64_t* y = Y.data_ptr<int64_t>() + b * cropH * cropW;
+      for (int64_t row = 0; row < cropH; ++row) {
+        const uint8_t* pixel = src + ((crops[b].top + row) * width + crops[b].left) * 3;
+        const uint8_t* id = ids + (crops[b].top + row) * width + crops[b].left;
+        float* r = x + row * cropW;
+        float* g = r + cropH * cropW;
+        float* bl = g + cropH * cropW;
+        int64_t* out = y + row * cropW;
+        for (int64_t col = 0; col < cropW; ++col, pixel += 3) {
+          r[col] = table[0][pixel[0]];
+          g[col] = table[1][pixel[1]];
+          bl[col] = table[2][pixel[2]];
+          out[col] = id[col];
+        }
+      }
+    }
+  });
+  return {X, Y};
+}
+
+}  // namespace fcn::voc

@@ -1,0 +1,69 @@
+#include "models/predict.h"
+
+#include <c10/core/DeviceGuard.h>
+
+#include "core/describe.h"
+#include "models/run_model.h"
+
+namespace fcn {
+
+namespace {
+
+/// Tile starts along a side: evenly spread, the first at 0 and the last at side - tile.
+std::vector<int64_t> tileStarts(int64_t side, int64_t tile) {
+  int64_t count = (side + tile - 1) / tile;
+  if (count <= 1) return {0};
+  std::vector<int64_t> starts;
+  for (int64_t i = 0; i < count; ++i) starts.push_back((i * (side - tile) + (count - 1) / 2) / (count - 1));
+  return starts;
+}
+
+/// The mean logits of the tiles, then their argmax over classes: [N, H, W].
+at::Tensor tiledArgmax(torch::nn::Module& model, const at::Tensor& images, int64_t tileH, int64_t tileW) {
+  int64_t height = images.size(2), width = images.size(3);
+  int64_t paddedH = std::max<int64_t>(height, 32), paddedW = std::max<int64_t>(width, 32);
+  at::Tensor input = images;
+  if (paddedH != height || paddedW != width) {
+    input = at::constant_pad_nd(input, {0, paddedW - width, 0, paddedH - height}, 0);
+  }
+  int64_t th = std::min(tileH, paddedH / 32 * 32), tw = std::min(tileW, paddedW / 32 * 32);
+  at::Tensor sum, count = at::zeros({1, 1, paddedH, paddedW}, input.options());
+  for (int64_t top : tileStarts(paddedH, th)) {
+    for (int64_t left : tileStarts(paddedW, tw)) {
+      at::Tensor logits = runModel(model, input.narrow(2, top, th).narrow(3, left, tw));
+      if (logits.dim() != 4 || logits.size(0) != images.size(0) || logits.size(2) != th || logits.size(3) != tw) {
+        throw std::invalid_argument("predict: the model turned a " + std::to_string(th) + "x" + std::to_string(tw) +
+                                    " tile into " + shapeString(logits) +
+                                    "; an FCN must keep the tile's height and width");
+      }
+      if (!sum.defined()) sum = at::zeros({images.size(0), logits.size(1), paddedH, paddedW}, logits.options());
+      sum.narrow(2, top, th).narrow(3, left, tw).add_(logits);
+      count.narrow(2, top, th).narrow(3, left, tw).add_(1);
+    }
+  }
+  at::Tensor mean = (sum / count).narrow(2, 0, height).narrow(3, 0, width);
+  return mean.argmax(1);
+}
+
+}  // namespace
+
+at::Tensor predictLabels(torch::nn::Module& model, const at::Tensor& images, int64_t tileH, int64_t tileW) {
+  if (images.dim() != 4 || images.size(1) != 3 || !at::isFloatingType(images.scalar_type())) {
+    throw std::invalid_argument("predict: images must be a float tensor [N, 3, H, W], got " + describeTensor(images));
+  }
+  if (tileH < 32 || tileW < 32 || tileH % 32 != 0 || tileW % 32 != 0) {
+    throw std::invalid_argument("predict: tile sides must be multiples of 32, got " + std::to_string(tileH) + "x" +
+                                std::to_string(tileW));
+  }
+  model.train(false);
+  c10::Device device = deviceOf(model);
+  c10::DeviceGuard deviceGuard(device);
+  at::Tensor labels;
+  {
+    c10::InferenceMode inference;
+    labels = tiledArgmax(model, images.to(device), tileH, tileW);
+  }
+  return labels.to(at::kCPU).clone();  // a normal tensor, usable outside inference mode
+}
+
+}  // namespace fcn

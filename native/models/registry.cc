@@ -1,0 +1,56 @@
+#include "models/registry.h"
+
+#include <stdexcept>
+#include <unordered_map>
+
+namespace fcn {
+
+namespace {
+
+struct Registry {
+  std::unordered_map<std::type_index, ModuleKind> byType;
+  std::vector<std::string> creatable;  // names built from options, for messages
+};
+
+/// Built on first use: kinds register during static initialisation, in any order.
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+}  // namespace
+
+namespace detail {
+void addKind(std::type_index type, ModuleKind kind) {
+  Registry& r = registry();
+  if (kind.create) r.creatable.push_back(kind.name);
+  r.byType.emplace(type, std::move(kind));
+}
+}  // namespace detail
+
+const ModuleKind* kindOf(const torch::nn::Module& m) {
+  const auto& byType = registry().byType;
+  auto it = byType.find(typeid(m));
+  return it == byType.end() ? nullptr : &it->second;
+}
+
+std::string kindName(const torch::nn::Module& m) {
+  const ModuleKind* kind = kindOf(m);
+  return kind ? kind->name : "Module";
+}
+
+std::shared_ptr<torch::nn::Module> createLayer(const std::string& name, const LayerOptions& options) {
+  for (const auto& [type, kind] : registry().byType) {
+    if (kind.name == name && kind.create) return kind.create(options);
+  }
+  throw std::invalid_argument("unknown layer kind '" + name +
+                              "'; layers built from options: " + c10::Join(", ", registry().creatable));
+}
+
+at::Tensor forwardModule(torch::nn::Module& m, const at::Tensor& x) {
+  const ModuleKind* kind = kindOf(m);
+  if (kind == nullptr) throw std::invalid_argument("module " + m.name() + " has no forward registered");
+  return kind->forward(m, x);
+}
+
+}  // namespace fcn

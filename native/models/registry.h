@@ -1,0 +1,72 @@
+// The one list of module kinds. Each kind is registered once, next to its definition, with
+// its name (what TypeScript's `module.kind` says and which class wraps it), how it runs
+// (forward, found by the module's dynamic type) and, for the layers TypeScript builds from
+// an options object, how it is made. Cloning is libtorch's own virtual Module::clone.
+// Adding a layer is one registerKind call here (and one class in src/nn).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <typeindex>
+#include <vector>
+
+namespace fcn {
+
+/// The options a layer is built from, as TypeScript's options objects hold them (the addon
+/// reads them from JS; the model layer sees only this interface).
+class LayerOptions {
+ public:
+  virtual ~LayerOptions() = default;
+  virtual int64_t integer(const char* key) const = 0;
+  virtual double number(const char* key) const = 0;
+  virtual bool flag(const char* key) const = 0;
+  virtual std::string text(const char* key) const = 0;
+  /// [h, w].
+  virtual std::array<int64_t, 2> pair(const char* key) const = 0;
+  /// Whether key is given (not undefined).
+  virtual bool has(const char* key) const = 0;
+};
+
+using ForwardFn = at::Tensor (*)(torch::nn::Module&, const at::Tensor&);
+using CreateFn = std::shared_ptr<torch::nn::Module> (*)(const LayerOptions&);
+
+struct ModuleKind {
+  std::string name;
+  ForwardFn forward = nullptr;
+  CreateFn create = nullptr;  // null for the models made by their own builders (ResNet, FCN16s, ...)
+};
+
+namespace detail {
+void addKind(std::type_index type, ModuleKind kind);
+template <class Impl>
+at::Tensor plainForward(torch::nn::Module& m, const at::Tensor& x) {
+  return static_cast<Impl&>(m).forward(x);
+}
+}  // namespace detail
+
+/// Registers the module type Impl (a torch::nn::Module) under name; forward defaults to
+/// Impl::forward. Used as `const bool registered = registerKind<Impl>(...)` at namespace
+/// scope, so that the kind exists before any module is made.
+template <class Impl>
+bool registerKind(const char* name, CreateFn create = nullptr, ForwardFn forward = &detail::plainForward<Impl>) {
+  detail::addKind(typeid(Impl), ModuleKind{name, forward, create});
+  return true;
+}
+
+/// The kind of m by its dynamic type; nullptr for a type never registered.
+const ModuleKind* kindOf(const torch::nn::Module& m);
+
+/// The name TypeScript uses for m ("Conv2d", "Sequential", ...); "Module" when unregistered.
+std::string kindName(const torch::nn::Module& m);
+
+/// Builds a layer of the kind named name from options; throws for an unknown name or a
+/// kind that is not built from options, listing those that are.
+std::shared_ptr<torch::nn::Module> createLayer(const std::string& name, const LayerOptions& options);
+
+/// Runs m (any registered kind) on x. Model entry points go through runModel instead.
+at::Tensor forwardModule(torch::nn::Module& m, const at::Tensor& x);
+
+}  // namespace fcn

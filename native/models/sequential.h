@@ -1,0 +1,18 @@
+// Sequential: children run in order in one native call; names are "0", "1", ... unless
+// given, as in torch.nn.Sequential.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace fcn {
+
+class Sequential : public torch::nn::Module {
+ public:
+  Sequential() : torch::nn::Module("Sequential") {}
+  /// Appends m under name (its index when name is empty); duplicate names and cycles are refused.
+  void append(const std::string& name, std::shared_ptr<torch::nn::Module> m);
+  at::Tensor forward(const at::Tensor& input);
+  std::shared_ptr<torch::nn::Module> clone(const std::optional<torch::Device>& device) const override;
+};
+
+}  // namespace fcn

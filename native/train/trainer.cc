@@ -1,0 +1,204 @@
+#include "train/trainer.h"
+
+#include <c10/core/DeviceGuard.h>
+
+#include <exception>
+#include <thread>
+
+#include "core/describe.h"
+#include "models/run_model.h"
+#include "models/state_dict.h"
+
+namespace fcn {
+
+namespace {
+
+void checkBatch(const at::Tensor& X, const at::Tensor& Y) {
+  if (X.dim() != 4 || !at::isFloatingType(X.scalar_type())) {
+    throw std::invalid_argument("images must be a float tensor [B, 3, H, W], got " + describeTensor(X));
+  }
+  if (Y.dim() != 3 || Y.scalar_type() != at::kLong) {
+    throw std::invalid_argument("labels must be an int64 tensor [B, H, W], got " + describeTensor(Y));
+  }
+  if (X.size(0) != Y.size(0) || X.size(0) == 0) {
+    throw std::invalid_argument("images " + shapeString(X) + " and labels " + shapeString(Y) +
+                                " must hold the same number (>= 1) of examples");
+  }
+}
+
+/// Labels that are neither a class of logits nor the ignore index.
+void checkLabels(const at::Tensor& labels, int64_t numClasses, int64_t ignoreIndex) {
+  at::Tensor bad = (labels != ignoreIndex) & ((labels < 0) | (labels >= numClasses));
+  if (bad.any().item<bool>()) {
+    int64_t value = labels.masked_select(bad)[0].item<int64_t>();
+    throw std::invalid_argument("label " + std::to_string(value) + " is not a class of the model's " +
+                                std::to_string(numClasses) + " outputs (0.." + std::to_string(numClasses - 1) +
+                                ") nor the ignore index " + std::to_string(ignoreIndex));
+  }
+}
+
+/// Correctly labelled and labelled (not ignored) pixels of a batch.
+std::pair<int64_t, int64_t> pixelAccuracy(const at::Tensor& logits, const at::Tensor& labels, int64_t ignoreIndex) {
+  at::Tensor valid = labels != ignoreIndex;
+  int64_t correct = ((logits.argmax(1) == labels) & valid).sum().item<int64_t>();
+  return {correct, valid.sum().item<int64_t>()};
+}
+
+/// Forward, loss and backward of one part of a batch on one device.
+StepResult runPart(torch::nn::Module& model, const ChapterLoss& loss, c10::Device device, const at::Tensor& X,
+                   const at::Tensor& Y) {
+  c10::DeviceGuard deviceGuard(device);
+  at::AutoGradMode gradMode(true);
+  model.train(true);
+  at::Tensor y = Y.to(device, /*non_blocking=*/true);
+  at::Tensor logits = runModel(model, X.to(device, /*non_blocking=*/true));
+  at::Tensor perImage = loss(logits, y);
+  perImage.sum().backward();
+  at::NoGradGuard noGrad;
+  auto [correct, pixels] = pixelAccuracy(logits.detach(), y, loss.ignoreIndex);
+  return {perImage.sum().item<double>(), correct, pixels};
+}
+
+/// Replicas of the model for devices[1..], made once; cloning draws no random numbers that
+/// the caller would miss (the default generator's state is put back).
+void ensureReplicas(TrainerState& s) {
+  if (s.replicas.size() + 1 >= s.devices.size()) return;
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  at::Tensor rngState = generator.get_state();
+  for (size_t i = s.replicas.size() + 1; i < s.devices.size(); ++i) {
+    try {
+      s.replicas.push_back(s.model->clone(s.devices[i]));
+    } catch (const std::exception& e) {
+      generator.set_state(rngState);
+      throw std::runtime_error("cannot replicate the model on " + s.devices[i].str() + ": " + messageOf(e));
+    }
+  }
+  generator.set_state(rngState);
+}
+
+/// Sums the replicas' gradients onto the model's parameters (nn.DataParallel's reduce-add).
+void sumReplicaGradients(torch::nn::Module& model, const std::vector<std::shared_ptr<torch::nn::Module>>& replicas) {
+  at::NoGradGuard noGrad;
+  auto params = model.parameters(true);
+  for (const auto& replica : replicas) {
+    auto replicaParams = replica->parameters(true);
+    for (size_t k = 0; k < params.size(); ++k) {
+      const at::Tensor& g = replicaParams[k].grad();
+      if (!g.defined()) continue;
+      at::Tensor onModel = g.to(params[k].device());
+      if (params[k].grad().defined()) {
+        params[k].mutable_grad().add_(onModel);
+      } else {
+        params[k].mutable_grad() = onModel;
+      }
+    }
+  }
+}
+
+/// As DDP with broadcast_buffers: rank 0's BatchNorm statistics before the forward, the
+/// gradients averaged across the ranks after the backward.
+StepResult stepDistributed(TrainerState& s, const at::Tensor& X, const at::Tensor& Y) {
+  if (!s.model->buffers(true).empty()) broadcastState(*s.group, *s.model, false, true, 0);
+  StepResult r = runPart(*s.model, s.loss, s.devices[0], X, Y);
+  averageGradients(*s.group, *s.model);
+  return r;
+}
+
+/// The batch split over `ways` devices: replicas refreshed from the model run their parts
+/// (one thread per GPU; CPU parts one after the other, sharing the cores' OpenMP team), and
+/// their gradients are summed onto the model.
+StepResult stepDataParallel(TrainerState& s, const at::Tensor& X, const at::Tensor& Y, size_t ways) {
+  ensureReplicas(s);
+  std::vector<std::shared_ptr<torch::nn::Module>> models{s.model};
+  for (size_t i = 0; i + 1 < ways; ++i) {
+    copyState(*s.model, *s.replicas[i], std::nullopt);  // the model's current weights
+    s.replicas[i]->zero_grad(true);
+    models.push_back(s.replicas[i]);
+  }
+  auto xs = X.chunk(static_cast<int64_t>(ways)), ys = Y.chunk(static_cast<int64_t>(ways));
+  std::vector<StepResult> parts(xs.size());
+  std::vector<std::exception_ptr> errors(xs.size());
+  auto run = [&](size_t i) {
+    try {
+      parts[i] = runPart(*models[i], s.loss, s.devices[i], xs[i], ys[i]);
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  };
+  bool allCuda = std::all_of(s.devices.begin(), s.devices.begin() + xs.size(), [](auto d) { return d.is_cuda(); });
+  if (allCuda) {
+    std::vector<std::thread> threads;
+    for (size_t i = 1; i < xs.size(); ++i) threads.emplace_back(run, i);
+    run(0);
+    for (auto& t : threads) t.join();
+  } else {
+    for (size_t i = 0; i < xs.size(); ++i) run(i);
+  }
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  sumReplicaGradients(*s.model, {models.begin() + 1, models.begin() + static_cast<std::ptrdiff_t>(xs.size())});
+  StepResult total;
+  for (const auto& p : parts) {
+    total.loss += p.loss;
+    total.correct += p.correct;
+    total.pixels += p.pixels;
+  }
+  return total;
+}
+
+}  // namespace
+
+at::Tensor ChapterLoss::operator()(const at::Tensor& logits, const at::Tensor& labels) const {
+  if (logits.dim() != 4 || logits.size(0) != labels.size(0) || logits.size(2) != labels.size(1) ||
+      logits.size(3) != labels.size(2)) {
+    throw std::invalid_argument("the model's output " + shapeString(logits) + " does not fit the labels " +
+                                shapeString(labels) +
+                                ": an FCN must give [B, classes, H, W] for [B, H, W] labels (crop sides that are "
+                                "multiples of 32 keep the size)");
+  }
+  checkLabels(labels, logits.size(1), ignoreIndex);
+  at::Tensor perPixel =
+      at::cross_entropy_loss(logits, labels, classWeights, at::Reduction::None, ignoreIndex, labelSmoothing);
+  return perPixel.mean(2).mean(1);
+}
+
+void prepareTrainer(TrainerState& s) {
+  if (s.devices.empty()) throw std::invalid_argument("devices: expected at least one device");
+  if (s.group && (s.devices.size() != 1 || s.devices[0].type() != s.group->device.type())) {
+    throw std::invalid_argument("devices: a distributed trainer uses one device, of the kind its process group's " +
+                                s.group->backend + " backend works on (" + s.group->device.str() + ")");
+  }
+  s.model->to(s.devices[0]);
+  if (s.loss.classWeights) s.loss.classWeights = s.loss.classWeights->to(s.devices[0]);
+}
+
+StepResult trainStep(TrainerState& s, const at::Tensor& X, const at::Tensor& Y) {
+  if (!s.optimizer) throw std::logic_error("this trainer only evaluates: it was made without an optimizer");
+  checkBatch(X, Y);
+  s.optimizer->zero_grad(true);
+  size_t ways = std::min<size_t>(s.devices.size(), static_cast<size_t>(X.size(0)));
+  StepResult r = s.group    ? stepDistributed(s, X, Y)
+                 : ways > 1 ? stepDataParallel(s, X, Y, ways)
+                            : runPart(*s.model, s.loss, s.devices[0], X, Y);
+  s.optimizer->step();
+  return r;
+}
+
+EvalResult evaluateBatch(TrainerState& s, const at::Tensor& X, const at::Tensor& Y) {
+  checkBatch(X, Y);
+  c10::Device device = s.devices[0];
+  c10::DeviceGuard deviceGuard(device);
+  at::NoGradGuard noGrad;
+  s.model->train(false);
+  at::Tensor y = Y.to(device);
+  at::Tensor logits = runModel(*s.model, X.to(device));
+  double loss = s.loss(logits, y).sum().item<double>();
+  int64_t classes = logits.size(1);
+  at::Tensor valid = y != s.loss.ignoreIndex;
+  at::Tensor pairs = y.masked_select(valid) * classes + logits.argmax(1).masked_select(valid);
+  at::Tensor confusion = at::bincount(pairs, {}, classes * classes).reshape({classes, classes}).to(at::kCPU);
+  return {loss, confusion};
+}
+
+}  // namespace fcn

@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+/**
+ * The `fcn` command: synthetic or real VOC data, training, evaluation and prediction of the
+ * chapter's FCN from the shell, one module per command. User mistakes end in one line on
+ * stderr and exit code 1.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command } from '@commander-js/extra-typings';
+import { downloadVocCommand, synthCommand } from './data';
+import { evalCommand } from './evaluate';
+import { predictCommand } from './predict';
+import { trainCommand } from './train';
+
+const packageJson = path.join(__dirname, '..', '..', '..', 'package.json');
+
+const program = new Command()
+  .name('fcn')
+  .description('Fully Convolutional Networks (the d2l chapter) for VOC2012 segmentation, on libtorch')
+  .version(JSON.parse(fs.readFileSync(packageJson, 'utf8')).version)
+  .addCommand(synthCommand)
+  .addCommand(downloadVocCommand)
+  .addCommand(trainCommand)
+  .addCommand(evalCommand)
+  .addCommand(predictCommand);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`fcn: ${(err as Error).message}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,189 @@
+/**
+ * `fcn train`: the chapter's training from the shell, in named steps: launch workers (with
+ * --nproc-per-node), settle the run's config (new, or the checkpoint's with --resume), build
+ * model, optimizer and data, join the process group of a distributed run, train with Ctrl-C
+ * stopping after the current step, and write the outputs.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from '@commander-js/extra-typings';
+import { type Checkpoint, loadCheckpoint } from '../checkpoint';
+import { initProcessGroup, type ProcessGroup, type TorchrunEnv, torchrunEnv } from '../distributed';
+import { FCN_ARCHS, UPSAMPLING_INITS } from '../fcn';
+import { launchWorkers, workerArgs } from '../launch';
+import type { EpochMetrics } from '../metrics';
+import type { Module } from '../nn/module';
+import { SGD } from '../optim';
+import { plotHistory } from '../plot';
+import { save } from '../serialization';
+import type { Device } from '../tensor';
+import * as torch from '../torch';
+import { type EpochBatches, train } from '../train';
+import * as voc from '../voc';
+import { action, buildModel, setThreads } from './common';
+import { cropSize, devices, existingDir, integer, nonNegative, tcpPort } from './options';
+import { type RunConfig, runConfigOf } from './run-config';
+
+export const trainCommand = new Command('train')
+  .description("train an FCN as the chapter's train_ch13 does; a checkpoint per epoch, curves and weights in --out")
+  .requiredOption('--data <dir>', 'a VOC2012 folder (ImageSets, JPEGImages, SegmentationClass)', existingDir)
+  .addOption(new Option('--arch <arch>', 'architecture').choices(FCN_ARCHS).default('fcn32s' as const))
+  .addOption(
+    new Option('--init <init>', 'transposed convolution init').choices(UPSAMPLING_INITS).default('bilinear' as const),
+  )
+  .option('--epochs <n>', 'epochs', integer(1), 5)
+  .option('--batch-size <n>', 'batch size', integer(1), 32)
+  .option('--lr <rate>', 'learning rate', nonNegative, 0.001)
+  .option('--wd <decay>', 'weight decay', nonNegative, 1e-3)
+  .option('--momentum <m>', 'SGD momentum', nonNegative, 0)
+  .option('--crop <HxW>', 'random crop size, multiples of 32', cropSize, [320, 480] as [number, number])
+  .option('--device <list>', 'cpu, cuda, cuda:N; several (comma-separated) train data-parallel', devices, [
+    'cpu',
+  ] as Device[])
+  .option('--weights <w>', 'backbone weights: IMAGENET1K_V1 (downloads once) or a .pth/.safetensors file')
+  .option('--seed <n>', 'seed of initialisation, order and crops', integer(0), 0)
+  .option('--threads <n>', 'CPU threads for libtorch', integer(1))
+  .option('--out <dir>', 'output folder', 'fcn-output')
+  .option('--resume', 'continue from DIR/checkpoint.safetensors with its settings', false)
+  .option('--nproc-per-node <n>', 'start n worker processes here that train together (c10d: Gloo/NCCL)', integer(1))
+  .option('--nnodes <n>', 'machines taking part, each running the same command', integer(1), 1)
+  .option('--node-rank <n>', "this machine's index (0 hosts the rendezvous)", integer(0), 0)
+  .option('--master-addr <addr>', "machine 0's address, as every machine reaches it", '127.0.0.1')
+  .option('--master-port <port>', 'a free TCP port on machine 0 for the rendezvous', tcpPort, 29500)
+  .option('--dist-timeout <s>', 'seconds the rendezvous and each collective may take', integer(1), 300);
+
+/** The options as commander parsed them (types inferred from the chain above). */
+type TrainFlags = ReturnType<typeof trainCommand.opts>;
+
+trainCommand.action(action('train', (flags) => trainFromFlags(flags)));
+
+async function trainFromFlags(o: TrainFlags): Promise<void> {
+  const dist = torchrunEnv();
+  if (o.nprocPerNode !== undefined && !dist) {
+    process.exitCode = await launch(o, o.nprocPerNode);
+    return;
+  }
+  if (dist && o.device.length > 1) {
+    throw new RangeError('--device: each process of a distributed run trains on one device (cpu or cuda)');
+  }
+  // torchrun's convention: a worker trains on the GPU of its local rank.
+  const device: Device = dist && o.device[0] === 'cuda' ? `cuda:${dist.localRank}` : o.device[0];
+  const lead = !dist || dist.rank === 0;
+  const say = lead ? console.log : () => {};
+  setThreads(o.threads);
+  fs.mkdirSync(o.out, { recursive: true });
+  const checkpointFile = path.join(o.out, 'checkpoint.safetensors');
+  const { config, resume } = await settleConfig(o, checkpointFile, say);
+  torch.manualSeed(config.seed);
+  const net = await buildModel(config, device, resume ? undefined : o.weights);
+  const optimizer = new SGD(net.parameters(), { lr: config.lr, weightDecay: config.wd, momentum: config.momentum });
+  const { trainIter, testIter } = await voc.loadDataVoc(config.batchSize, config.crop, {
+    root: o.data,
+    seed: config.seed,
+    log: lead ? console.log : null,
+    ...(dist ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
+  });
+  const group = dist ? await joinGroup(dist, device, o.distTimeout, say) : undefined;
+  try {
+    const history = await trainInterruptibly(net, trainIter, testIter, checkpointFile, {
+      epochs: o.epochs,
+      optimizer,
+      devices: [device],
+      processGroup: group,
+      resume,
+      checkpoint: checkpointFile,
+      config,
+      plot: path.join(o.out, 'curves.svg'),
+    });
+    if (lead) await writeOutputs(o.out, net, history, say);
+  } finally {
+    await group?.close();
+  }
+}
+
+/** This machine's workers of a distributed run (`--nproc-per-node`); resolves with the run's exit code. */
+function launch(o: TrainFlags, nprocPerNode: number): Promise<number> {
+  if (o.nodeRank >= o.nnodes) throw new RangeError(`--node-rank ${o.nodeRank} must be below --nnodes ${o.nnodes}`);
+  return launchWorkers(process.argv[1], workerArgs(process.argv.slice(2)), { ...o, nprocPerNode });
+}
+
+/** The run's config: from the flags, or with --resume the checkpoint's (validated). */
+async function settleConfig(
+  o: TrainFlags,
+  checkpointFile: string,
+  say: (line: string) => void,
+): Promise<{ config: RunConfig; resume?: Checkpoint }> {
+  if (!o.resume) {
+    const config: RunConfig = {
+      arch: o.arch,
+      init: o.init,
+      numClasses: voc.VOC_CLASSES.length,
+      crop: o.crop,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      wd: o.wd,
+      momentum: o.momentum,
+      seed: o.seed,
+      data: path.resolve(o.data),
+    };
+    return { config };
+  }
+  const resume = await loadCheckpoint(checkpointFile);
+  const config = runConfigOf(resume.config, checkpointFile);
+  if (resume.epoch >= o.epochs) {
+    throw new Error(`the checkpoint has ${resume.epoch} epochs already; ask for more with --epochs`);
+  }
+  say(
+    `resuming after epoch ${resume.epoch} (${config.arch}, crop ${config.crop.join('x')}, batch ${config.batchSize})`,
+  );
+  return { config, resume };
+}
+
+/** Joins the distributed run described by torchrun's environment. */
+async function joinGroup(
+  dist: TorchrunEnv,
+  device: Device,
+  timeoutSeconds: number,
+  say: (line: string) => void,
+): Promise<ProcessGroup> {
+  const group = await initProcessGroup({ ...dist, device, timeoutMs: timeoutSeconds * 1000 });
+  say(`${dist.worldSize} processes joined at ${dist.masterAddr}:${dist.masterPort} (${group.backend})`);
+  return group;
+}
+
+/** train() with Ctrl-C stopping after the current step (twice: at once, exit code 130). */
+async function trainInterruptibly(
+  net: Module,
+  trainIter: EpochBatches,
+  testIter: EpochBatches,
+  checkpointFile: string,
+  options: Omit<Parameters<typeof train>[3], 'signal'>,
+): Promise<EpochMetrics[]> {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    console.error('\nstopping after this step (Ctrl-C again to quit at once)');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await train(net, trainIter, testIter, { ...options, signal: controller.signal });
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') {
+      throw Object.assign(new Error(`interrupted; the last complete epoch's checkpoint is ${checkpointFile}`), {
+        name: 'AbortError',
+      });
+    }
+    throw err;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** The curves as PNG, the history as JSON and the weights, beside the checkpoint. */
+async function writeOutputs(out: string, net: Module, history: EpochMetrics[], say: (line: string) => void) {
+  await plotHistory(history, path.join(out, 'curves.png'));
+  fs.writeFileSync(path.join(out, 'history.json'), `${JSON.stringify(history, null, 2)}\n`);
+  await save(net.stateDict(), path.join(out, 'model.safetensors'));
+  say(`checkpoint, model.safetensors, curves.svg/png and history.json in ${out}`);
+}

@@ -1,0 +1,155 @@
+/**
+ * The Trainer: a model, its optimizer and the chapter's loss bound for native steps (one
+ * call per step: forward, loss, backward, update, off the event loop), and evaluation of
+ * batches into a confusion matrix. {@link train} drives it; loops of your own can too.
+ */
+import { checkInteger, checkNumber, checkTensor } from './checks';
+import type { ProcessGroup } from './distributed';
+import { addConfusion, type Confusion, confusionRows, segmentationMetrics } from './metrics';
+import { type NativeTrainer, native } from './native';
+import type { Module } from './nn/module';
+import type { SGD } from './optim';
+import { type Device, Tensor } from './tensor';
+import type { Batch } from './voc/loader';
+
+/** The loss: the chapter's per-image mean of per-pixel cross-entropy. */
+export interface LossOptions {
+  /** Label value that counts nowhere (default 255, VOC's object boundaries). */
+  ignoreIndex?: number;
+  /** PyTorch's `label_smoothing` (default 0). */
+  labelSmoothing?: number;
+  /** A weight per class (float32 [C]), as PyTorch's `weight`. */
+  classWeights?: Tensor;
+}
+
+/** What one training step did: the batch's summed per-image loss and its pixel counts. */
+export interface StepResult {
+  /** Sum over the batch of the per-image losses. */
+  loss: number;
+  /** Pixels whose argmax equals their label. */
+  correct: number;
+  /** Labelled pixels (the ignore label left out). */
+  pixels: number;
+}
+
+function lossSettings(loss: LossOptions = {}) {
+  return {
+    ignoreIndex: checkInteger(loss.ignoreIndex ?? 255, 'loss.ignoreIndex'),
+    labelSmoothing: checkNumber(loss.labelSmoothing ?? 0, 'loss.labelSmoothing', 0, 1),
+    ...(loss.classWeights ? { classWeights: checkTensor(loss.classWeights, 'loss.classWeights') } : {}),
+  };
+}
+
+/**
+ * One model, optimizer and loss bound for native steps, for loops of your own; {@link train}
+ * uses it. The model moves to `devices[0]`.
+ */
+export class Trainer {
+  /** @internal */
+  readonly native: NativeTrainer;
+
+  constructor(
+    net: Module,
+    optimizer: SGD | null,
+    options: {
+      devices?: Device[];
+      loss?: LossOptions;
+      /** Average each step's gradients across this group's ranks (see `TrainOptions.processGroup`). */
+      processGroup?: ProcessGroup;
+    } = {},
+  ) {
+    const devices = options.devices ?? ['cpu'];
+    if (!Array.isArray(devices) || devices.length === 0) throw new RangeError('devices: expected a non-empty array');
+    this.native = new native.NativeTrainer(
+      net.native,
+      optimizer?.native ?? null,
+      devices,
+      lossSettings(options.loss),
+      options.processGroup?.native ?? null,
+    );
+  }
+
+  /** Forward, loss, backward and update on images [B, 3, H, W] and labels int64 [B, H, W]. */
+  async step(images: Tensor, labels: Tensor): Promise<StepResult> {
+    return this.native.step(checkTensor(images, 'images'), checkTensor(labels, 'labels'));
+  }
+
+  /**
+   * The summed per-image loss and the confusion matrix (int64 [C, C], rows the labels,
+   * columns the predictions, ignored pixels left out) of a batch, in eval mode.
+   */
+  async evaluate(images: Tensor, labels: Tensor): Promise<{ loss: number; confusion: Tensor }> {
+    const r = await this.native.evaluate(checkTensor(images, 'images'), checkTensor(labels, 'labels'));
+    return { loss: r.loss, confusion: new Tensor(r.confusion) };
+  }
+}
+
+/** @internal Stops a run between batches when signal is aborted. */
+export function abortIfAsked(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw Object.assign(new Error('training stopped: aborted'), { name: 'AbortError', cause: signal.reason });
+  }
+}
+
+/**
+ * @internal Runs use on every batch, stopping between batches when signal is aborted, and
+ * disposes each batch after it; returns the number of examples seen.
+ */
+export async function eachBatch(
+  batches: AsyncIterable<Batch>,
+  signal: AbortSignal | undefined,
+  use: (X: Tensor, Y: Tensor, examples: number) => Promise<void>,
+): Promise<number> {
+  let examples = 0;
+  for await (const { X, Y } of batches) {
+    abortIfAsked(signal);
+    examples += X.shape[0];
+    try {
+      await use(X, Y, examples);
+    } finally {
+      X.dispose();
+      Y.dispose();
+    }
+  }
+  return examples;
+}
+
+/** The summed losses and confusion matrices of batches: what an evaluation gathers. */
+export interface EvaluationSums {
+  loss: number;
+  examples: number;
+  confusion: Confusion | null;
+}
+
+/** @internal Sum of the batches' losses and confusion matrices, in eval mode. */
+export async function evaluateBatches(
+  trainer: Trainer,
+  batches: AsyncIterable<Batch>,
+  signal?: AbortSignal,
+): Promise<EvaluationSums> {
+  let loss = 0;
+  let confusion: Confusion | null = null;
+  const examples = await eachBatch(batches, signal, async (X, Y) => {
+    const r = await trainer.evaluate(X, Y);
+    loss += r.loss;
+    const rows = confusionRows(r.confusion);
+    r.confusion.dispose();
+    confusion = confusion ? addConfusion(confusion, rows) : rows;
+  });
+  return { loss, examples, confusion };
+}
+
+/**
+ * Evaluates net on batches in eval mode: loss, pixel accuracy, mean and per-class IoU.
+ * The model must already be on `device` (default 'cpu').
+ */
+export async function evaluate(
+  net: Module,
+  batches: AsyncIterable<Batch>,
+  options: { device?: Device; loss?: LossOptions } = {},
+): Promise<{ loss: number; pixelAccuracy: number; meanIoU: number; classIoU: (number | null)[] }> {
+  const trainer = new Trainer(net, null, { devices: [options.device ?? 'cpu'], loss: options.loss });
+  const { loss, examples, confusion } = await evaluateBatches(trainer, batches);
+  if (!confusion) throw new Error('evaluate: the batches were empty');
+  return { loss: loss / examples, ...segmentationMetrics(confusion) };
+}
