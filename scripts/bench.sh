@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `npm run bench`: the chapter's FCN (inference, train steps), weight loading, start-up and
-# memory against PyTorch eager, then the data pipeline (scripts/bench-data.sh) and
-# distributed training against DistributedDataParallel (scripts/bench-distributed.ts), all on this
-# machine in this run. Extra arguments go to scripts/bench.ts (--rounds N, --long).
+# `npm run bench`: the chapter's FCN (inference, predict, train steps) against PyTorch eager,
+# channels_last, torch.compile and ONNX Runtime, weight loading, start-up and memory against
+# PyTorch, then the data pipeline (scripts/bench-data.sh) and distributed training against
+# DistributedDataParallel (scripts/bench-distributed.ts), all on this machine in this run. Extra
+# arguments go to scripts/bench.ts (--rounds N, --long, --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=$(bash scripts/python-env.sh)

@@ -1,9 +1,14 @@
 /**
- * `npm run bench`: fcn-torch against PyTorch eager on the chapter's workload, on this machine
- * in this run, interleaved A B A B (our side in this process, PyTorch in a long-lived Python
- * worker), each with the same number of threads. Prints seconds and ratios (PyTorch's time /
- * ours: above 1 means we are faster; for memory, our peak / PyTorch's).
- *   node dist/scripts/bench.js PYTHON [--rounds 5] [--long] [--device cuda]
+ * `npm run bench`: fcn-torch against the ways a PyTorch user who cares about speed would run the
+ * chapter's FCN: PyTorch eager, eager channels_last, torch.compile and ONNX Runtime (Python
+ * onnxruntime, inference only); on a GPU eager fp32, bf16 autocast + channels_last and
+ * torch.compile. On this machine in this run, interleaved A B C D A B C D... (our side in this
+ * process, the peers in one long-lived Python worker, scripts/bench_model.py), each with the same
+ * number of threads. Prints medians (s) and per row the best peer and its time / ours (above 1
+ * means we are faster; for memory, our peak / theirs), then weight loading, import time and
+ * memory against PyTorch.
+ *   node dist/scripts/bench.js PYTHON [--rounds 5] [--long] [--quick] [--device cuda]
+ * --quick times one iteration per round and call (and 10 steps for memory), for development.
  * With --device cuda (a CUDA build and a CUDA PyTorch) only the model workloads run, on the GPU.
  * `rss STEPS H W BATCH` is the child mode that measures a fresh process's memory.
  */
@@ -13,14 +18,15 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs, promisify } from 'node:util';
-import { createFcn, type Device, load, optim, type Tensor, Trainer, torch } from '../src';
+import { createFcn, type Device, load, optim, predict, type Tensor, Trainer, torch } from '../src';
+import { type Cell, machineLines, modelTable, progressLine, type Row } from './bench-report';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
 const threads = Number(process.env.BENCH_THREADS ?? 2);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
-/** The chapter's FCN with its optimizer, and timed inference and train steps (median s). */
+/** The chapter's FCN with its optimizer, and timed inference, predict and train steps (median s). */
 export class Ours {
   readonly net;
   readonly trainer;
@@ -51,6 +57,22 @@ export class Ours {
     return median(times);
   }
 
+  /** The user-facing path: `predict(net, image)` of one uint8 [3, h, w] image, crop mode. */
+  async predict(iters: number, h = 320, w = 480): Promise<number> {
+    const noise = torch.rand([3, h, w]).mul(255);
+    const image = noise.to('uint8');
+    noise.dispose();
+    const times: number[] = [];
+    for (let i = 0; i < iters; i++) {
+      const start = performance.now();
+      const labels = await predict(this.net, image); // on the CPU when it returns
+      times.push((performance.now() - start) / 1000);
+      labels.dispose();
+    }
+    image.dispose();
+    return median(times);
+  }
+
   async train(batch: number, iters: number, h = 320, w = 480): Promise<number> {
     const X = torch.rand([batch, 3, h, w], { device: this.device });
     const Y = torch.rand([batch, h, w], { device: this.device }).mul(21).to('int64');
@@ -66,7 +88,7 @@ export class Ours {
   }
 }
 
-/** The PyTorch worker: one JSON command per line, one JSON answer per line. */
+/** The peers' worker: one JSON command per line, one JSON answer per line (a failed command throws). */
 class Theirs {
   readonly #proc;
   readonly #lines: AsyncIterator<string>;
@@ -81,7 +103,9 @@ class Theirs {
     this.#proc.stdin.write(`${JSON.stringify({ command, ...args })}\n`);
     const line = await this.#lines.next();
     if (line.done) throw new Error(`the PyTorch worker ended during '${command}'`);
-    return JSON.parse(line.value).result;
+    const answer = JSON.parse(line.value);
+    if ('error' in answer) throw new Error(answer.error);
+    return answer.result;
   }
   close(): void {
     this.#proc.stdin.end();
@@ -134,6 +158,81 @@ function printTable(rows: [string, number, number][]): void {
     console.log(`| ${name} | ${a.toFixed(4)} | ${b.toFixed(4)} | ${(b / a).toFixed(2)} |`);
 }
 
+/** A peer of the Python worker: its key, column title, whether it trains, and why it failed to set up. */
+interface Peer {
+  key: string;
+  label: string;
+  trains: boolean;
+  failed?: string;
+}
+
+interface Info {
+  torch: string;
+  onnxruntime: string | null;
+  peers: [string, string, boolean][];
+  inductor_cache: string;
+}
+
+type Kind = 'infer' | 'predict' | 'train';
+
+/** What the model rows note besides their times: torch.compile's first calls, and each failure in
+ * full, once, with the rows it happened in ('PEER: REASON' -> rows). */
+interface Notes {
+  compiled: string[];
+  failures: Map<string, string[]>;
+}
+
+/** A failed peer's cell (the reason, shortened), with the whole reason kept for under the table. */
+function failure(err: unknown, peer: Peer, row: string, notes: Notes): string {
+  const reason = (err as Error).message.replaceAll('|', '/');
+  const key = `${peer.label}: ${reason}`;
+  notes.failures.set(key, [...(notes.failures.get(key) ?? []), row]);
+  return `failed: ${reason.length > 80 ? `${reason.slice(0, 80)}...` : reason}`;
+}
+
+/** One model workload, interleaved: ours then each peer, `rounds` times, after one warm-up call each
+ * (torch.compile compiles on its warm-up call: its seconds go to `notes`). Peers run `infer` at
+ * batch 1 for our `predict`. */
+async function measure(
+  [name, kind, batch, iters]: [string, Kind, number, number],
+  ours: Ours,
+  theirs: Theirs,
+  peers: Peer[],
+  rounds: number,
+  notes: Notes,
+): Promise<Row> {
+  const runOurs = (n: number) => (kind === 'predict' ? ours.predict(n) : ours[kind](batch, n));
+  const command = kind === 'train' ? 'train' : 'infer';
+  const cells: Cell[] = peers.map((peer) => peer.failed ?? (kind === 'train' && !peer.trains ? 'n/a' : ''));
+  const times: number[][] = peers.map(() => []);
+  await runOurs(1); // warm-up: first-call allocations and oneDNN primitive caches
+  for (const [i, peer] of peers.entries()) {
+    if (cells[i] !== '') continue;
+    try {
+      const first = await theirs.call(command, { peer: peer.key, batch, iters: 1 });
+      if (peer.key === 'compile' && kind !== 'predict') {
+        notes.compiled.push(`${name.replace(/ \(.*/, '')}: ${first.toFixed(1)} s`);
+        console.log(`  (torch.compile, ${notes.compiled.at(-1)} for its first call)`);
+      }
+    } catch (err) {
+      cells[i] = failure(err, peer, name, notes);
+    }
+  }
+  const a: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    a.push(await runOurs(iters));
+    for (const [i, peer] of peers.entries()) {
+      if (cells[i] !== '') continue;
+      try {
+        times[i].push(await theirs.call(command, { peer: peer.key, batch, iters }));
+      } catch (err) {
+        cells[i] = failure(err, peer, name, notes);
+      }
+    }
+  }
+  return { name, ours: median(a), cells: cells.map((cell, i) => (cell === '' ? median(times[i]) : cell)) };
+}
+
 async function main(): Promise<void> {
   if (process.argv[2] === 'rss') return rssChild(process.argv.slice(3).map(Number));
   const { values, positionals } = parseArgs({
@@ -141,54 +240,87 @@ async function main(): Promise<void> {
     options: {
       rounds: { type: 'string', default: '5' },
       long: { type: 'boolean', default: false },
+      quick: { type: 'boolean', default: false },
       device: { type: 'string', default: 'cpu' },
     },
   });
   const python = positionals[0];
-  if (!python) throw new Error('usage: node dist/scripts/bench.js PYTHON [--rounds N] [--long] [--device cuda]');
+  if (!python)
+    throw new Error('usage: node dist/scripts/bench.js PYTHON [--rounds N] [--long] [--quick] [--device cuda]');
   const rounds = Number(values.rounds);
   const device = values.device as Device;
+  const gpu = device !== 'cpu';
   torch.setNumThreads(threads);
-  const cpu = os.cpus();
+  for (const line of machineLines()) console.log(line);
+
+  const theirs = new Theirs(python, device);
+  const info = await theirs.call<Info>('info', {});
+  const peers: Peer[] = info.peers.map(([key, label, trains]) => ({ key, label, trains }));
   console.log(
-    `machine: ${cpu.length} cores (${cpu[0]?.model ?? 'unknown CPU'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+    `libtorch ${torch.version} (ours) vs Python torch ${info.torch}` +
+      (peers.some((peer) => peer.key === 'ort')
+        ? ` and Python onnxruntime ${info.onnxruntime} (CPU execution provider)`
+        : '') +
+      `, ${threads} threads each, ${rounds} rounds${values.quick ? ' of 1 iteration (--quick)' : ''}`,
   );
+  if (gpu)
+    console.log(`device: ${await theirs.call<string>('device_name', {})} (${device}); no ONNX Runtime peer on GPU`);
+  const notes: Notes = { compiled: [], failures: new Map() };
+  for (const peer of peers) {
+    try {
+      const setup = await theirs.call<{ export_s?: number; session_s?: number }>('setup', { peer: peer.key });
+      if (setup.export_s !== undefined)
+        console.log(
+          `ONNX Runtime: exported by torch.onnx.export (dynamo=False, opset 17) in ${setup.export_s.toFixed(1)} s, ` +
+            `session created in ${(setup.session_s ?? 0).toFixed(1)} s; argmax inside the ONNX graph`,
+        );
+    } catch (err) {
+      peer.failed = failure(err, peer, 'set-up', notes);
+      console.log(`${peer.label}: ${peer.failed}`);
+    }
+  }
   console.log(
-    `libtorch ${torch.version} (ours) vs PyTorch eager (same version), ${threads} threads each, ${rounds} rounds\n`,
+    `torch.compile: inductor, dynamic=False (a graph per shape), ` +
+      (info.inductor_cache === 'fresh'
+        ? 'a fresh cache (cold compiles; only its precompiled headers persist across runs, by design)'
+        : `cache ${info.inductor_cache}`) +
+      '\n',
   );
 
   const ours = new Ours(device);
-  const theirs = new Theirs(python, device);
-  const rows: [string, number, number][] = [];
-  const gpu = device !== 'cpu';
-  if (gpu) console.log(`device: ${await theirs.call<string>('device_name', {})} (${device})\n`);
-  const workloads: [string, 'infer' | 'train', number, number][] = [
-    ['inference, batch 1 (s/iter)', 'infer', 1, gpu ? 20 : 5],
-    ['inference, batch 8 (s/iter)', 'infer', 8, gpu ? 10 : 2],
-    ['train step, batch 4 (s/iter)', 'train', 4, gpu ? 10 : 2],
-    ['train step, batch 8 (s/iter)', 'train', 8, gpu ? 10 : 2],
+  const n = (cpu: number, cuda: number) => (values.quick ? 1 : gpu ? cuda : cpu);
+  const workloads: [string, Kind, number, number][] = [
+    ['inference, batch 1 (s/iter)', 'infer', 1, n(5, 20)],
+    ['inference, batch 8 (s/iter)', 'infer', 8, n(2, 10)],
+    ['predict 1 image (s/iter)', 'predict', 1, n(5, 20)],
+    ['train step, batch 4 (s/iter)', 'train', 4, n(2, 10)],
+    ['train step, batch 8 (s/iter)', 'train', 8, n(2, 10)],
   ];
-  if (gpu) workloads.push(['train step, batch 32, the chapter (s/iter)', 'train', 32, 5]);
-  for (const [name, kind, batch, iters] of workloads) {
-    await ours[kind](batch, 1); // warm-up: first-call allocations and oneDNN primitive caches
-    await theirs.call(kind, { batch, iters: 1 });
-    const a: number[] = [];
-    const b: number[] = [];
-    for (let r = 0; r < rounds; r++) {
-      a.push(await ours[kind](batch, iters));
-      b.push(await theirs.call(kind, { batch, iters }));
-    }
-    rows.push([name, median(a), median(b)]);
-    console.log(
-      `${name.padEnd(42)} ours ${median(a).toFixed(4)}  PyTorch ${median(b).toFixed(4)}  ratio ${(median(b) / median(a)).toFixed(2)}`,
-    );
+  if (gpu) workloads.push(['train step, batch 32, the chapter (s/iter)', 'train', 32, n(5, 5)]);
+  const modelRows: Row[] = [];
+  const keys = peers.map((peer) => peer.key);
+  const labels = peers.map((peer) => peer.label);
+  for (const workload of workloads) {
+    modelRows.push(await measure(workload, ours, theirs, peers, rounds, notes));
+    console.log(progressLine(modelRows.at(-1) as Row, keys));
   }
+  const report = () => {
+    console.log(`\n${modelTable(modelRows, labels).join('\n')}`);
+    if (notes.compiled.length)
+      console.log(`\ntorch.compile first call (compile + 1 run): ${notes.compiled.join('; ')}`);
+    for (const [what, where] of notes.failures) console.log(`failed (${where.join('; ')}): ${what}`);
+    console.log(
+      'inference rows: forward + argmax over channels at 320x480; predict: ours is predict(net, uint8 [3, 320, 480]) ' +
+        '(normalise, crop, forward, argmax), the peers forward + argmax at batch 1',
+    );
+  };
 
   if (gpu) {
     theirs.close();
-    printTable(rows);
+    report();
     return;
   }
+  const rows: [string, number, number][] = [];
   const weights = path.join(os.tmpdir(), 'fcn-torch-bench-resnet18.pth');
   const bytes = await theirs.call('save_weights', { path: weights });
   const loadsA: number[] = [];
@@ -207,21 +339,29 @@ async function main(): Promise<void> {
   const importB = await startup(python, ['-c', 'import torch'], rounds);
   rows.push(['import the package (s)', importA, importB]);
 
-  const steps = values.long ? 500 : 60;
+  const steps = values.long ? 500 : values.quick ? 10 : 60;
   const rssArgs = [String(steps), '160', '224', '4'];
+  const worker = path.join(root, 'scripts', 'bench_model.py');
   const rssA = await rssOf(process.execPath, [__filename, 'rss', ...rssArgs]);
-  const rssB = await rssOf(python, [path.join(root, 'scripts', 'bench_model.py'), 'rss', ...rssArgs]);
-  const growth = (s: number[]) => (s.at(-1) as number) / s[1] - 1; // after the first (warm-up) sample
+  const rssB = await rssOf(python, [worker, 'rss', ...rssArgs]);
+  const rssC = await rssOf(python, [worker, 'rss', ...rssArgs, 'channels_last']);
+  const growth = (s: number[]) => `${(((s.at(-1) as number) / s[1] - 1) * 100).toFixed(1)}%`; // after the warm-up sample
 
+  report();
   printTable(rows);
+  console.log('\n| memory | fcn-torch | PyTorch eager | PyTorch channels_last | ours / best peer |');
+  console.log('|---|---|---|---|---|');
   console.log(
-    `| peak RSS, ${steps} train steps of 4 x 160x224 (MB) | ${rssA.peak} | ${rssB.peak} | ours / PyTorch ${(rssA.peak / rssB.peak).toFixed(2)} |`,
+    `| peak RSS, ${steps} train steps of 4 x 160x224 (MB) | ${rssA.peak} | ${rssB.peak} | ${rssC.peak} | ` +
+      `${(rssA.peak / Math.min(rssB.peak, rssC.peak)).toFixed(2)} |`,
   );
   console.log(
-    `| RSS growth after warm-up over ${steps} steps | ${(growth(rssA.samples) * 100).toFixed(1)}% | ${(growth(rssB.samples) * 100).toFixed(1)}% | |`,
+    `| RSS growth after warm-up over ${steps} steps | ${growth(rssA.samples)} | ${growth(rssB.samples)} | ` +
+      `${growth(rssC.samples)} | |`,
   );
   console.log(
-    `\nRSS samples (MB), ours: ${rssA.samples.join(' ')}\n                PyTorch: ${rssB.samples.join(' ')}`,
+    `\nRSS samples (MB), ours: ${rssA.samples.join(' ')}\n` +
+      `          PyTorch eager: ${rssB.samples.join(' ')}\n  PyTorch channels_last: ${rssC.samples.join(' ')}`,
   );
 }
 

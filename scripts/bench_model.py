@@ -1,11 +1,14 @@
-"""PyTorch's side of `npm run bench`: the chapter's FCN in eager mode, driven by JSON lines
-on stdin (one command per line, one JSON answer per line on stdout), so that the Node side
-interleaves its own runs with these in one process each. Also `rss STEPS CROP_H CROP_W
-BATCH`: a fresh process that trains and prints its RSS samples and peak (MB)."""
+"""PyTorch's side of `npm run bench`: the chapter's FCN run by each peer of scripts/bench_peers.py
+(eager, channels_last, torch.compile, ONNX Runtime; on a GPU eager, bf16 autocast, torch.compile),
+driven by JSON lines on stdin (one command per line, one JSON answer per line on stdout: {"result":
+...} or {"error": "..."}), so that the Node side interleaves its own runs with these in one process
+each. Also `rss STEPS CROP_H CROP_W BATCH [PEER]`: a fresh process that trains and prints its RSS
+samples and peak (MB)."""
+import copy
 import json
 import os
-import statistics
 import sys
+import tempfile
 import time
 
 import torch
@@ -13,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
+from bench_peers import make_peer, peer_names  # noqa: E402
 from make_fixtures import ResNet18, bilinear_kernel  # noqa: E402
 
 
@@ -30,46 +34,41 @@ def loss(inputs, targets):
 
 
 DEVICE = torch.device(os.environ.get('BENCH_DEVICE', 'cpu'))
-
-
-def sync():
-    if DEVICE.type == 'cuda':
-        torch.cuda.synchronize(DEVICE)
+THREADS = int(os.environ.get('BENCH_THREADS', '2'))
 
 
 class Bench:
-    def __init__(self):
+    def __init__(self, inductor_cache='default'):
         torch.manual_seed(0)
-        self.net = chapter_net().to(DEVICE)
-        self.trainer = torch.optim.SGD(self.net.parameters(), lr=0.001, weight_decay=1e-3)
+        self.net = chapter_net()
+        self.peers = {}
+        self.inductor_cache = inductor_cache
 
-    def infer(self, batch, iters, h=320, w=480):
-        X = torch.rand(batch, 3, h, w, device=DEVICE)
-        self.net.eval()
-        times = []
-        with torch.no_grad():
-            for _ in range(iters):
-                start = time.perf_counter()
-                self.net(X).argmax(dim=1)
-                sync()
-                times.append(time.perf_counter() - start)
-        return statistics.median(times)
+    def peer(self, key):
+        if key not in self.peers:
+            self.peers[key] = make_peer(key, copy.deepcopy(self.net), loss, DEVICE, THREADS)
+        return self.peers[key]
 
-    def train(self, batch, iters, h=320, w=480):
-        X = torch.rand(batch, 3, h, w, device=DEVICE)
-        y = torch.randint(0, 21, (batch, h, w), device=DEVICE)
-        self.net.train()
-        times = []
-        for _ in range(iters):
-            start = time.perf_counter()
-            self.trainer.zero_grad()
-            pred = self.net(X)
-            l = loss(pred, y)
-            l.sum().backward()
-            self.trainer.step()
-            float(l.sum().detach()), int((pred.argmax(dim=1) == y).sum())  # train_batch_ch13's metrics
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+    def info(self):
+        try:
+            import onnxruntime
+
+            ort = onnxruntime.__version__
+        except ImportError:
+            ort = None
+        names = [p for p in peer_names(DEVICE) if p[0] != 'ort' or ort is not None]
+        return {'torch': torch.__version__, 'onnxruntime': ort, 'peers': names, 'inductor_cache': self.inductor_cache}
+
+    def setup(self, peer):
+        """Builds a peer; for ONNX Runtime, the seconds of its export and session creation."""
+        built = self.peer(peer)
+        return {'export_s': built.export_s, 'session_s': built.session_s} if peer == 'ort' else {}
+
+    def infer(self, batch, iters, peer='eager', h=320, w=480):
+        return self.peer(peer).infer(batch, iters, h, w)
+
+    def train(self, batch, iters, peer='eager', h=320, w=480):
+        return self.peer(peer).train(batch, iters, h, w)
 
     def device_name(self):
         return torch.cuda.get_device_name(DEVICE) if DEVICE.type == 'cuda' else 'cpu'
@@ -93,26 +92,43 @@ def memory_mb(field):
     raise RuntimeError(f'no {field} in /proc/self/status')
 
 
-def rss_run(steps, h, w, batch):
-    bench = Bench()
+def rss_run(steps, h, w, batch, peer='eager'):
+    torch.manual_seed(0)
+    runner = make_peer(peer, chapter_net(), loss, DEVICE, THREADS)  # one copy of the model, as ours
     samples = []
     for step in range(steps):
-        bench.train(batch, 1, h, w)
+        runner.train(batch, 1, h, w)
         if step % max(1, steps // 10) == 0 or step == steps - 1:
             samples.append(round(memory_mb('VmRSS'), 1))
     print(json.dumps({'samples': samples, 'peak': round(memory_mb('VmHWM'), 1)}))
 
 
-def main():
-    torch.set_num_threads(int(os.environ.get('BENCH_THREADS', '2')))
-    if len(sys.argv) > 1 and sys.argv[1] == 'rss':
-        rss_run(*map(int, sys.argv[2:6]))
-        return
-    bench = Bench()
+def serve(bench):
     for line in sys.stdin:
         request = json.loads(line)
         command = request.pop('command')
-        print(json.dumps({'result': getattr(bench, command)(**request)}), flush=True)
+        try:
+            answer = {'result': getattr(bench, command)(**request)}
+        except Exception as err:  # a peer that fails (a compile error, say) is reported, not fatal
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            answer = {'error': f'{type(err).__name__}: {" / ".join(lines[:3])}'[:300]}
+        print(json.dumps(answer), flush=True)
+
+
+def main():
+    torch.set_num_threads(THREADS)
+    if len(sys.argv) > 1 and sys.argv[1] == 'rss':
+        rss_run(*map(int, sys.argv[2:6]), *sys.argv[6:7])
+        return
+    given = os.environ.get('TORCHINDUCTOR_CACHE_DIR')
+    with tempfile.TemporaryDirectory(prefix='fcn-bench-inductor-') as fresh:
+        # a fresh inductor cache unless one is given, so that torch.compile's first call is a
+        # cold compile in every run (set before torch._dynamo's import sets its default)
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = given or fresh
+        from torch._dynamo import config as dynamo
+
+        dynamo.recompile_limit = 16  # a static graph per (batch, train/eval) pair
+        serve(Bench(given or 'fresh'))
 
 
 if __name__ == '__main__':
