@@ -4,7 +4,7 @@
  * training with its curves, and the prediction grid (the chapter's top-left crops, plus a
  * whole-image prediction, exercise 3). Writes into fcn-output/.
  *
- *   node dist/scripts/chapter.js [--data VOC2012_DIR] [--weights resnet18-f37072fd.pth]
+ *   node dist/examples/chapter.js [--data VOC2012_DIR] [--weights resnet18-f37072fd.pth]
  *                                [--epochs N] [--batch-size N] [--arch fcn32s|fcn16s|fcn8s]
  *
  * With --data it uses the chapter's settings (crop 320x480, batch 32, SGD lr 0.001, weight
@@ -30,7 +30,7 @@ import {
   torch,
   train,
   voc,
-} from '../src';
+} from 'fcn-torch';
 
 const out = 'fcn-output';
 const shape = (t: Tensor) => `[${t.shape.join(', ')}]`;
@@ -124,7 +124,7 @@ async function main(): Promise<void> {
   const [h, w] = settings.crop;
   for (const example of test.examples.slice(0, 4)) {
     const pixels = example.image.permute([2, 0, 1]).contiguous();
-    const pred = await predict(net, pixels, { cropSize: settings.crop });
+    const pred = await predict(net, pixels, { mode: 'crop', cropSize: settings.crop });
     const crop = (t: Tensor) => t.narrow(0, 0, h).narrow(1, 0, w);
     rows.push([crop(example.image), label2image(pred), label2image(crop(example.label))]);
   }

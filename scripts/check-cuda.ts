@@ -116,8 +116,8 @@ async function main(): Promise<void> {
   check('FCN-8s forward, cuda vs cpu', forwardDiff < 5e-3, `relative max difference ${forwardDiff.toExponential(2)}`);
 
   const image = torch.rand([3, 75, 101]).mul(255).to('uint8');
-  const labelsCpu = await predict(cpu, image, { mode: 'whole', cropSize: [64, 64] });
-  const labelsGpu = await predict(gpu, image, { mode: 'whole', cropSize: [64, 64] });
+  const labelsCpu = await predict(cpu, image, { mode: 'whole', tileSize: [64, 64] });
+  const labelsGpu = await predict(gpu, image, { mode: 'whole', tileSize: [64, 64] });
   const a = labelsCpu.toTypedArray() as BigInt64Array;
   const b = labelsGpu.to('cpu').toTypedArray() as BigInt64Array;
   const same = a.filter((v, i) => v === b[i]).length / a.length;

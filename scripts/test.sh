@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`: every check and test of the project, ending with "N passed, N failed".
 #   1. formatting and lint (biome for TypeScript, clang-format for C++), the architecture
-#      check (scripts/check-architecture.mjs), type check
+#      check (scripts/check-architecture.mjs), type check (src, test, scripts, examples), the
+#      API reference (typedoc)
 #   2. the native C++ tests (build-cmake/native_tests; the addon itself is already built)
 #   3. the node-gyp build, which the ava suite smoke-tests
 #   4. the ava suite on the compiled TypeScript (dist/test)
@@ -25,6 +26,9 @@ mapfile -t native_files < <(find native -name '*.cc' -o -name '*.h' | sort)
 step "clang-format" npx clang-format --dry-run -Werror "${native_files[@]}"
 step "architecture" node scripts/check-architecture.mjs
 step "typescript build" npx tsc -p tsconfig.json
+api_docs=$(mktemp -d)
+step "api reference (typedoc)" npx typedoc --out "$api_docs" --logLevel Error
+rm -rf "$api_docs"
 step "cmake-js build" npx cmake-js compile --out build-cmake --log-level warn
 
 if [[ -x build-cmake/native_tests ]]; then

@@ -66,6 +66,16 @@ const CheckpointInfoSchema = z.object({
 export async function loadCheckpoint(file: string): Promise<Checkpoint> {
   if (typeof file !== 'string') throw new TypeError(`loadCheckpoint: path must be a string, got ${typeof file}`);
   const { tensors, metadata } = await loadWithMetadata(file);
+  return checkpointOf(file, tensors, metadata);
+}
+
+/** Whether a weights file's metadata is a checkpoint's. */
+export function isCheckpoint(metadata: Record<string, string>): boolean {
+  return metadata[METADATA_KEY] !== undefined;
+}
+
+/** @internal The checkpoint in a weights file read already (its tensors and metadata), validated. */
+export function checkpointOf(file: string, tensors: Map<string, Tensor>, metadata: Record<string, string>): Checkpoint {
   const text = metadata[METADATA_KEY];
   if (text === undefined) throw new Error(`'${file}' is not an fcn-torch checkpoint (no '${METADATA_KEY}' metadata)`);
   let json: unknown;

@@ -4,6 +4,8 @@
  * expected and what was given.
  * @internal
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { NativeTensor } from './native';
 import { Tensor } from './tensor';
 
@@ -84,6 +86,26 @@ export function checkSizeMultipleOf32(size: unknown, name: string): [number, num
     throw new RangeError(`${name}: expected [height, width], multiples of 32, got ${JSON.stringify(size)}`);
   }
   return [size[0], size[1]];
+}
+
+/**
+ * A path a file can be written to: it ends in one of the extensions, and its folder exists
+ * and is writable (checked before hours of work, not after).
+ */
+export function checkWritablePath(value: unknown, name: string, extensions: readonly string[]): string {
+  const file = checkString(value, name);
+  if (!extensions.some((e) => file.toLowerCase().endsWith(e))) {
+    throw new RangeError(`${name}: expected a path ending in ${extensions.join(' or ')}, got '${file}'`);
+  }
+  const dir = path.dirname(path.resolve(file));
+  const stat = fs.statSync(dir, { throwIfNoEntry: false });
+  if (!stat?.isDirectory()) throw new Error(`${name}: the folder '${dir}' of '${file}' does not exist`);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    throw new Error(`${name}: the folder '${dir}' of '${file}' is not writable`);
+  }
+  return file;
 }
 
 /** A tensor shape: an array of integers >= 0. */

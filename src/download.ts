@@ -39,6 +39,27 @@ export function digestMatches(digest: string, expected: string): boolean {
   return digest.startsWith(expected.toLowerCase());
 }
 
+/** Whether a process runs (a writer whose temporary file may still grow). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the DEST.PID.partial files of downloads whose process died (killed mid-download). */
+function removeStalePartials(dest: string): void {
+  const prefix = `${path.basename(dest)}.`;
+  for (const name of fs.readdirSync(path.dirname(dest))) {
+    const pid = Number(name.slice(prefix.length, -'.partial'.length));
+    if (name.startsWith(prefix) && name.endsWith('.partial') && Number.isInteger(pid) && pid > 0 && !running(pid)) {
+      fs.rmSync(path.join(path.dirname(dest), name), { force: true });
+    }
+  }
+}
+
 function mismatch(algorithm: HashAlgorithm, digest: string, expected: string): string {
   const name = algorithm.toUpperCase().replace('SHA', 'SHA-');
   return expected.length === digest.length
@@ -59,6 +80,7 @@ export async function downloadVerified(options: VerifiedDownload): Promise<strin
     );
   }
   fs.mkdirSync(path.dirname(dest), { recursive: true });
+  removeStalePartials(dest);
   const partial = `${dest}.${process.pid}.partial`;
   const hash = createHash(algorithm);
   const showProgress = options.progress ?? process.stderr.isTTY === true;

@@ -56,7 +56,10 @@ function upsamplingWeight(layer: Module, init: UpsamplingInit): void {
  * (kernel 64, padding 16, stride 32), with the chapter's state-dict names. The skip
  * variants zero their extra score layers, as Long et al. do, so they start as FCN-32s would.
  */
-export function createFcn(options: FcnOptions = {}): Module {
+export function createFcn(options?: FcnOptions & { arch?: 'fcn32s' }): Sequential;
+export function createFcn(options: FcnOptions & { arch: 'fcn16s' | 'fcn8s' }): FCNSkip;
+export function createFcn(options?: FcnOptions): Sequential | FCNSkip;
+export function createFcn(options: FcnOptions = {}): Sequential | FCNSkip {
   const arch = checkOneOf(options.arch ?? 'fcn32s', 'arch', FCN_ARCHS);
   const init = checkOneOf(options.init ?? 'bilinear', 'init', UPSAMPLING_INITS);
   const numClasses = checkInteger(options.numClasses ?? 21, 'numClasses', 1);

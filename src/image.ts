@@ -14,10 +14,20 @@ export interface RgbPixels {
   width: number;
 }
 
-/** Decodes an image file to 8-bit RGB (alpha dropped, palettes expanded); errors name the file. */
-export async function decodeRgb(file: string): Promise<RgbPixels> {
+/** The default bound on the pixels of an image decoded by {@link readImage} (as sharp's own). */
+export const DECODE_MAX_PIXELS = 0x3fff * 0x3fff;
+
+/**
+ * Decodes an image file to 8-bit RGB (alpha dropped, palettes expanded); errors name the
+ * file. An image of more than maxPixels pixels is refused from its header, before decoding.
+ */
+export async function decodeRgb(file: string, maxPixels = DECODE_MAX_PIXELS): Promise<RgbPixels> {
   try {
-    const { data, info } = await sharp(file, { failOn: 'truncated' })
+    const { width = 0, height = 0 } = await sharp(file).metadata();
+    if (width * height > maxPixels) {
+      throw new Error(`it is ${width}x${height} (${width * height} pixels), more than the ${maxPixels} allowed`);
+    }
+    const { data, info } = await sharp(file, { failOn: 'truncated', limitInputPixels: maxPixels })
       .removeAlpha()
       .toColourspace('srgb')
       .raw()
@@ -35,9 +45,13 @@ export function pixelsToTensor(pixels: RgbPixels): Tensor {
   return torch.tensor(bytes, { shape: [pixels.height, pixels.width, 3] });
 }
 
-/** An image file as a uint8 tensor [3, H, W], like torchvision's `read_image(path, RGB)`. */
-export async function readImage(file: string): Promise<Tensor> {
-  const hwc = pixelsToTensor(await decodeRgb(file));
+/**
+ * An image file as a uint8 tensor [3, H, W], like torchvision's `read_image(path, RGB)`.
+ * Images of more than `maxPixels` pixels (default {@link DECODE_MAX_PIXELS}) are refused from
+ * their header, before anything is decoded.
+ */
+export async function readImage(file: string, options: { maxPixels?: number } = {}): Promise<Tensor> {
+  const hwc = pixelsToTensor(await decodeRgb(file, options.maxPixels));
   return hwc.permute([2, 0, 1]).contiguous();
 }
 

@@ -33,13 +33,13 @@ export {
   UPSAMPLING_INITS,
   type UpsamplingInit,
 } from './fcn';
-export { label2image, readImage, saveImageGrid } from './image';
+export { DECODE_MAX_PIXELS, label2image, readImage, saveImageGrid } from './image';
 export { bilinearKernel } from './init';
 export { type Confusion, type EpochMetrics, type SegmentationMetrics, segmentationMetrics } from './metrics';
 export { historySvg, plotHistory } from './plot';
-export { normalizeImage, type PredictOptions, predict } from './predict';
+export { normalizeImage, PREDICT_MAX_PIXELS, type PredictOptions, predict } from './predict';
 export { load, save } from './serialization';
 export { type Device, type DType, Tensor, type TypedArray } from './tensor';
 export { type EpochBatches, type TrainOptions, train } from './train';
-export { evaluate, type LossOptions, type StepResult, Trainer } from './trainer';
+export { evaluate, evaluateWholeImages, type LossOptions, type StepResult, Trainer } from './trainer';
 export { init, nn, optim, torch, voc };

@@ -1,12 +1,32 @@
 /**
  * The launcher behind `fcn train --nproc-per-node N`: as torchrun does, it starts N worker
  * processes on this machine with the torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK,
- * LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), forwards Ctrl-C and SIGTERM to them (they
- * run in their own process group, so a terminal's Ctrl-C reaches each of them once), and when
- * one fails stops the others, so that a failed run never leaves workers behind.
+ * LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), forwards Ctrl-C, SIGTERM and SIGHUP to them
+ * (they run in their own process group, so a terminal's Ctrl-C reaches each of them once),
+ * says which worker failed and how, and then stops the others, so that a failed run never
+ * leaves workers behind. Each worker also holds a pipe from the launcher and stops when it
+ * closes, so that workers die with their launcher even when it is killed (SIGKILL).
  */
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import os from 'node:os';
+
+/** The environment variable that tells a worker which file descriptor its launcher's pipe is. */
+const LAUNCHER_PIPE = 'FCN_LAUNCHER_PIPE';
+
+/**
+ * In a worker started by {@link launchWorkers}: stops this process when the launcher's pipe
+ * closes (the launcher ended, however it ended). Does nothing in other processes.
+ */
+export function watchLauncher(onGone: () => void): void {
+  const fd = Number(process.env[LAUNCHER_PIPE]);
+  if (!Number.isInteger(fd) || fd < 3) return;
+  const pipe = new net.Socket({ fd, readable: true, writable: false });
+  pipe.on('error', onGone);
+  pipe.on('close', onGone);
+  pipe.resume();
+  pipe.unref();
+}
 
 /** Where and how many workers this machine starts. */
 export interface LaunchOptions {
@@ -47,10 +67,11 @@ export function launchWorkers(script: string, args: readonly string[], o: Launch
     : [...args, '--threads', `${threads}`];
   const children = Array.from({ length: o.nprocPerNode }, (_, localRank) =>
     spawn(process.execPath, [...process.execArgv, script, ...workerArgv], {
-      stdio: 'inherit',
+      stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
       detached: true,
       env: {
         ...process.env,
+        [LAUNCHER_PIPE]: '3',
         RANK: `${o.nodeRank * o.nprocPerNode + localRank}`,
         WORLD_SIZE: `${worldSize}`,
         LOCAL_RANK: `${localRank}`,
@@ -73,21 +94,28 @@ export function launchWorkers(script: string, args: readonly string[], o: Launch
   const onSigterm = () => signalRunning('SIGTERM');
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigterm);
+  process.on('SIGHUP', onSigterm);
   return new Promise((resolve) => {
     let running = children.length;
-    for (const child of children) {
+    children.forEach((child, localRank) => {
       child.on('exit', (code, signal) => {
         running--;
         if ((code !== 0 || signal) && failure === null) {
           failure = code ?? 1;
+          if (!interrupted) {
+            const rank = o.nodeRank * o.nprocPerNode + localRank;
+            const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+            console.error(`fcn train: worker rank ${rank} (pid ${child.pid}) ${how}; stopping the other workers`);
+          }
           signalRunning('SIGTERM');
         }
         if (running === 0) {
           process.off('SIGINT', onSigint);
           process.off('SIGTERM', onSigterm);
+          process.off('SIGHUP', onSigterm);
           resolve(interrupted ? 130 : (failure ?? 0));
         }
       });
-    }
+    });
   });
 }

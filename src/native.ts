@@ -17,7 +17,6 @@ export interface NativeTensor {
   readonly disposed: boolean;
   toTypedArray(): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
   item(): number | boolean;
-  toString(): string;
   backward(gradient?: NativeTensor): void;
   dispose(): void;
 }
@@ -231,6 +230,7 @@ const candidates = process.env.FCN_TORCH_ADDON
   : [
       path.join(root, 'build-cmake', 'Release', 'fcn_torch.node'), // cmake-js, the main build
       path.join(root, 'build', 'Release', 'fcn_torch.node'), // node-gyp, the alternative
+      path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'fcn_torch.node'), // shipped by npm pack
     ];
 
 function loadAddon(): NativeAddon {
@@ -248,7 +248,8 @@ function loadAddon(): NativeAddon {
   }
   throw new Error(
     `fcn-torch: the native addon could not be loaded.\n${errors.map((e) => `  - ${e}`).join('\n')}\n` +
-      'Run `npm install` (it resolves libtorch and builds the addon), or see the README.',
+      'Run `npm install` in the package (it resolves libtorch, then uses the prebuilt addon or compiles one), ' +
+      'or `npm rebuild fcn-torch --build-from-source`; see the README.',
   );
 }
 

@@ -1,10 +1,10 @@
 /**
  * The chapter's `predict`: normalise with the ImageNet statistics, run the FCN, take the
- * argmax over channels. 'crop' mode predicts the chapter's 320x480 top-left crop; 'whole'
- * mode (exercise 3) labels an image of any size from tiles whose sides are multiples of 32,
- * averaging the logits where tiles overlap.
+ * argmax over channels. 'whole' mode (the default; the chapter's exercise 3) labels an image
+ * of any size from tiles whose sides are multiples of 32, averaging the logits where tiles
+ * overlap; 'crop' mode predicts the chapter's 320x480 top-left crop.
  */
-import { checkOneOf, checkSizeMultipleOf32, checkTensor } from './checks';
+import { checkInteger, checkOneOf, checkSizeMultipleOf32, checkTensor } from './checks';
 import { native } from './native';
 import type { Module } from './nn/module';
 import { Tensor } from './tensor';
@@ -13,20 +13,27 @@ import { IMAGENET_MEAN, IMAGENET_STD } from './voc/loader';
 
 /** Options of {@link predict}. */
 export interface PredictOptions {
-  /** 'crop' (default): the top-left cropSize of the image, as the chapter; 'whole': all of it. */
-  mode?: 'crop' | 'whole';
-  /** [height, width] of the crop, multiples of 32 (default [320, 480]). */
+  /**
+   * 'whole' (default): every pixel of the image, at its own size, from tiles (exercise 3);
+   * 'crop': the top-left cropSize only, as the chapter's `predict`.
+   */
+  mode?: 'whole' | 'crop';
+  /** [height, width] of the crop in 'crop' mode, multiples of 32 (default [320, 480]). */
   cropSize?: [number, number];
-  /** Largest tile in 'whole' mode, multiples of 32 (default cropSize). */
+  /** Largest tile in 'whole' mode, multiples of 32 (default [320, 480]). */
   tileSize?: [number, number];
+  /**
+   * The most pixels (height x width) labelled at once in 'whole' mode (default 16,777,216,
+   * 4096 x 4096: the logits of every pixel are summed over the tiles, about 100 bytes a pixel).
+   */
+  maxPixels?: number;
 }
 
-/**
- * The model's input [N, 3, H, W] for an image: uint8 pixels [3, H, W] or [N, 3, H, W] are
- * normalised with the ImageNet statistics (the chapter's `normalize_image`); float32 input
- * is taken as normalised already.
- */
-export function normalizeImage(image: Tensor): Tensor {
+/** The default bound of {@link PredictOptions.maxPixels}. */
+export const PREDICT_MAX_PIXELS = 4096 * 4096;
+
+/** uint8 pixels [3, H, W] or [N, 3, H, W], or normalised float32, as [N, 3, H, W]; a TypeError otherwise. */
+function batchOf(image: Tensor): Tensor {
   checkTensor(image, 'image');
   const batched = image.shape.length === 3 ? image.unsqueeze(0) : image;
   if (batched.shape.length !== 4 || batched.shape[1] !== 3 || (image.dtype !== 'uint8' && image.dtype !== 'float32')) {
@@ -35,6 +42,16 @@ export function normalizeImage(image: Tensor): Tensor {
         `${image.dtype} [${image.shape.join(', ')}]`,
     );
   }
+  return batched;
+}
+
+/**
+ * The model's input [N, 3, H, W] for an image: uint8 pixels [3, H, W] or [N, 3, H, W] are
+ * normalised with the ImageNet statistics (the chapter's `normalize_image`); float32 input
+ * is taken as normalised already.
+ */
+export function normalizeImage(image: Tensor): Tensor {
+  const batched = batchOf(image);
   if (image.dtype === 'float32') return batched;
   const mean = torch.tensor([...IMAGENET_MEAN]).reshape([1, 3, 1, 1]);
   const std = torch.tensor([...IMAGENET_STD]).reshape([1, 3, 1, 1]);
@@ -42,24 +59,34 @@ export function normalizeImage(image: Tensor): Tensor {
 }
 
 /**
- * Class ids (int64 [H, W], or [N, H, W] for a batch) for an image (see {@link normalizeImage}).
- * The model is put in eval mode (by the native job, so a training run in progress keeps its
- * own mode for its steps) and runs where its parameters are, on the native thread.
+ * Class ids (int64 [H, W], or [N, H, W] for a batch) for an image (see {@link normalizeImage}):
+ * of every pixel (default), or of the chapter's top-left crop. The model is put in eval mode
+ * (by the native job, so a training run in progress keeps its own mode for its steps) and
+ * runs where its parameters are, on the native thread. A crop is cut before the pixels are
+ * converted to float.
  */
 export async function predict(net: Module, image: Tensor, options: PredictOptions = {}): Promise<Tensor> {
-  const mode = checkOneOf(options.mode ?? 'crop', 'mode', ['crop', 'whole'] as const);
+  const mode = checkOneOf(options.mode ?? 'whole', 'mode', ['whole', 'crop'] as const);
   const [cropH, cropW] = checkSizeMultipleOf32(options.cropSize ?? [320, 480], 'cropSize');
-  const [tileH, tileW] = checkSizeMultipleOf32(options.tileSize ?? [cropH, cropW], 'tileSize');
-  let X = normalizeImage(image);
-  const [, , height, width] = X.shape;
+  const [tileH, tileW] = checkSizeMultipleOf32(options.tileSize ?? [320, 480], 'tileSize');
+  const maxPixels = checkInteger(options.maxPixels ?? PREDICT_MAX_PIXELS, 'maxPixels', 1);
+  let pixels = batchOf(image);
+  const [, , height, width] = pixels.shape;
   if (mode === 'crop') {
     if (height < cropH || width < cropW) {
       throw new RangeError(
-        `image is ${height}x${width}, smaller than the ${cropH}x${cropW} crop; use mode 'whole' for images of any size`,
+        `image is ${height}x${width}, smaller than the ${cropH}x${cropW} crop; the default mode 'whole' labels images of any size`,
       );
     }
-    X = X.narrow(2, 0, cropH).narrow(3, 0, cropW);
+    pixels = pixels.narrow(2, 0, cropH).narrow(3, 0, cropW);
+  } else if (height * width > maxPixels) {
+    throw new RangeError(
+      `image is ${height}x${width} (${height * width} pixels), more than maxPixels (${maxPixels}) at once; ` +
+        'resize it, label a crop, or raise maxPixels',
+    );
   }
-  const labels = new Tensor(await native.predictLabels(net.native, X.native, tileH, tileW));
+  const X = normalizeImage(pixels);
+  const [tileHeight, tileWidth] = mode === 'crop' ? [cropH, cropW] : [tileH, tileW];
+  const labels = new Tensor(await native.predictLabels(net.native, X.native, tileHeight, tileWidth));
   return image.shape.length === 3 ? labels.squeeze(0) : labels;
 }

@@ -2,6 +2,7 @@
  * The Tensor class: a typed face over a libtorch tensor, with PyTorch's method names.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { inspect } from 'node:util';
 import { type NativeTensor, native } from './native';
 
 /** Element types, spelled as PyTorch's `torch.float32` and friends. */
@@ -11,7 +12,17 @@ export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool'
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
 
 /** The TypedArray that holds each dtype's elements (`bool` as 0/1 bytes). */
-export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+export interface TypedArrayOf {
+  float32: Float32Array;
+  float64: Float64Array;
+  int64: BigInt64Array;
+  int32: Int32Array;
+  uint8: Uint8Array;
+  bool: Uint8Array;
+}
+
+/** Any of the TypedArrays that hold tensor elements. */
+export type TypedArray = TypedArrayOf[DType];
 
 /** What a tidy scope keeps: tensors anywhere inside the value returned. */
 type Scope = { tensors: Tensor[] };
@@ -26,7 +37,7 @@ const ops = native.ops;
  * or by the {@link tidy} scope it was made in. Views (reshape, narrow, permute, ...) share
  * memory with their source, as in PyTorch.
  */
-export class Tensor {
+export class Tensor<D extends DType = DType> {
   /** @internal */
   readonly native: NativeTensor;
 
@@ -49,8 +60,8 @@ export class Tensor {
     return this.native.shape.reduce((a, b) => a * b, 1);
   }
   /** Element type. */
-  get dtype(): DType {
-    return this.native.dtype as DType;
+  get dtype(): D {
+    return this.native.dtype as D;
   }
   /** Where the data lives: `'cpu'` or `'cuda:N'`. */
   get device(): Device {
@@ -74,8 +85,8 @@ export class Tensor {
   }
 
   /** A copy of the elements in row-major order (BigInt64Array for int64, Uint8Array for bool). */
-  toTypedArray(): TypedArray {
-    return this.native.toTypedArray();
+  toTypedArray(): TypedArrayOf[D] {
+    return this.native.toTypedArray() as TypedArrayOf[D];
   }
   /** The elements as nested arrays of numbers (int64 as numbers), like `tensor.tolist()`. */
   toArray(): unknown[] | number | boolean {
@@ -91,13 +102,27 @@ export class Tensor {
     };
     return this.ndim === 0 ? flat[0] : build(0, 0);
   }
-  /** The value of a one-element tensor. */
-  item(): number | boolean {
-    return this.native.item();
+  /** The value of a one-element tensor, as a number (a bool tensor's is 1 or 0; see {@link Tensor.itemBool}). */
+  item(): number {
+    return Number(this.native.item());
   }
-  /** Shape, dtype and device, and the values when there are few. */
+  /** The value of a one-element tensor, as a boolean (non-zero is true). */
+  itemBool(): boolean {
+    return this.item() !== 0;
+  }
+  /**
+   * Shape, dtype and device, then the values, as PyTorch prints them: all of them when there
+   * are few, else the first and last three along each dimension around `...`.
+   */
   toString(): string {
-    return this.native.toString();
+    const header = `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device}${
+      this.requiresGrad ? ', requiresGrad=true' : ''
+    })`;
+    return `${header}\n${formatValues(this)}`;
+  }
+  /** What console.log and util.inspect show: {@link Tensor.toString}. */
+  [inspect.custom](): string {
+    return this.toString();
   }
   /** Frees the memory now (unless other tensors or modules share it); later use throws. */
   dispose(): void {
@@ -110,40 +135,40 @@ export class Tensor {
 
   // --- shape ---
   /** Same data in another shape (one size may be -1). */
-  reshape(shape: number[]): Tensor {
-    return new Tensor(ops.reshape(this.native, shape));
+  reshape(shape: number[]): Tensor<D> {
+    return new Tensor<D>(ops.reshape(this.native, shape));
   }
   /** Alias of {@link Tensor.reshape}. */
-  view(shape: number[]): Tensor {
+  view(shape: number[]): Tensor<D> {
     return this.reshape(shape);
   }
   /** Dimensions reordered. */
-  permute(dims: number[]): Tensor {
-    return new Tensor(ops.permute(this.native, dims));
+  permute(dims: number[]): Tensor<D> {
+    return new Tensor<D>(ops.permute(this.native, dims));
   }
   /** Two dimensions swapped. */
-  transpose(dim0: number, dim1: number): Tensor {
-    return new Tensor(ops.transpose(this.native, dim0, dim1));
+  transpose(dim0: number, dim1: number): Tensor<D> {
+    return new Tensor<D>(ops.transpose(this.native, dim0, dim1));
   }
   /** A size-1 dimension inserted at dim. */
-  unsqueeze(dim: number): Tensor {
-    return new Tensor(ops.unsqueeze(this.native, dim));
+  unsqueeze(dim: number): Tensor<D> {
+    return new Tensor<D>(ops.unsqueeze(this.native, dim));
   }
   /** Size-1 dimensions removed (all, or only dim). */
-  squeeze(dim?: number): Tensor {
-    return new Tensor(ops.squeeze(this.native, dim));
+  squeeze(dim?: number): Tensor<D> {
+    return new Tensor<D>(ops.squeeze(this.native, dim));
   }
   /** Dimensions startDim..endDim merged into one. */
-  flatten(startDim = 0, endDim = -1): Tensor {
-    return new Tensor(ops.flatten(this.native, startDim, endDim));
+  flatten(startDim = 0, endDim = -1): Tensor<D> {
+    return new Tensor<D>(ops.flatten(this.native, startDim, endDim));
   }
   /** `length` elements of dim from `start` (a view). */
-  narrow(dim: number, start: number, length: number): Tensor {
-    return new Tensor(ops.narrow(this.native, dim, start, length));
+  narrow(dim: number, start: number, length: number): Tensor<D> {
+    return new Tensor<D>(ops.narrow(this.native, dim, start, length));
   }
   /** PyTorch's `t[..., start:end:step, ...]` along dim (a view). */
-  slice(dim: number, start?: number, end?: number, step = 1): Tensor {
-    return new Tensor(ops.slice(this.native, dim, start, end, step));
+  slice(dim: number, start?: number, end?: number, step = 1): Tensor<D> {
+    return new Tensor<D>(ops.slice(this.native, dim, start, end, step));
   }
   /**
    * Advanced indexing, PyTorch's `t[i0, i1, ...]`: each entry an index tensor (int64 or
@@ -168,8 +193,8 @@ export class Tensor {
     return new Tensor(ops.mean(this.native, dim, keepdim));
   }
   /** Index of the largest element (flattened), or along dim. */
-  argmax(dim?: number, keepdim = false): Tensor {
-    return new Tensor(ops.argmax(this.native, dim, keepdim));
+  argmax(dim?: number, keepdim = false): Tensor<'int64'> {
+    return new Tensor<'int64'>(ops.argmax(this.native, dim, keepdim));
   }
   /** Largest element, or largest values along dim. */
   max(dim?: number, keepdim = false): Tensor {
@@ -198,48 +223,48 @@ export class Tensor {
     return new Tensor(ops.pow(this.native, operand(other)));
   }
   /** Elementwise ==, as a bool tensor. */
-  eq(other: Tensor | number): Tensor {
-    return new Tensor(ops.eq(this.native, operand(other)));
+  eq(other: Tensor | number): Tensor<'bool'> {
+    return new Tensor<'bool'>(ops.eq(this.native, operand(other)));
   }
   /** Elementwise !=, as a bool tensor. */
-  ne(other: Tensor | number): Tensor {
-    return new Tensor(ops.ne(this.native, operand(other)));
+  ne(other: Tensor | number): Tensor<'bool'> {
+    return new Tensor<'bool'>(ops.ne(this.native, operand(other)));
   }
   /** Elementwise <, as a bool tensor. */
-  lt(other: Tensor | number): Tensor {
-    return new Tensor(ops.lt(this.native, operand(other)));
+  lt(other: Tensor | number): Tensor<'bool'> {
+    return new Tensor<'bool'>(ops.lt(this.native, operand(other)));
   }
   /** Elementwise >, as a bool tensor. */
-  gt(other: Tensor | number): Tensor {
-    return new Tensor(ops.gt(this.native, operand(other)));
+  gt(other: Tensor | number): Tensor<'bool'> {
+    return new Tensor<'bool'>(ops.gt(this.native, operand(other)));
   }
   /** Elementwise >=, as a bool tensor. */
-  ge(other: Tensor | number): Tensor {
-    return new Tensor(ops.ge(this.native, operand(other)));
+  ge(other: Tensor | number): Tensor<'bool'> {
+    return new Tensor<'bool'>(ops.ge(this.native, operand(other)));
   }
   /** Elementwise <=, as a bool tensor. */
-  le(other: Tensor | number): Tensor {
-    return new Tensor(ops.le(this.native, operand(other)));
+  le(other: Tensor | number): Tensor<'bool'> {
+    return new Tensor<'bool'>(ops.le(this.native, operand(other)));
   }
   /** Elementwise logical or of two tensors (non-zero is true). */
-  logicalOr(other: Tensor): Tensor {
-    return new Tensor(ops.logicalOr(this.native, other.native));
+  logicalOr(other: Tensor): Tensor<'bool'> {
+    return new Tensor<'bool'>(ops.logicalOr(this.native, other.native));
   }
   /** A copy with value wherever mask (bool, broadcastable) is true. */
-  maskedFill(mask: Tensor, value: number): Tensor {
-    return new Tensor(ops.maskedFill(this.native, mask.native, value));
+  maskedFill(mask: Tensor, value: number): Tensor<D> {
+    return new Tensor<D>(ops.maskedFill(this.native, mask.native, value));
   }
   /** Matrix product. */
   matmul(other: Tensor): Tensor {
     return new Tensor(ops.matmul(this.native, other.native));
   }
   /** -this */
-  neg(): Tensor {
-    return new Tensor(ops.neg(this.native));
+  neg(): Tensor<D> {
+    return new Tensor<D>(ops.neg(this.native));
   }
   /** |this| */
-  abs(): Tensor {
-    return new Tensor(ops.abs(this.native));
+  abs(): Tensor<D> {
+    return new Tensor<D>(ops.abs(this.native));
   }
   /** e^this */
   exp(): Tensor {
@@ -254,8 +279,8 @@ export class Tensor {
     return new Tensor(ops.sqrt(this.native));
   }
   /** max(this, 0) */
-  relu(): Tensor {
-    return new Tensor(ops.relu(this.native));
+  relu(): Tensor<D> {
+    return new Tensor<D>(ops.relu(this.native));
   }
   /** Softmax along dim. */
   softmax(dim: number): Tensor {
@@ -268,33 +293,36 @@ export class Tensor {
 
   // --- copies and conversions ---
   /** A copy with its own memory (still recorded by autograd). */
-  clone(): Tensor {
-    return new Tensor(ops.clone(this.native));
+  clone(): Tensor<D> {
+    return new Tensor<D>(ops.clone(this.native));
   }
   /** The same data, cut from the autograd graph. */
-  detach(): Tensor {
-    return new Tensor(ops.detach(this.native));
+  detach(): Tensor<D> {
+    return new Tensor<D>(ops.detach(this.native));
   }
   /** Row-major memory layout (this tensor if it already is). */
-  contiguous(): Tensor {
-    return new Tensor(ops.contiguous(this.native));
+  contiguous(): Tensor<D> {
+    return new Tensor<D>(ops.contiguous(this.native));
   }
   /** Converted to a dtype and/or moved to a device (`'cuda'` on a CPU build throws). */
+  to<T extends DType>(dtype: T): Tensor<T>;
+  to(device: Device): Tensor<D>;
+  to<T extends DType = D>(options: { dtype?: T; device?: Device }): Tensor<T>;
   to(target: DType | Device | { dtype?: DType; device?: Device }): Tensor {
     const options = typeof target === 'string' ? (isDType(target) ? { dtype: target } : { device: target }) : target;
     return new Tensor(ops.to(this.native, options));
   }
   /** Converted to float32. */
-  float(): Tensor {
-    return this.to({ dtype: 'float32' });
+  float(): Tensor<'float32'> {
+    return this.to('float32');
   }
   /** Converted to int64. */
-  long(): Tensor {
-    return this.to({ dtype: 'int64' });
+  long(): Tensor<'int64'> {
+    return this.to('int64');
   }
   /** Moved to the CPU. */
-  cpu(): Tensor {
-    return this.to({ device: 'cpu' });
+  cpu(): Tensor<D> {
+    return this.to('cpu');
   }
   /**
    * Copies src into this tensor in place (broadcasting, converting dtype and device).
@@ -304,6 +332,33 @@ export class Tensor {
     ops.copy_(this.native, src.native);
     return this;
   }
+}
+
+/** The values of t as PyTorch's repr shows them: nested brackets, at most 3 + ... + 3 per dimension. */
+function formatValues(t: Tensor): string {
+  const edge = 3;
+  const number = (v: number | bigint) =>
+    t.dtype === 'bool'
+      ? String(v !== 0 && v !== 0n)
+      : t.dtype === 'float32' || t.dtype === 'float64'
+        ? formatFloat(Number(v))
+        : String(v);
+  const format = (x: Tensor, indent: string): string => {
+    if (x.ndim === 0) return number(x.cpu().toTypedArray()[0]);
+    const size = x.shape[0];
+    const rows =
+      size > 2 * edge
+        ? [...Array.from({ length: edge }, (_, i) => i), -1, ...Array.from({ length: edge }, (_, i) => size - edge + i)]
+        : Array.from({ length: size }, (_, i) => i);
+    const parts = rows.map((i) => (i < 0 ? '...' : format(x.narrow(0, i, 1).squeeze(0), `${indent} `)));
+    return x.ndim === 1 ? `[${parts.join(', ')}]` : `[${parts.join(`,\n${indent} `)}]`;
+  };
+  return tidy(() => format(t.detach(), ''));
+}
+
+function formatFloat(v: number): string {
+  if (Number.isInteger(v) && Math.abs(v) < 1e8) return `${v}.`;
+  return Math.abs(v) >= 1e-4 && Math.abs(v) < 1e8 ? v.toFixed(4) : v.toExponential(4);
 }
 
 const dtypes: readonly string[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'];

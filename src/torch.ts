@@ -1,7 +1,7 @@
 /**
  * The `torch` namespace: making tensors, the random seed, grad mode, threads and memory.
  */
-import { checkShape, checkTensor } from './checks';
+import { checkInteger, checkShape, checkTensor } from './checks';
 import { native } from './native';
 import { type Device, type DType, keep, Tensor, type TypedArray, tidy } from './tensor';
 
@@ -9,9 +9,9 @@ export type { Device, DType, TypedArray };
 export { keep, Tensor, tidy };
 
 /** Options of the tensor factories. */
-export interface TensorOptions {
+export interface TensorOptions<D extends DType = DType> {
   /** Element type (default float32; for `tensor()`, the data's own). */
-  dtype?: DType;
+  dtype?: D;
   /** Device to create on (default `'cpu'`). */
   device?: Device;
   /** Whether autograd tracks the new tensor (default false). */
@@ -40,6 +40,22 @@ function shapeOf(data: NestedArray, where = 'data'): number[] {
  * BigInt64Array int64, ...) or from nested arrays (int64 when all numbers are integers,
  * else float32; bool for booleans), like `torch.tensor`. The data is copied.
  */
+export function tensor(
+  data: Float32Array,
+  options?: TensorOptions<'float32'> & { shape?: number[] },
+): Tensor<'float32'>;
+export function tensor(
+  data: Float64Array,
+  options?: TensorOptions<'float64'> & { shape?: number[] },
+): Tensor<'float64'>;
+export function tensor(data: BigInt64Array, options?: TensorOptions<'int64'> & { shape?: number[] }): Tensor<'int64'>;
+export function tensor(data: Int32Array, options?: TensorOptions<'int32'> & { shape?: number[] }): Tensor<'int32'>;
+export function tensor(data: Uint8Array, options?: TensorOptions<'uint8'> & { shape?: number[] }): Tensor<'uint8'>;
+export function tensor<D extends DType>(
+  data: TypedArray | NestedArray,
+  options: TensorOptions<D> & { shape?: number[] },
+): Tensor<D>;
+export function tensor(data: TypedArray | NestedArray, options?: TensorOptions & { shape?: number[] }): Tensor;
 export function tensor(data: TypedArray | NestedArray, options: TensorOptions & { shape?: number[] } = {}): Tensor {
   const { shape, ...rest } = options;
   if (ArrayBuffer.isView(data)) {
@@ -71,28 +87,32 @@ export function tensor(data: TypedArray | NestedArray, options: TensorOptions & 
 }
 
 /** A tensor filled with 0. */
-export function zeros(shape: number[], options?: TensorOptions): Tensor {
-  return new Tensor(native.zeros(checkShape(shape), options));
+export function zeros<D extends DType = 'float32'>(shape: number[], options?: TensorOptions<D>): Tensor<D> {
+  return new Tensor<D>(native.zeros(checkShape(shape), options));
 }
 /** A tensor filled with 1. */
-export function ones(shape: number[], options?: TensorOptions): Tensor {
-  return new Tensor(native.ones(checkShape(shape), options));
+export function ones<D extends DType = 'float32'>(shape: number[], options?: TensorOptions<D>): Tensor<D> {
+  return new Tensor<D>(native.ones(checkShape(shape), options));
 }
 /** Uniform samples in [0, 1); the same numbers as PyTorch's `torch.rand` for the same seed. */
-export function rand(shape: number[], options?: TensorOptions): Tensor {
-  return new Tensor(native.rand(checkShape(shape), options));
+export function rand<D extends DType = 'float32'>(shape: number[], options?: TensorOptions<D>): Tensor<D> {
+  return new Tensor<D>(native.rand(checkShape(shape), options));
 }
 /** Standard normal samples; the same numbers as PyTorch's `torch.randn` for the same seed. */
-export function randn(shape: number[], options?: TensorOptions): Tensor {
-  return new Tensor(native.randn(checkShape(shape), options));
+export function randn<D extends DType = 'float32'>(shape: number[], options?: TensorOptions<D>): Tensor<D> {
+  return new Tensor<D>(native.randn(checkShape(shape), options));
 }
 /** A tensor with uninitialised memory (fill it before reading). */
-export function empty(shape: number[], options?: TensorOptions): Tensor {
-  return new Tensor(native.empty(checkShape(shape), options));
+export function empty<D extends DType = 'float32'>(shape: number[], options?: TensorOptions<D>): Tensor<D> {
+  return new Tensor<D>(native.empty(checkShape(shape), options));
 }
 /** A tensor filled with value. */
-export function full(shape: number[], value: number, options?: TensorOptions): Tensor {
-  return new Tensor(native.full(checkShape(shape), value, options));
+export function full<D extends DType = 'float32'>(
+  shape: number[],
+  value: number,
+  options?: TensorOptions<D>,
+): Tensor<D> {
+  return new Tensor<D>(native.full(checkShape(shape), value, options));
 }
 /**
  * Values from start (inclusive) to end (exclusive) by step; `arange(n)` is 0..n-1. int64
@@ -139,7 +159,7 @@ export function isGradEnabled(): boolean {
 
 /** Threads libtorch uses for one operation (intra-op parallelism). */
 export function setNumThreads(threads: number): void {
-  native.setNumThreads(threads);
+  native.setNumThreads(checkInteger(threads, 'threads', 1, 65_536));
 }
 /** Threads libtorch uses for one operation. */
 export function getNumThreads(): number {

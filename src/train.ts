@@ -7,7 +7,7 @@
  */
 import { SingleBar } from 'cli-progress';
 import { type Checkpoint, saveCheckpoint } from './checkpoint';
-import { checkInteger } from './checks';
+import { checkInteger, checkWritablePath } from './checks';
 import type { ProcessGroup } from './distributed';
 import { type EpochMetrics, segmentationMetrics } from './metrics';
 import type { Module } from './nn/module';
@@ -101,6 +101,8 @@ async function startRun(net: Module, trainIter: EpochBatches, testIter: EpochBat
   const devices = options.devices ?? ['cpu'];
   const group = options.processGroup;
   const lead = !group || group.rank === 0;
+  if (lead && options.checkpoint !== undefined) checkWritablePath(options.checkpoint, 'checkpoint', ['.safetensors']);
+  if (lead && options.plot !== undefined) checkWritablePath(options.plot, 'plot', ['.svg', '.png']);
   const history: EpochMetrics[] = [];
   if (options.resume) {
     net.loadStateDict(options.resume.model);

@@ -9,6 +9,7 @@ import { addConfusion, type Confusion, confusionRows, segmentationMetrics } from
 import { type NativeTrainer, native } from './native';
 import type { Module } from './nn/module';
 import type { SGD } from './optim';
+import { predict } from './predict';
 import { type Device, Tensor } from './tensor';
 import type { Batch } from './voc/loader';
 
@@ -152,4 +153,33 @@ export async function evaluate(
   const { loss, examples, confusion } = await evaluateBatches(trainer, batches);
   if (!confusion) throw new Error('evaluate: the batches were empty');
   return { loss: loss / examples, ...segmentationMetrics(confusion) };
+}
+
+/**
+ * Evaluates net on whole images, each labelled at its own size as {@link predict} does
+ * (tiles): pixel accuracy, mean and per-class IoU over numClasses classes (default 21, VOC's),
+ * pixels labelled ignoreIndex (default 255) left out. There is no loss of whole images: `loss`
+ * is NaN.
+ */
+export async function evaluateWholeImages(
+  net: Module,
+  examples: readonly { image: Tensor; label: Tensor }[],
+  options: { numClasses?: number; ignoreIndex?: number } = {},
+): Promise<{ loss: number; pixelAccuracy: number; meanIoU: number; classIoU: (number | null)[] }> {
+  const classes = checkInteger(options.numClasses ?? 21, 'numClasses', 1);
+  const ignore = checkInteger(options.ignoreIndex ?? 255, 'ignoreIndex');
+  if (examples.length === 0) throw new Error('evaluateWholeImages: no examples');
+  const confusion: Confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  for (const { image, label } of examples) {
+    const predicted = await predict(net, image.permute([2, 0, 1]).contiguous(), { mode: 'whole' });
+    const guess = predicted.toTypedArray() as BigInt64Array;
+    const truth = label.to('int64').toTypedArray() as BigInt64Array;
+    for (let i = 0; i < truth.length; i++) {
+      const t = Number(truth[i]);
+      const p = Number(guess[i]);
+      if (t !== ignore && t >= 0 && t < classes && p >= 0 && p < classes) confusion[t][p] += 1;
+    }
+    predicted.dispose();
+  }
+  return { loss: Number.NaN, ...segmentationMetrics(confusion) };
 }

@@ -39,23 +39,64 @@ test.serial('fcn synth, train, train --resume, eval and predict run end to end',
   t.is(saved.history.length, 2);
   t.is(saved.config.arch, 'fcn8s');
 
-  const evaluated = await fcn('eval', '--checkpoint', checkpoint, '--data', root, '--batch-size', '2');
-  t.is(evaluated.code, 0, evaluated.stderr);
-  t.regex(evaluated.stdout, /pixel accuracy 0\.\d+, mean IoU 0\.\d+/);
-  t.regex(evaluated.stdout, /background\s+0\.\d+/);
-  t.regex(evaluated.stdout, /aeroplane\s+(-|0\.\d+)/);
-
-  const image = path.join(root, 'JPEGImages', 'synth_000000.jpg');
-  const crop = await fcn('predict', '--checkpoint', checkpoint, '--out', 'pred', image);
-  t.is(crop.code, 0, crop.stderr);
-  t.regex(crop.stdout, /synth_000000\.png \(64x96\)/);
-  const whole = await fcn('predict', '--checkpoint', checkpoint, '--out', 'pred-full', '--full', image);
+  // eval and predict take the checkpoint or the weights file (with its spec), and the synth root as --data.
+  const weights = path.join(tmp, 'run', 'model.safetensors');
+  const dataRoot = path.join(tmp, 'data');
+  for (const file of [checkpoint, weights]) {
+    const evaluated = await fcn('eval', '--checkpoint', file, '--data', dataRoot, '--batch-size', '2');
+    t.is(evaluated.code, 0, evaluated.stderr);
+    t.regex(evaluated.stdout, /pixel accuracy 0\.\d+, mean IoU 0\.\d+/);
+    t.regex(evaluated.stdout, /background\s+0\.\d+/);
+    t.regex(evaluated.stdout, /aeroplane\s+(-|0\.\d+)/);
+  }
+  const whole = await fcn('eval', '--checkpoint', weights, '--data', root, '--whole');
   t.is(whole.code, 0, whole.stderr);
-  t.regex(whole.stdout, /synth_000000\.png \(72x104\)/);
-  t.true(fs.existsSync(path.join(tmp, 'pred-full', 'grid.png')));
+  t.regex(whole.stdout, /pixel accuracy 0\.\d+, mean IoU 0\.\d+\n/);
+
+  // predict labels whole images by default; --crop gives the chapter's top-left crop.
+  const image = path.join(root, 'JPEGImages', 'synth_000000.jpg');
+  const labelled = await fcn('predict', '--checkpoint', weights, '--out', 'pred', image);
+  t.is(labelled.code, 0, labelled.stderr);
+  t.regex(labelled.stdout, /synth_000000\.labels\.png \(72x104\)/);
+  t.true(fs.existsSync(path.join(tmp, 'pred', 'grid.png')));
+  const crop = await fcn('predict', '--checkpoint', checkpoint, '--out', 'pred-crop', '--crop', '64x96', image);
+  t.is(crop.code, 0, crop.stderr);
+  t.regex(crop.stdout, /synth_000000\.labels\.png \(64x96\)/);
 });
 
-test('fcn --help lists every command, and each command has --help', async (t) => {
+test('fcn predict never overwrites an input, and names outputs of same-named inputs apart', async (t) => {
+  const root = await synthetic();
+  const photos = path.join(tmp, 'photos');
+  fs.mkdirSync(path.join(photos, 'a'), { recursive: true });
+  fs.mkdirSync(path.join(photos, 'b'), { recursive: true });
+  fs.copyFileSync(path.join(root, 'JPEGImages', 'synth_000001.jpg'), path.join(photos, 'a', 'img.jpg'));
+  fs.copyFileSync(path.join(root, 'JPEGImages', 'synth_000002.jpg'), path.join(photos, 'b', 'img.jpg'));
+  fs.copyFileSync(path.join(root, 'JPEGImages', 'synth_000003.jpg'), path.join(photos, 'a', 'grid.png'));
+  const model = path.join(tmp, 'run', 'model.safetensors');
+  const images = ['photos/a/img.jpg', 'photos/b/img.jpg'];
+  const both = await fcn('predict', '--checkpoint', model, '--out', 'two', ...images);
+  t.is(both.code, 0, both.stderr);
+  t.deepEqual(fs.readdirSync(path.join(tmp, 'two')).sort(), ['grid.png', 'img-2.labels.png', 'img.labels.png']);
+  const before = fs.readFileSync(path.join(photos, 'a', 'grid.png'));
+  const over = await fcn(
+    'predict',
+    '--checkpoint',
+    model,
+    '--out',
+    'photos/a',
+    'photos/a/img.jpg',
+    'photos/a/grid.png',
+  );
+  t.is(over.code, 1);
+  t.regex(over.stderr, /refusing to overwrite the input '.*grid\.png' with a prediction/);
+  t.deepEqual(fs.readFileSync(path.join(photos, 'a', 'grid.png')), before);
+  const bomb = await fcn('predict', '--checkpoint', model, '--out', 'bomb', '--max-pixels', '1000', ...images);
+  t.is(bomb.code, 1);
+  t.regex(bomb.stderr, /it is 104x72 \(7488 pixels\), more than the 1000 allowed/);
+  t.false(fs.existsSync(path.join(tmp, 'bomb')), 'no empty output folder');
+});
+
+test('fcn --help lists every command, each command has --help, and defaults read as typed', async (t) => {
   const help = await fcn('--help');
   t.is(help.code, 0);
   for (const command of ['synth', 'download-voc', 'train', 'eval', 'predict']) {
@@ -64,6 +105,9 @@ test('fcn --help lists every command, and each command has --help', async (t) =>
     t.is(own.code, 0, command);
     t.regex(own.stdout, /Usage: fcn /);
   }
+  const train = await fcn('train', '--help');
+  t.regex(train.stdout, /\(default: 320x480\)/);
+  t.regex(train.stdout, /\(default: cpu\)/);
 });
 
 test('user mistakes end in one line on stderr and exit code 1', async (t) => {
@@ -74,6 +118,10 @@ test('user mistakes end in one line on stderr and exit code 1', async (t) => {
     [['train', '--data', root, '--arch', 'fcn4s'], /Allowed choices are fcn32s, fcn16s, fcn8s/],
     [['train', '--data', root, '--epochs', 'two'], /expected an integer >= 1/],
     [['train', '--data', root, '--lr', '-1'], /expected a number >= 0/],
+    [['train', '--data', root, '--lr', '0x10'], /'--lr <rate>' argument '0x10' is invalid\. expected a number >= 0/],
+    [['train', '--data', root, '--threads', '4294967297'], /expected an integer in \[1, 65536\]/],
+    [['train', '--data', root, '--seed', '1e16'], /'--seed <n>' argument '1e16' is invalid/],
+    [['train', '--data', root, '--dist-timeout', '3000000'], /expected an integer in \[1, 2147483\]/],
     [['train', '--data', root, '--device', 'gpu'], /expected cpu, cuda or cuda:N/],
     [['train', '--data', root, '--crop', '64x96', '--device', 'cuda', '--out', 'gpu'], /^fcn train: .*CUDA/],
     [['train', '--data', root, '--out', 'empty', '--resume'], /^fcn train: .*checkpoint\.safetensors/],
@@ -82,6 +130,10 @@ test('user mistakes end in one line on stderr and exit code 1', async (t) => {
       /^fcn train: the train split has 0 examples of at least 480x640 .*too few for one batch of 32/,
     ],
     [['eval', '--checkpoint', 'missing.safetensors', '--data', root], /no such file/],
+    [
+      ['eval', '--checkpoint', path.join(root, 'ImageSets', 'Segmentation', 'val.txt'), '--data', root],
+      /^fcn eval: cannot load '.*val\.txt'/,
+    ],
     [
       ['predict', '--checkpoint', path.join(root, 'ImageSets', 'Segmentation', 'val.txt'), 'x.jpg'],
       /no such image file 'x\.jpg'/,
@@ -94,4 +146,6 @@ test('user mistakes end in one line on stderr and exit code 1', async (t) => {
     t.regex(r.stderr, message, args.join(' '));
     t.is(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: ${r.stderr}`);
   }
+  for (const out of ['gpu', 'empty', 'big'])
+    t.false(fs.existsSync(path.join(tmp, out)), `no empty folder '${out}' left`);
 });

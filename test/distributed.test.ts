@@ -3,6 +3,7 @@
  * processes (test/distributed-worker.ts), compared with each other and with one process
  * training on the union of their batches.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -293,4 +294,73 @@ test('VOC shards: padded training shards are equally long, unpadded test shards 
     );
     if (pad) t.deepEqual(counts, [counts[0], counts[0], counts[0]]);
   }
+});
+
+/** The pids of pid's child processes. */
+const childrenOf = (pid: number) =>
+  execFileSync('pgrep', ['-P', `${pid}`], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map(Number);
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** fcn train --nproc-per-node 2 for many epochs, once both workers have joined. */
+async function longRun(out: string) {
+  const synth = await run([cli, 'synth', '--out', `${out}-data`, '--count', '16', '--height', '72', '--width', '104']);
+  const port = `${await freePort()}`;
+  const launcher = spawn(
+    process.execPath,
+    [cli, 'train', '--data', synth.stdout.trim(), '--crop', '64x96', '--batch-size', '2', '--epochs', '500'].concat([
+      '--out',
+      out,
+      '--nproc-per-node',
+      '2',
+      '--master-port',
+      port,
+      '--threads',
+      '1',
+    ]),
+    { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  launcher.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    launcher.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  await new Promise<void>((resolve) => {
+    let text = '';
+    launcher.stdout.on('data', (chunk) => {
+      text += chunk;
+      if (/processes joined/.test(text)) resolve();
+    });
+  });
+  const workers = childrenOf(launcher.pid as number);
+  return { launcher, workers, exited, stderr: () => stderr };
+}
+
+test.serial('workers die with their launcher, and a dead worker is named by the launcher', async (t) => {
+  const first = await longRun('killed-worker');
+  t.is(first.workers.length, 2);
+  process.kill(first.workers[1], 'SIGKILL');
+  const ended = await first.exited;
+  t.is(ended.code, 1);
+  t.regex(first.stderr(), /fcn train: worker rank 1 \(pid \d+\) was killed by SIGKILL; stopping the other workers/);
+
+  const second = await longRun('killed-launcher');
+  second.launcher.kill('SIGKILL');
+  await second.exited;
+  const deadline = Date.now() + 20_000;
+  while (second.workers.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.deepEqual(second.workers.filter(alive), [], 'no worker outlives its launcher');
 });

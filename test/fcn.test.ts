@@ -116,16 +116,20 @@ test("predict: the chapter's top-left crop, whole images of any size, clear erro
   const whole = await predict(net, image, { mode: 'whole', tileSize: [64, 64] });
   t.deepEqual(whole.shape, [75, 101]);
   t.is(whole.dtype, 'int64');
-  const crop = await predict(net, image, { cropSize: [64, 96] });
+  const crop = await predict(net, image, { mode: 'crop', cropSize: [64, 96] });
   t.deepEqual(crop.shape, [64, 96]);
   // The crop is the top-left corner: predicting that corner alone gives the same labels.
   const corner = image.narrow(1, 0, 64).narrow(2, 0, 96).contiguous();
   t.is((await predict(net, corner, { mode: 'whole', tileSize: [64, 96] })).ne(crop).sum().item(), 0);
-  await t.throwsAsync(predict(net, image), {
-    message: /image is 75x101, smaller than the 320x480 crop; use mode 'whole'/,
+  await t.throwsAsync(predict(net, image, { mode: 'crop' }), {
+    message: /image is 75x101, smaller than the 320x480 crop; the default mode 'whole' labels images of any size/,
   });
-  await t.throwsAsync(async () => predict(net, image, { cropSize: [60, 90] }), {
+  await t.throwsAsync(async () => predict(net, image, { mode: 'crop', cropSize: [60, 90] }), {
     message: /cropSize: expected .* multiples of 32/,
   });
   await t.throwsAsync(async () => predict(net, torch.rand([75, 101])), { message: /image: expected uint8 pixels/ });
+  // Whole images are bounded before anything is converted or run.
+  await t.throwsAsync(predict(net, image, { maxPixels: 75 * 100 }), {
+    message: /image is 75x101 \(7575 pixels\), more than maxPixels \(7500\)/,
+  });
 });

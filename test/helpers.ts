@@ -13,6 +13,18 @@ export const fixtures = path.resolve(__dirname, '..', '..', 'test', 'fixtures');
 /** The compiled `fcn` command. */
 export const cli = path.resolve(__dirname, '..', 'src', 'cli', 'index.js');
 
+/** The compiled package, for scripts run in child processes. */
+export const packageEntry = path.resolve(__dirname, '..', 'src');
+
+/**
+ * Runs a script (CommonJS, `pkg` bound to the package) in a fresh Node process, so that a
+ * crash is seen as a signal instead of ending the test run.
+ */
+export function runScript(script: string, options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Exit> {
+  const code = `const pkg = require(${JSON.stringify(packageEntry)});\n${script}`;
+  return runNode(['--expose-gc', '-e', code], { cwd: options.cwd ?? process.cwd(), env: options.env });
+}
+
 const cache = new Map<string, Promise<Map<string, Tensor>>>();
 
 /** The tensors of test/fixtures/NAME (written by scripts/make_fixtures.py with PyTorch). */
@@ -54,9 +66,10 @@ export function exactlyEqual(a: Tensor, b: Tensor): boolean {
   return x.equals(y);
 }
 
-/** What a child process did: exit code (1 when killed), output, and seconds it took. */
+/** What a child process did: exit code (1 when killed), the signal that killed it (or null), output, and seconds it took. */
 export interface Exit {
   code: number;
+  signal: string | null;
   stdout: string;
   stderr: string;
   seconds: number;
@@ -78,7 +91,8 @@ export function runNode(
   return new Promise((resolve) => {
     execFile(file, argv, { cwd: options.cwd, env: { ...process.env, ...options.env } }, (err, stdout, stderr) => {
       const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 });
+      const signal = err ? ((err as { signal?: string | null }).signal ?? null) : null;
+      resolve({ code, signal, stdout, stderr, seconds: (performance.now() - started) / 1000 });
     });
   });
 }

@@ -75,7 +75,7 @@ test.serial(
       done = true;
     });
     while (!done) {
-      const labels = await predict(net, image, { cropSize: [64, 96] });
+      const labels = await predict(net, image, { mode: 'crop', cropSize: [64, 96] });
       t.deepEqual(labels.shape, [64, 96]);
       predictions++;
       await new Promise((resolve) => setTimeout(resolve, 20));

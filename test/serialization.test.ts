@@ -49,6 +49,20 @@ test('save writes spec-conformant safetensors that load back identically', async
   });
 });
 
+test('save says why it cannot write, and removes the temporary files of writers that died', async (t) => {
+  const t0 = torch.ones([2]);
+  await t.throwsAsync(save({ t0 }, path.join(tmp, 'no-such-folder', 'x.safetensors')), {
+    message: /cannot write '.*no-such-folder\/x\.safetensors': its folder '.*no-such-folder' does not exist/,
+  });
+  const file = path.join(tmp, 'stale.safetensors');
+  // A writer killed mid-save (pid 2^22 + 1 is above pid_max, so no such process runs) left its file.
+  const stale = `${file}.tmp-4194305`;
+  fs.writeFileSync(stale, 'half a file');
+  await save({ t0 }, file);
+  t.false(fs.existsSync(stale));
+  t.is((await load(file)).size, 1);
+});
+
 test('torch.save checkpoints: nested dicts are flattened, other values skipped', async (t) => {
   const f = await load(path.join(fixtures, 'checkpoint.pth'));
   t.deepEqual([...f.keys()], ['model.w', 'model.b']);

@@ -32,6 +32,19 @@ test('tensor() from TypedArrays keeps their dtype and copies the data', (t) => {
   t.is(torch.tensor(new Float32Array([1.7]), { dtype: 'int64' }).item(), 1);
 });
 
+test('tensor() reads TypedArrays over a SharedArrayBuffer; thread counts are range-checked', (t) => {
+  const shared = new Float32Array(new SharedArrayBuffer(16));
+  shared.set([1, 2, 3, 4]);
+  t.deepEqual(torch.tensor(shared, { shape: [2, 2] }).toArray(), [
+    [1, 2],
+    [3, 4],
+  ]);
+  t.throws(() => torch.setNumThreads(2 ** 32 + 1), {
+    message: /threads: expected an integer in \[1, 65536\], got 4294967297/,
+  });
+  t.throws(() => torch.setNumThreads(0), { message: /threads: expected an integer in \[1, 65536\]/ });
+});
+
 test('tensor() from nested arrays infers shape and dtype like torch.tensor', (t) => {
   const ints = torch.tensor([
     [1, 2],
@@ -222,11 +235,13 @@ test.serial('tensors nobody disposes are freed by the garbage collector', async 
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run with --expose-gc (the ava config passes it)');
   const before = torch.liveTensors();
-  for (let i = 0; i < 200; i++) torch.ones([256, 256]).mul(2);
+  let kept = Array.from({ length: 200 }, () => torch.ones([256, 256]).mul(2));
   t.true(torch.liveTensors() >= before + 200);
+  kept = [];
   for (let round = 0; round < 5 && torch.liveTensors() > before + 10; round++) {
     await new Promise((resolve) => setImmediate(resolve));
     gc();
   }
   t.true(torch.liveTensors() <= before + 10, `${torch.liveTensors() - before} handles still alive`);
+  t.is(kept.length, 0);
 });

@@ -153,6 +153,36 @@ test('training errors are clear: labels out of range, wrong output size, missing
   });
 });
 
+test('train() checks its output paths before the first step', async (t) => {
+  const { trainIter: batches, testIter } = await data(8);
+  let epochsAsked = 0;
+  const trainIter = {
+    length: batches.length,
+    epoch: (e: number) => {
+      epochsAsked++;
+      return batches.epoch(e);
+    },
+  };
+  const net = createFcn();
+  const optimizer = new optim.SGD(net.parameters(), { lr: 0.01 });
+  await t.throwsAsync(train(net, trainIter, testIter, { epochs: 1, optimizer, checkpoint: 'run.bin', ...quiet }), {
+    message: /checkpoint: expected a path ending in \.safetensors, got 'run\.bin'/,
+  });
+  await t.throwsAsync(
+    train(net, trainIter, testIter, {
+      epochs: 1,
+      optimizer,
+      checkpoint: path.join(tmp, 'nope', 'c.safetensors'),
+      ...quiet,
+    }),
+    { message: /checkpoint: the folder '.*nope' of '.*c\.safetensors' does not exist/ },
+  );
+  await t.throwsAsync(train(net, trainIter, testIter, { epochs: 1, optimizer, plot: 'curves.pdf', ...quiet }), {
+    message: /plot: expected a path ending in \.svg or \.png/,
+  });
+  t.is(epochsAsked, 0, 'no epoch ran');
+});
+
 test('an aborted run stops between steps and keeps the last checkpoint', async (t) => {
   const { trainIter, testIter } = await data(8);
   const file = path.join(tmp, 'abort.safetensors');

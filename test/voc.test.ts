@@ -176,6 +176,36 @@ test('bad VOC input: each a clear error naming the file or colour', async (t) =>
     message: /no split file '.*val\.txt': is '.*VOC2012' a VOC2012 folder\?/,
   });
   await t.throwsAsync(voc.loadDataVoc(2, [8, 8], { root, log: null }), { message: /no split file/ });
+  fs.mkdirSync(valList);
+  t.throws(() => new voc.VOCSegDataset(root, { split: 'val', cropSize: [8, 8] }), {
+    message: /the split file '.*val\.txt' is not a file/,
+  });
+  fs.rmdirSync(valList);
+  fs.renameSync(`${valList}.moved`, valList);
+  // Names in a split file stay inside the dataset.
+  const trainList = path.join(root, 'ImageSets', 'Segmentation', 'train.txt');
+  const listed = fs.readFileSync(trainList, 'utf8');
+  fs.appendFileSync(trainList, '../../../../tmp/x/secret\n');
+  t.throws(() => new voc.VOCSegDataset(root, { split: 'train', cropSize: [8, 8] }), {
+    message: /train\.txt line \d+: '\.\.\/\.\.\/\.\.\/\.\.\/tmp\/x\/secret' is not a file name inside the dataset/,
+  });
+  fs.writeFileSync(trainList, listed);
+});
+
+test('synthesize never writes into a dataset it did not write', async (t) => {
+  const root = path.join(tmp, 'real');
+  const tree = path.join(root, 'VOCdevkit', 'VOC2012');
+  fs.mkdirSync(path.join(tree, 'ImageSets', 'Segmentation'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'ImageSets', 'Segmentation', 'train.txt'), '2007_000032\n');
+  await t.throwsAsync(voc.synthesize(root, { count: 4, height: 32, width: 48 }), {
+    message: /refusing to write a synthetic VOC2012 into '.*VOC2012': it holds a dataset that synthesize did not write/,
+  });
+  t.is(fs.readFileSync(path.join(tree, 'ImageSets', 'Segmentation', 'train.txt'), 'utf8'), '2007_000032\n');
+  // Its own trees it rewrites, and the synth root works wherever a VOC2012 folder is asked for.
+  const synthetic = path.join(tmp, 'again');
+  await voc.synthesize(synthetic, { count: 4, height: 32, width: 48 });
+  await voc.synthesize(synthetic, { count: 4, height: 32, width: 48, seed: 1 });
+  t.is(new voc.VOCSegDataset(synthetic, { split: 'train', cropSize: [32, 48] }).names.length, 3);
 });
 
 test('pictures: readImage, label2image (the chapter colouring) and saveImageGrid', async (t) => {

@@ -16,6 +16,7 @@
 namespace fcn {
 
 class EnvLink;
+class TensorRegistry;
 
 /// State of one JS environment (the main thread or a worker_thread): the addon is
 /// context-aware, so every class constructor lives here rather than in a static.
@@ -24,7 +25,8 @@ struct AddonData {
   Napi::FunctionReference moduleClass;
   Napi::FunctionReference optimizerClass;
   Napi::FunctionReference processGroupClass;
-  std::shared_ptr<EnvLink> torchLink;  // see torch_thread.h
+  std::shared_ptr<EnvLink> torchLink;       // see torch_thread.h
+  std::shared_ptr<TensorRegistry> tensors;  // see tensor.h
 };
 
 inline AddonData& addonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

@@ -4,6 +4,7 @@
 #include "addon/js_interop.h"
 #include "addon/tensor.h"
 #include "addon/torch_thread.h"
+#include "core/cpu_allocator.h"
 #include "models/registry.h"
 #include "models/run_model.h"
 #include "models/sequential.h"
@@ -55,22 +56,35 @@ std::shared_ptr<torch::nn::Module> Module::unwrap(const Napi::Value& v, const st
 
 Napi::Value Module::kind(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kindName(*module_)); }
 
+namespace {
+
+/// model's output for x, and the CPU bytes it keeps alive (itself and, when autograd
+/// recorded the forward, the graph's saved activations): what the JS engine is told.
+std::pair<at::Tensor, int64_t> runMeasured(torch::nn::Module& model, const at::Tensor& x) {
+  int64_t before = cpuBytesInUse();
+  at::Tensor y = runModel(model, x);
+  return {y, cpuBytesInUse() - before};
+}
+
+}  // namespace
+
 Napi::Value Module::forward(const Napi::CallbackInfo& info) {
   at::Tensor x = Tensor::unwrap(info[0], "input");
-  return withModelLock(info.Env(), [&] { return Tensor::wrap(info.Env(), runModel(*module_, x)); });
+  auto [y, held] = withModelLock(info.Env(), [&] { return runMeasured(*module_, x); });
+  return Tensor::wrap(info.Env(), y, held);
 }
 
 Napi::Value Module::forwardAsync(const Napi::CallbackInfo& info) {
   at::Tensor x = Tensor::unwrap(info[0], "input");
   return runAsync(info.Env(), [module = module_, x]() -> Settle {
-    at::Tensor y = runModel(*module, x);
-    return [y](Napi::Env env) { return Tensor::wrap(env, y); };
+    auto [y, held] = runMeasured(*module, x);
+    return [y, held](Napi::Env env) { return Tensor::wrap(env, y, held); };
   });
 }
 
 Napi::Value Module::namedChildren(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto children = module_->named_children();
+  auto children = withModelLock(env, [&] { return module_->named_children(); });
   auto out = Napi::Array::New(env, children.size());
   uint32_t i = 0;
   for (const auto& c : children) {
@@ -85,19 +99,23 @@ Napi::Value Module::namedChildren(const Napi::CallbackInfo& info) {
 Napi::Value Module::namedParameters(const Napi::CallbackInfo& info) {
   bool recurse = !given(info[0]) || toBool(info[0], "recurse");
   NamedTensors entries;
-  for (const auto& p : module_->named_parameters(recurse)) entries.emplace_back(p.key(), p.value());
+  withModelLock(info.Env(), [&] {
+    for (const auto& p : module_->named_parameters(recurse)) entries.emplace_back(p.key(), p.value());
+  });
   return Tensor::wrapNamed(info.Env(), entries);
 }
 
 Napi::Value Module::namedBuffers(const Napi::CallbackInfo& info) {
   bool recurse = !given(info[0]) || toBool(info[0], "recurse");
   NamedTensors entries;
-  for (const auto& b : module_->named_buffers(recurse)) entries.emplace_back(b.key(), b.value());
+  withModelLock(info.Env(), [&] {
+    for (const auto& b : module_->named_buffers(recurse)) entries.emplace_back(b.key(), b.value());
+  });
   return Tensor::wrapNamed(info.Env(), entries);
 }
 
 Napi::Value Module::stateDict(const Napi::CallbackInfo& info) {
-  return Tensor::wrapNamed(info.Env(), fcn::stateDict(*module_));
+  return Tensor::wrapNamed(info.Env(), withModelLock(info.Env(), [&] { return fcn::stateDict(*module_); }));
 }
 
 /// loadStateDict([[name, tensor], ...], strict) -> {missingKeys, unexpectedKeys}

@@ -1,15 +1,33 @@
 #include "addon/tensor.h"
 
-#include <sstream>
-
 #include "addon/bindings.h"
 #include "addon/js_interop.h"
+#include "addon/torch_thread.h"
 
 namespace fcn {
 
 std::atomic<int64_t> Tensor::live{0};
 
-void initTensorClass(Napi::Env env, Napi::Object exports) { Tensor::Init(env, exports); }
+void initTensorClass(Napi::Env env, Napi::Object exports) {
+  addonData(env).tensors = std::make_shared<TensorRegistry>();
+  Tensor::Init(env, exports);
+}
+
+void TensorRegistry::add(Tensor* t, int64_t bytes, Napi::Env env) {
+  constexpr int64_t kSweepEvery = int64_t{32} << 20;
+  tensors_.insert(t);
+  bytesSinceSweep_ += bytes;
+  if (bytesSinceSweep_ > kSweepEvery) sweep(env);
+}
+
+void TensorRegistry::sweep(Napi::Env env) {
+  bytesSinceSweep_ = 0;
+  for (auto it = tensors_.begin(); it != tensors_.end();) {
+    Tensor* t = *it++;
+    // A weak reference whose object the garbage collector took reads as empty.
+    if (t->Value().IsEmpty()) t->release(env);
+  }
+}
 
 void Tensor::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function cls =
@@ -23,7 +41,6 @@ void Tensor::Init(Napi::Env env, Napi::Object exports) {
                       InstanceAccessor<&Tensor::disposed>("disposed"),
                       InstanceMethod<&Tensor::toTypedArray>("toTypedArray"),
                       InstanceMethod<&Tensor::item>("item"),
-                      InstanceMethod<&Tensor::toString>("toString"),
                       InstanceMethod<&Tensor::backward>("backward"),
                       InstanceMethod<&Tensor::dispose>("dispose"),
                   });
@@ -35,16 +52,20 @@ Tensor::Tensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tensor>(info) 
   if (info.Length() != 1 || !info[0].IsExternal()) {
     throw Napi::TypeError::New(info.Env(), "NativeTensor is made by fcn-torch functions, not with new");
   }
-  tensor_ = std::move(*info[0].As<Napi::External<at::Tensor>>().Data());
+  auto* made = info[0].As<Napi::External<Made>>().Data();
+  tensor_ = std::move(made->tensor);
   if (tensor_->defined() && tensor_->device().is_cpu()) {
-    reportedBytes_ = static_cast<int64_t>(tensor_->nbytes());
+    reportedBytes_ = std::max(static_cast<int64_t>(tensor_->nbytes()), made->heldBytes);
     Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reportedBytes_);
   }
   ++live;
+  registry_ = addonData(info.Env()).tensors;
+  registry_->add(this, reportedBytes_, info.Env());
 }
 
-Napi::Object Tensor::wrap(Napi::Env env, at::Tensor t) {
-  return addonData(env).tensorClass.New({Napi::External<at::Tensor>::New(env, &t)});
+Napi::Object Tensor::wrap(Napi::Env env, at::Tensor t, int64_t heldBytes) {
+  Made made{std::move(t), heldBytes};
+  return addonData(env).tensorClass.New({Napi::External<Made>::New(env, &made)});
 }
 
 bool Tensor::isTensor(const Napi::Value& v) {
@@ -99,6 +120,7 @@ const at::Tensor& Tensor::tensor(Napi::Env env) const {
 
 void Tensor::release(Napi::BasicEnv env) {
   if (!tensor_) return;
+  if (registry_) registry_->remove(this);
   tensor_.reset();
   if (reportedBytes_ != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -reportedBytes_);
   reportedBytes_ = 0;
@@ -138,7 +160,8 @@ void Tensor::setRequiresGrad(const Napi::CallbackInfo& info, const Napi::Value& 
 }
 
 Napi::Value Tensor::grad(const Napi::CallbackInfo& info) {
-  const at::Tensor& g = tensor(info.Env()).grad();
+  // A parameter's grad is written by training steps on the torch thread.
+  at::Tensor g = withModelLock(info.Env(), [&] { return tensor(info.Env()).grad(); });
   if (!g.defined()) return info.Env().Null();
   return wrap(info.Env(), g);
 }
@@ -179,20 +202,6 @@ Napi::Value Tensor::item(const Napi::CallbackInfo& info) {
     if (s.isIntegral(false)) return Napi::Number::New(env, static_cast<double>(s.toLong()));
     return Napi::Number::New(env, s.toDouble());
   });
-}
-
-Napi::Value Tensor::toString(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const at::Tensor& t = tensor(env);
-  std::ostringstream out;
-  out << "Tensor(shape=" << shapeString(t) << ", dtype=" << dtypeName(t.scalar_type())
-      << ", device=" << t.device().str();
-  if (t.requires_grad()) out << ", requiresGrad=true";
-  out << ")";
-  if (t.numel() <= 64) {
-    guard(env, [&] { out << "\n" << t.detach().to(at::kCPU); });
-  }
-  return Napi::String::New(env, out.str());
 }
 
 Napi::Value Tensor::backward(const Napi::CallbackInfo& info) {

@@ -1,22 +1,47 @@
 // The Tensor handle: a JS object owning one at::Tensor, with creation, data access and
-// memory management (explicit dispose, GC finalizer, external-memory accounting).
+// memory management (explicit dispose, GC finalizer, external-memory accounting, and the
+// early release of handles the garbage collector has found unreachable).
 #pragma once
 
 #include <napi.h>
 #include <torch/torch.h>
 
 #include <atomic>
+#include <memory>
 #include <optional>
+#include <unordered_set>
 
 #include "core/tensor_data.h"
 
 namespace fcn {
 
+class Tensor;
+
+/**
+ * The tensor handles of one JS environment. Node-API runs finalizers on a later event-loop
+ * turn, so in a synchronous loop (`for (...) net.forward(x)`) every unreachable result would
+ * keep its memory until the loop ends. The garbage collector does clear the handles' weak
+ * references at once: every 32 MB of new tensors, the handles whose objects are gone give
+ * their tensors back (the finalizer later finds nothing left to free).
+ */
+class TensorRegistry {
+ public:
+  void add(Tensor* t, int64_t bytes, Napi::Env env);
+  void remove(Tensor* t) { tensors_.erase(t); }
+
+ private:
+  void sweep(Napi::Env env);
+  std::unordered_set<Tensor*> tensors_;
+  int64_t bytesSinceSweep_ = 0;
+};
+
 class Tensor : public Napi::ObjectWrap<Tensor> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
-  /// A new JS handle owning t.
-  static Napi::Object wrap(Napi::Env env, at::Tensor t);
+  /// A new JS handle owning t. heldBytes, when larger than t's own, is the memory t keeps
+  /// alive (its autograd graph's saved tensors): the JS engine is told that much, so that
+  /// it collects unreachable results as soon as they matter.
+  static Napi::Object wrap(Napi::Env env, at::Tensor t, int64_t heldBytes = 0);
   /// The tensor behind a JS handle; a TypeError names `what` when v is not a live Tensor.
   static at::Tensor unwrap(const Napi::Value& v, const std::string& what);
   static bool isTensor(const Napi::Value& v);
@@ -44,12 +69,20 @@ class Tensor : public Napi::ObjectWrap<Tensor> {
   Napi::Value disposed(const Napi::CallbackInfo& info);
   Napi::Value toTypedArray(const Napi::CallbackInfo& info);
   Napi::Value item(const Napi::CallbackInfo& info);
-  Napi::Value toString(const Napi::CallbackInfo& info);
   Napi::Value backward(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
+  /// What wrap hands the constructor.
+  struct Made {
+    at::Tensor tensor;
+    int64_t heldBytes = 0;
+  };
+
+  friend class TensorRegistry;
+
   std::optional<at::Tensor> tensor_;
   int64_t reportedBytes_ = 0;
+  std::shared_ptr<TensorRegistry> registry_;
 };
 
 }  // namespace fcn

@@ -46,7 +46,13 @@ Napi::Value fromTypedArray(const Napi::CallbackInfo& info) {
   std::vector<int64_t> shape = toIntList(info[1], "shape");
   at::ScalarType source = dtypeOfTypedArray(array);
   at::TensorOptions options = optionsFrom(info[2], source);
-  auto* bytes = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+  // napi_get_typedarray_info gives the bytes of ArrayBuffer and SharedArrayBuffer views alike.
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, array, &type, &length, &data, nullptr, nullptr),
+                       Napi::Value());
+  const auto* bytes = static_cast<const uint8_t*>(data);
   return guard(env, [&] {
     at::Tensor t = tensorFromBytes(bytes, array.ByteLength(), source, shape);
     if (options.dtype().toScalarType() != source || options.device() != t.device()) {
@@ -118,7 +124,7 @@ Napi::Value isGradEnabled(const Napi::CallbackInfo& info) {
 
 Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
   int64_t n = toInt(info[0], "threads");
-  if (n < 1) throw Napi::RangeError::New(info.Env(), "threads must be >= 1");
+  if (n < 1 || n > 65536) throw Napi::RangeError::New(info.Env(), "threads: expected an integer in [1, 65536]");
   guard(info.Env(), [&] { at::set_num_threads(static_cast<int>(n)); });
   return info.Env().Undefined();
 }

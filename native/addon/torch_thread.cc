@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
 #include <memory>
 #include <thread>
 
+#include "core/cpu_allocator.h"
 #include "core/describe.h"
 
 namespace fcn {
@@ -88,6 +90,9 @@ std::mutex& modelMutex() {
 
 std::atomic<int> exitCode{0};
 
+/// How long the torch thread waits without work before giving cached memory back.
+constexpr std::chrono::seconds kIdleRelease{2};
+
 class TorchThread {
  public:
   static TorchThread& instance() {
@@ -136,16 +141,27 @@ class TorchThread {
         }) {}
 
   void loop() {
+    bool released = true;
     for (;;) {
       Job job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        bool ready = ready_.wait_for(lock, kIdleRelease, [this] { return stopping_ || !jobs_.empty(); });
         if (stopping_) return;
+        if (!ready) {
+          // Idle: the caching allocator's blocks go back to the system until work comes again.
+          if (!released) {
+            lock.unlock();
+            releaseCachedCpuMemory();
+            released = true;
+          }
+          continue;
+        }
         job = std::move(jobs_.front());
         jobs_.pop_front();
         busy_ = true;
       }
+      released = false;
       run(job);
       job.link->finish(std::move(job.completion));
       busy_ = false;

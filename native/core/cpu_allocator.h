@@ -2,10 +2,13 @@
 // memory: blocks of 1 MiB and more are kept when freed and handed out again for the same
 // size. A training step allocates the same large buffers every time, and on these machines
 // first touching fresh memory costs more than the arithmetic on it (a fresh 52 MB output
-// costs ~120 ms of page faults); reuse removes that, and keeps RSS flat across steps.
+// costs ~120 ms of page faults); reuse removes that, and keeps RSS flat across steps. The
+// cache is given back to the system when the torch thread has been idle for a while, and it
+// counts the bytes in use, so that a forward can tell what its result keeps alive.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace fcn {
 
@@ -15,7 +18,10 @@ void installCachingCpuAllocator();
 /// Bytes held in freed blocks, ready for reuse.
 size_t cachedCpuBytes();
 
-/// Gives every cached block back to the system.
+/// Bytes of CPU tensor memory in use now (allocated through this allocator, not yet freed).
+int64_t cpuBytesInUse();
+
+/// Gives every cached block back to the system, and lets malloc return its free pages.
 void releaseCachedCpuMemory();
 
 }  // namespace fcn

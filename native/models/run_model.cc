@@ -1,6 +1,7 @@
 #include "models/run_model.h"
 
 #include "core/backends.h"
+#include "core/describe.h"
 #include "models/registry.h"
 
 namespace fcn {
@@ -27,9 +28,19 @@ at::Tensor layoutFor(torch::nn::Module& m, const at::Tensor& x) {
   return channelsLast ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
 }
 
+/// An input whose dtype the model's weights cannot take is named from the user's side.
+void checkInputType(torch::nn::Module& model, const at::Tensor& input) {
+  auto params = model.parameters(true);
+  if (params.empty() || input.scalar_type() == params[0].scalar_type()) return;
+  const char* weights = dtypeName(params[0].scalar_type());
+  throw std::invalid_argument(std::string("input is ") + describeTensor(input) + ", but the model's weights are " +
+                              weights + ": convert the input first (.to('" + weights + "'))");
+}
+
 }  // namespace
 
 at::Tensor runModel(torch::nn::Module& model, const at::Tensor& input) {
+  checkInputType(model, input);
   if (!backends::channelsLast) return forwardModule(model, input);
   useChannelsLast(model);
   return forwardModule(model, layoutFor(model, input));

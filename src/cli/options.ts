@@ -6,12 +6,14 @@ import fs from 'node:fs';
 import { InvalidArgumentError } from '@commander-js/extra-typings';
 import type { Device } from '../tensor';
 
-/** An integer >= min, written in decimal. */
-export function integer(min: number) {
+/** An integer in [min, max], written in decimal. */
+export function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer >= ${min}`);
+    if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(
+        max === Number.MAX_SAFE_INTEGER ? `expected an integer >= ${min}` : `expected an integer in [${min}, ${max}]`,
+      );
     }
     return n;
   };

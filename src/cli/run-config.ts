@@ -25,12 +25,35 @@ export const RunConfigSchema = z.object({
 /** The settings of a training run. */
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 
+/** What rebuilds a trained model: its architecture and classes, and the crop it was trained on. */
+export const ModelSpecSchema = z.object({
+  arch: z.enum(FCN_ARCHS),
+  init: z.enum(UPSAMPLING_INITS).default('bilinear'),
+  numClasses: z.int().min(1).max(1024),
+  crop: z.tuple([size32, size32]).optional(),
+});
+
+/** What rebuilds a trained model. */
+export type ModelSpec = z.infer<typeof ModelSpecSchema>;
+
+/** The metadata key under which model.safetensors keeps its {@link ModelSpec}. */
+export const MODEL_METADATA_KEY = 'fcn-torch-model';
+
+function parsed<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
+    throw new Error(`${what} (${problems})`);
+  }
+  return result.data;
+}
+
 /** config as a RunConfig, or an error naming file and every field that is wrong. */
 export function runConfigOf(config: unknown, file: string): RunConfig {
-  const parsed = RunConfigSchema.safeParse(config);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
-    throw new Error(`'${file}' holds no fcn train run config (${problems})`);
-  }
-  return parsed.data;
+  return parsed(RunConfigSchema, config, `'${file}' holds no fcn train run config`);
+}
+
+/** The model a checkpoint's config or a model file's metadata describes. */
+export function modelSpecOf(config: unknown, file: string): ModelSpec {
+  return parsed(ModelSpecSchema, config, `'${file}' does not say which model it holds`);
 }

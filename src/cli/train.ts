@@ -10,7 +10,7 @@ import { Command, Option } from '@commander-js/extra-typings';
 import { type Checkpoint, loadCheckpoint } from '../checkpoint';
 import { initProcessGroup, type ProcessGroup, type TorchrunEnv, torchrunEnv } from '../distributed';
 import { FCN_ARCHS, UPSAMPLING_INITS } from '../fcn';
-import { launchWorkers, workerArgs } from '../launch';
+import { launchWorkers, watchLauncher, workerArgs } from '../launch';
 import type { EpochMetrics } from '../metrics';
 import type { Module } from '../nn/module';
 import { SGD } from '../optim';
@@ -18,15 +18,19 @@ import { plotHistory } from '../plot';
 import { save } from '../serialization';
 import type { Device } from '../tensor';
 import * as torch from '../torch';
-import { type EpochBatches, train } from '../train';
+import { train } from '../train';
 import * as voc from '../voc';
 import { action, buildModel, setThreads } from './common';
 import { cropSize, devices, existingDir, integer, nonNegative, tcpPort } from './options';
-import { type RunConfig, runConfigOf } from './run-config';
+import { MODEL_METADATA_KEY, type ModelSpec, type RunConfig, runConfigOf } from './run-config';
 
 export const trainCommand = new Command('train')
   .description("train an FCN as the chapter's train_ch13 does; a checkpoint per epoch, curves and weights in --out")
-  .requiredOption('--data <dir>', 'a VOC2012 folder (ImageSets, JPEGImages, SegmentationClass)', existingDir)
+  .requiredOption(
+    '--data <dir>',
+    'a VOC2012 folder (ImageSets, JPEGImages, SegmentationClass), or the --out of fcn synth / download-voc',
+    existingDir,
+  )
   .addOption(new Option('--arch <arch>', 'architecture').choices(FCN_ARCHS).default('fcn32s' as const))
   .addOption(
     new Option('--init <init>', 'transposed convolution init').choices(UPSAMPLING_INITS).default('bilinear' as const),
@@ -36,13 +40,19 @@ export const trainCommand = new Command('train')
   .option('--lr <rate>', 'learning rate', nonNegative, 0.001)
   .option('--wd <decay>', 'weight decay', nonNegative, 1e-3)
   .option('--momentum <m>', 'SGD momentum', nonNegative, 0)
-  .option('--crop <HxW>', 'random crop size, multiples of 32', cropSize, [320, 480] as [number, number])
-  .option('--device <list>', 'cpu, cuda, cuda:N; several (comma-separated) train data-parallel', devices, [
-    'cpu',
-  ] as Device[])
+  .addOption(
+    new Option('--crop <HxW>', 'random crop size, multiples of 32')
+      .argParser(cropSize)
+      .default([320, 480] as [number, number], '320x480'),
+  )
+  .addOption(
+    new Option('--device <list>', 'cpu, cuda, cuda:N; several (comma-separated) train data-parallel')
+      .argParser(devices)
+      .default(['cpu'] as Device[], 'cpu'),
+  )
   .option('--weights <w>', 'backbone weights: IMAGENET1K_V1 (downloads once) or a .pth/.safetensors file')
   .option('--seed <n>', 'seed of initialisation, order and crops', integer(0), 0)
-  .option('--threads <n>', 'CPU threads for libtorch', integer(1))
+  .option('--threads <n>', 'CPU threads for libtorch', integer(1, 65_536))
   .option('--out <dir>', 'output folder', 'fcn-output')
   .option('--resume', 'continue from DIR/checkpoint.safetensors with its settings', false)
   .option('--nproc-per-node <n>', 'start n worker processes here that train together (c10d: Gloo/NCCL)', integer(1))
@@ -50,7 +60,7 @@ export const trainCommand = new Command('train')
   .option('--node-rank <n>', "this machine's index (0 hosts the rendezvous)", integer(0), 0)
   .option('--master-addr <addr>', "machine 0's address, as every machine reaches it", '127.0.0.1')
   .option('--master-port <port>', 'a free TCP port on machine 0 for the rendezvous', tcpPort, 29500)
-  .option('--dist-timeout <s>', 'seconds the rendezvous and each collective may take', integer(1), 300);
+  .option('--dist-timeout <s>', 'seconds the rendezvous and each collective may take', integer(1, 2_147_483), 300);
 
 /** The options as commander parsed them (types inferred from the chain above). */
 type TrainFlags = ReturnType<typeof trainCommand.opts>;
@@ -59,6 +69,10 @@ trainCommand.action(action('train', (flags) => trainFromFlags(flags)));
 
 async function trainFromFlags(o: TrainFlags): Promise<void> {
   const dist = torchrunEnv();
+  watchLauncher(() => {
+    console.error(`fcn train [rank ${dist?.rank}]: the launcher ended; stopping`);
+    process.exit(1);
+  });
   if (o.nprocPerNode !== undefined && !dist) {
     process.exitCode = await launch(o, o.nprocPerNode);
     return;
@@ -69,10 +83,29 @@ async function trainFromFlags(o: TrainFlags): Promise<void> {
   // torchrun's convention: a worker trains on the GPU of its local rank.
   const device: Device = dist && o.device[0] === 'cuda' ? `cuda:${dist.localRank}` : o.device[0];
   const lead = !dist || dist.rank === 0;
-  const say = lead ? console.log : () => {};
   setThreads(o.threads);
+  const created = !fs.existsSync(o.out);
   fs.mkdirSync(o.out, { recursive: true });
   const checkpointFile = path.join(o.out, 'checkpoint.safetensors');
+  try {
+    await interruptibly(checkpointFile, (signal) => trainInto(o, dist, device, lead, checkpointFile, signal));
+  } catch (err) {
+    // A run that failed before writing anything leaves no empty folder behind.
+    if (created && fs.readdirSync(o.out).length === 0) fs.rmdirSync(o.out);
+    throw err;
+  }
+}
+
+/** The run itself, writing into o.out (which exists); signal stops it between steps. */
+async function trainInto(
+  o: TrainFlags,
+  dist: TorchrunEnv | null,
+  device: Device,
+  lead: boolean,
+  checkpointFile: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const say = lead ? console.log : () => {};
   const { config, resume } = await settleConfig(o, checkpointFile, say);
   torch.manualSeed(config.seed);
   const net = await buildModel(config, device, resume ? undefined : o.weights);
@@ -85,7 +118,8 @@ async function trainFromFlags(o: TrainFlags): Promise<void> {
   });
   const group = dist ? await joinGroup(dist, device, o.distTimeout, say) : undefined;
   try {
-    const history = await trainInterruptibly(net, trainIter, testIter, checkpointFile, {
+    const history = await train(net, trainIter, testIter, {
+      signal,
       epochs: o.epochs,
       optimizer,
       devices: [device],
@@ -95,7 +129,7 @@ async function trainFromFlags(o: TrainFlags): Promise<void> {
       config,
       plot: path.join(o.out, 'curves.svg'),
     });
-    if (lead) await writeOutputs(o.out, net, history, say);
+    if (lead) await writeOutputs(o.out, net, config, history, say);
   } finally {
     await group?.close();
   }
@@ -124,7 +158,7 @@ async function settleConfig(
       wd: o.wd,
       momentum: o.momentum,
       seed: o.seed,
-      data: path.resolve(o.data),
+      data: voc.resolveVocRoot(o.data),
     };
     return { config };
   }
@@ -151,14 +185,8 @@ async function joinGroup(
   return group;
 }
 
-/** train() with Ctrl-C stopping after the current step (twice: at once, exit code 130). */
-async function trainInterruptibly(
-  net: Module,
-  trainIter: EpochBatches,
-  testIter: EpochBatches,
-  checkpointFile: string,
-  options: Omit<Parameters<typeof train>[3], 'signal'>,
-): Promise<EpochMetrics[]> {
+/** Runs with Ctrl-C stopping after the current step (a second Ctrl-C quits at once, exit code 130). */
+async function interruptibly<T>(checkpointFile: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) process.exit(130);
@@ -167,9 +195,9 @@ async function trainInterruptibly(
   };
   process.on('SIGINT', onSigint);
   try {
-    return await train(net, trainIter, testIter, { ...options, signal: controller.signal });
+    return await run(controller.signal);
   } catch (err) {
-    if ((err as Error).name === 'AbortError') {
+    if ((err as Error).name === 'AbortError' || controller.signal.aborted) {
       throw Object.assign(new Error(`interrupted; the last complete epoch's checkpoint is ${checkpointFile}`), {
         name: 'AbortError',
       });
@@ -180,10 +208,20 @@ async function trainInterruptibly(
   }
 }
 
-/** The curves as PNG, the history as JSON and the weights, beside the checkpoint. */
-async function writeOutputs(out: string, net: Module, history: EpochMetrics[], say: (line: string) => void) {
+/** The curves as PNG, the history as JSON and the weights (with what rebuilds them), beside the checkpoint. */
+async function writeOutputs(
+  out: string,
+  net: Module,
+  config: RunConfig,
+  history: EpochMetrics[],
+  say: (line: string) => void,
+) {
   await plotHistory(history, path.join(out, 'curves.png'));
   fs.writeFileSync(path.join(out, 'history.json'), `${JSON.stringify(history, null, 2)}\n`);
-  await save(net.stateDict(), path.join(out, 'model.safetensors'));
+  const spec: ModelSpec = { arch: config.arch, init: config.init, numClasses: config.numClasses, crop: config.crop };
+  await save(net.stateDict(), path.join(out, 'model.safetensors'), {
+    format: 'pt',
+    [MODEL_METADATA_KEY]: JSON.stringify(spec),
+  });
   say(`checkpoint, model.safetensors, curves.svg/png and history.json in ${out}`);
 }

@@ -8,6 +8,16 @@ import { decodeRgb, pixelsToTensor } from '../image';
 import { keep, type Tensor } from '../tensor';
 import { labelToClassIds } from './labels';
 
+/**
+ * The VOC2012 folder of dir: dir itself when it holds ImageSets, or the tree that
+ * `download` and `synthesize` write under their root (dir/VOCdevkit/VOC2012).
+ */
+export function resolveVocRoot(dir: string): string {
+  const root = path.resolve(dir);
+  const nested = path.join(root, 'VOCdevkit', 'VOC2012');
+  return !fs.existsSync(path.join(root, 'ImageSets')) && fs.existsSync(nested) ? nested : root;
+}
+
 /** Options of {@link VOCSegDataset}. */
 export interface VOCSegDatasetOptions {
   split: 'train' | 'val';
@@ -52,20 +62,26 @@ export class VOCSegDataset {
         `cropSize: expected [height, width] of integers >= 1, got ${JSON.stringify(options.cropSize)}`,
       );
     }
-    this.root = path.resolve(root);
+    this.root = resolveVocRoot(root);
     this.split = options.split;
     this.cropSize = [h, w];
     this.#options = options;
     if (!fs.existsSync(this.root)) throw new Error(`VOC root '${this.root}' does not exist`);
     const listFile = path.join(this.root, 'ImageSets', 'Segmentation', `${this.split}.txt`);
-    if (!fs.existsSync(listFile)) {
-      throw new Error(`no split file '${listFile}': is '${this.root}' a VOC2012 folder?`);
-    }
+    const listStat = fs.statSync(listFile, { throwIfNoEntry: false });
+    if (!listStat) throw new Error(`no split file '${listFile}': is '${this.root}' a VOC2012 folder?`);
+    if (!listStat.isFile()) throw new Error(`the split file '${listFile}' is not a file`);
     this.names = fs
       .readFileSync(listFile, 'utf8')
       .split(/\r?\n/)
       .map((line) => line.trim())
       .filter((line) => line.length > 0);
+    this.names.forEach((name, i) => {
+      // Names are file names inside the dataset: nothing that could reach outside it.
+      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name) || name.includes('..')) {
+        throw new Error(`${listFile} line ${i + 1}: '${name}' is not a file name inside the dataset`);
+      }
+    });
     for (const name of this.names) {
       for (const file of [this.imagePath(name), this.labelPath(name)]) {
         if (!fs.existsSync(file)) throw new Error(`'${file}', listed in ${listFile}, does not exist`);

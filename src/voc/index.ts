@@ -3,7 +3,7 @@
  */
 
 export { VOC_CLASSES, VOC_COLORMAP, VOC_IGNORE_INDEX, VOC_VOID_COLOUR } from './colours';
-export { VOCSegDataset, type VOCSegDatasetOptions } from './dataset';
+export { resolveVocRoot, VOCSegDataset, type VOCSegDatasetOptions } from './dataset';
 export { download, VOC2012_TRAINVAL } from './download';
 export {
   type Batch,
@@ -11,6 +11,7 @@ export {
   IMAGENET_STD,
   type LoadDataVocOptions,
   loadDataVoc,
+  loadSplit,
   type Shard,
   VOCBatches,
 } from './loader';

@@ -2,6 +2,8 @@
  * The chapter's `load_data_voc`: seeded, shuffled batches of random crops, each batch
  * assembled natively (crop, normalise, stack) while the previous one is being used.
  */
+
+import { checkInteger } from '../checks';
 import { shardOf } from '../distributed';
 import { native } from '../native';
 import { Tensor } from '../tensor';
@@ -148,6 +150,37 @@ export interface LoadDataVocOptions {
   shard?: { rank: number; worldSize: number };
 }
 
+/** The batches of one split, the train split shuffled and padded across a shard, the val split in order. */
+async function batchesOf(
+  split: 'train' | 'val',
+  batchSize: number,
+  cropSize: [number, number],
+  options: LoadDataVocOptions,
+): Promise<VOCBatches> {
+  checkInteger(batchSize, 'batchSize', 1);
+  const seed = options.seed ?? 0;
+  const dataset = new VOCSegDataset(options.root, { split, cropSize, log: options.log });
+  await dataset.load();
+  const train = split === 'train';
+  const shard = options.shard;
+  return new VOCBatches(dataset, batchSize, {
+    shuffle: train && (options.shuffle ?? true),
+    dropLast: options.dropLast ?? true,
+    seed: train ? seed : seed + 1_000_003,
+    ...(shard ? { shard: { ...shard, pad: train } } : {}),
+  });
+}
+
+function checkNotEmpty(batches: VOCBatches, split: string, cropSize: [number, number]): VOCBatches {
+  if (batches.length === 0) {
+    throw new RangeError(
+      `the ${split} split has ${batches.dataset.length} examples of at least ${cropSize[0]}x${cropSize[1]} ` +
+        `(smaller ones are dropped), too few for one batch of ${batches.batchSize}; use a smaller crop or batch size`,
+    );
+  }
+  return batches;
+}
+
 /**
  * The chapter's `d2l.load_data_voc(batch_size, crop_size)`: training and test batches of
  * random crops of VOC2012's train and val splits.
@@ -157,32 +190,20 @@ export async function loadDataVoc(
   cropSize: [number, number],
   options: LoadDataVocOptions,
 ): Promise<{ trainIter: VOCBatches; testIter: VOCBatches }> {
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new RangeError(`batchSize: expected an integer >= 1, got ${batchSize}`);
-  }
-  const seed = options.seed ?? 0;
-  const dropLast = options.dropLast ?? true;
-  const train = new VOCSegDataset(options.root, { split: 'train', cropSize, log: options.log });
-  const test = new VOCSegDataset(options.root, { split: 'val', cropSize, log: options.log });
-  await Promise.all([train.load(), test.load()]);
-  const shard = options.shard;
-  const trainIter = new VOCBatches(train, batchSize, {
-    shuffle: options.shuffle ?? true,
-    dropLast,
-    seed,
-    ...(shard ? { shard: { ...shard, pad: true } } : {}),
-  });
-  const testIter = new VOCBatches(test, batchSize, {
-    shuffle: false,
-    dropLast,
-    seed: seed + 1_000_003,
-    ...(shard ? { shard: { ...shard, pad: false } } : {}),
-  });
-  if (trainIter.length === 0) {
-    throw new RangeError(
-      `the train split has ${train.length} examples of at least ${cropSize[0]}x${cropSize[1]} (smaller ones ` +
-        `are dropped), too few for one batch of ${batchSize}; use a smaller crop or batch size`,
-    );
-  }
+  const [trainIter, testIter] = await Promise.all([
+    batchesOf('train', batchSize, cropSize, options),
+    batchesOf('val', batchSize, cropSize, options),
+  ]);
+  checkNotEmpty(trainIter, 'train', cropSize);
   return { trainIter, testIter };
+}
+
+/** The batches of one split only (what an evaluation reads): see {@link loadDataVoc}. */
+export async function loadSplit(
+  split: 'train' | 'val',
+  batchSize: number,
+  cropSize: [number, number],
+  options: LoadDataVocOptions,
+): Promise<VOCBatches> {
+  return checkNotEmpty(await batchesOf(split, batchSize, cropSize, options), split, cropSize);
 }

@@ -90,6 +90,19 @@ function vocPalette(): [number, number, number][] {
   return palette;
 }
 
+/** The file that marks a VOC2012 tree as synthetic (written by {@link synthesize}). */
+export const SYNTHETIC_MARKER = '.fcn-torch-synthetic';
+
+/** A synthetic tree is only ever written where there is none, or a synthetic one. */
+function refuseRealDataset(voc: string): void {
+  if (!fs.existsSync(voc) || fs.existsSync(path.join(voc, SYNTHETIC_MARKER))) return;
+  if (fs.readdirSync(voc).length === 0) return;
+  throw new Error(
+    `refusing to write a synthetic VOC2012 into '${voc}': it holds a dataset that synthesize did not write ` +
+      '(the real VOC2012?); give another folder',
+  );
+}
+
 /**
  * Writes a synthetic VOC2012 under root (root/VOCdevkit/VOC2012) and returns that VOC2012
  * folder, ready for {@link VOCSegDataset} and {@link loadDataVoc}.
@@ -113,6 +126,7 @@ export async function synthesize(root: string, options: SynthesizeOptions = {}):
     throw new RangeError('classes: expected class ids between 1 and 20');
   }
   const voc = path.join(path.resolve(root), 'VOCdevkit', 'VOC2012');
+  refuseRealDataset(voc);
   for (const dir of ['JPEGImages', 'SegmentationClass', path.join('ImageSets', 'Segmentation')]) {
     fs.mkdirSync(path.join(voc, dir), { recursive: true });
   }
@@ -150,5 +164,9 @@ export async function synthesize(root: string, options: SynthesizeOptions = {}):
   const lists = path.join(voc, 'ImageSets', 'Segmentation');
   fs.writeFileSync(path.join(lists, 'train.txt'), `${names.slice(0, count - valCount).join('\n')}\n`);
   fs.writeFileSync(path.join(lists, 'val.txt'), `${names.slice(count - valCount).join('\n')}\n`);
+  fs.writeFileSync(
+    path.join(voc, SYNTHETIC_MARKER),
+    `synthetic VOC2012 written by fcn-torch (seed ${options.seed ?? 0})\n`,
+  );
   return voc;
 }

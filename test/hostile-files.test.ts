@@ -1,0 +1,140 @@
+/**
+ * Hostile and careless files (issue 16): pickles that recurse, nest or share without end,
+ * zip bombs and overlapping records, huge safetensors headers, pixel bombs and checkpoints
+ * whose metadata lies. Each ends in a JS Error; loads that could crash run in a child
+ * process, which must exit cleanly, never by a signal.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import sharp from 'sharp';
+import { createFcn, load, loadCheckpoint, readImage, saveCheckpoint } from '../src';
+import {
+  deepDictPickle,
+  deepListPickle,
+  legacyFile,
+  selfDictPickle,
+  sharedDictPickle,
+  torchZip,
+} from './crafted-files';
+import { cli, runNode, runScript } from './helpers';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-hostile-'));
+
+function write(name: string, bytes: Buffer): string {
+  const file = path.join(tmp, name);
+  fs.writeFileSync(file, bytes);
+  return file;
+}
+
+/** Loads file in a child process; what it printed: "loaded N" or "error: MESSAGE". */
+async function loadInChild(file: string) {
+  const r = await runScript(`pkg.load(${JSON.stringify(file)}).then(
+    (m) => console.log('loaded ' + m.size),
+    (e) => console.log('error: ' + e.message),
+  );`);
+  return r;
+}
+
+test('recursive, deep and shared pickles end in an error, never a crash or a hang', async (t) => {
+  const cases: [string, Buffer, RegExp][] = [
+    ['self-dict.pth', torchZip(selfDictPickle()), /the dict at 'a\.' contains itself/],
+    ['self-dict-legacy.pth', legacyFile(selfDictPickle()), /contains itself/],
+    ['deep-list.pth', torchZip(deepListPickle(1_000_000)), /holds no dict of tensors/],
+    ['deep-dict.pth', torchZip(deepDictPickle(200_000)), /dicts nested deeper than 64 levels/],
+    ['shared-dict.pth', torchZip(sharedDictPickle(32)), /more than 1000000 values to walk/],
+  ];
+  t.true(legacyFile(selfDictPickle()).length < 64, 'the legacy self-dict is a few dozen bytes');
+  for (const [name, bytes, message] of cases) {
+    const r = await loadInChild(write(name, bytes));
+    t.is(r.signal, null, `${name}: ${r.stderr}`);
+    t.is(r.code, 0, `${name}: ${r.stderr}`);
+    t.regex(r.stdout, message, name);
+  }
+});
+
+test('zip records are checked before they are read: bombs, oversized and overlapping records', async (t) => {
+  const empty = selfDictPickle().subarray(0, 3); // PROTO 2 and EMPTY_DICT
+  const dict = Buffer.concat([empty, Buffer.from('.')]);
+  const oneMiB = Buffer.alloc(1 << 20, 7);
+  const cases: [string, Buffer, RegExp][] = [
+    [
+      'bomb.pth',
+      torchZip(dict, [{ name: 'archive/version', data: Buffer.alloc(64 << 20), deflate: true }]),
+      /record 'archive\/version' is compressed \(method 8\); torch\.save writes stored records only/,
+    ],
+    [
+      'big-version.pth',
+      torchZip(dict, [{ name: 'archive/version', data: Buffer.alloc(5000, 49) }]),
+      /record 'archive\/version' holds 5000 bytes; only storages and data\.pkl may exceed 4096/,
+    ],
+    [
+      'overlap.pth',
+      torchZip(dict, [
+        { name: 'archive/data/0', data: oneMiB },
+        ...Array.from({ length: 50 }, (_, i) => ({
+          name: `archive/data/${i + 1}`,
+          data: oneMiB,
+          sameBytesAs: 'archive/data/0',
+        })),
+      ]),
+      /two records share bytes of the file/,
+    ],
+  ];
+  for (const [name, bytes, message] of cases) {
+    await t.throwsAsync(load(write(name, bytes)), { message }, name);
+  }
+  t.true(fs.statSync(path.join(tmp, 'bomb.pth')).size < 200_000, 'the bomb is small');
+  // A well-formed empty state dict still loads.
+  t.is((await load(write('empty.pth', torchZip(dict)))).size, 0);
+});
+
+test('a safetensors header of 80,000 tensors is validated in one pass', async (t) => {
+  const entries = Array.from({ length: 80_000 }, (_, i) => `"t${i}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`);
+  const header = Buffer.from(`{${entries.join(',')}}`);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(header.length));
+  const tensors = await load(write('many.safetensors', Buffer.concat([length, header])));
+  t.is(tensors.size, 80_000);
+});
+
+test('pixel bombs are refused from the header, before decoding', async (t) => {
+  const file = path.join(tmp, 'huge.png');
+  await sharp({ create: { width: 10_000, height: 10_000, channels: 3, background: '#204060' } })
+    .png({ compressionLevel: 9 })
+    .toFile(file);
+  t.true(fs.statSync(file).size < 2_000_000);
+  await t.throwsAsync(readImage(file, { maxPixels: 4096 * 4096 }), {
+    message: /cannot read image '.*huge\.png': it is 10000x10000 \(100000000 pixels\), more than the 16777216 allowed/,
+  });
+});
+
+test("a checkpoint's metadata is validated, and checked against its tensors before a model is built", async (t) => {
+  const net = createFcn({ numClasses: 3 });
+  const config = { arch: 'fcn32s', init: 'bilinear', numClasses: 400, crop: [64, 96] };
+  const lying = path.join(tmp, 'lying.safetensors');
+  await saveCheckpoint(lying, { model: net, epoch: 1, history: [], config });
+  const r = await runNode([cli, 'eval', '--checkpoint', lying, '--data', tmp, '--whole'], { cwd: tmp });
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /says fcn32s with 400 classes, but its final_conv\.weight is \[3, 512, 1, 1\]/);
+  // Metadata that is not what a checkpoint holds is named field by field.
+  for (const [name, info, message] of [
+    ['null-config', { epoch: 1, history: [], config: null }, /config: .*expected record/i],
+    ['bad-history', { epoch: 1, history: [{ epoch: 'one' }], config: {} }, /history\.0\.epoch/],
+    ['array-config', { epoch: 1, history: [], config: [] }, /config: .*expected record/i],
+  ] as const) {
+    const file = path.join(tmp, `${name}.safetensors`);
+    await saveCheckpoint(file, { model: net, epoch: 1, history: [], config: {} });
+    const bytes = fs.readFileSync(file);
+    const headerLength = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString());
+    header.__metadata__['fcn-torch'] = JSON.stringify(info);
+    let text = JSON.stringify(header);
+    text += ' '.repeat((8 - (text.length % 8)) % 8);
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(text.length));
+    fs.writeFileSync(file, Buffer.concat([length, Buffer.from(text), bytes.subarray(8 + headerLength)]));
+    await t.throwsAsync(loadCheckpoint(file), { message }, name);
+  }
+});
