@@ -137,7 +137,13 @@ export async function serve(options: ServeOptions = {}): Promise<ViewerServer> {
       `warning: the viewer listens on ${host}: anyone who reaches this machine can use it and read the run folder`,
     );
   }
-  const app = Fastify({ bodyLimit: limits.maxUploadBytes, requestTimeout: 120_000, logger: false });
+  // forceCloseConnections: close() ends the browsers' keep-alive connections instead of waiting for them.
+  const app = Fastify({
+    bodyLimit: limits.maxUploadBytes,
+    requestTimeout: 120_000,
+    forceCloseConnections: true,
+    logger: false,
+  });
   handleErrors(app, limits);
   guard(app, loopbackOnly);
   app.removeAllContentTypeParsers();

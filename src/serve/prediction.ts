@@ -30,8 +30,8 @@ export interface PredictionResponse {
   palette: [number, number, number][];
   /** Classes present, most pixels first. */
   found: FoundClass[];
-  /** Milliseconds: waiting for the model, decoding, predicting, all of it. */
-  timing: { queueMs: number; decodeMs: number; predictMs: number; totalMs: number };
+  /** Milliseconds: waiting for the model's turn, (re)loading it, decoding, predicting, all of it. */
+  timing: { queueMs: number; loadMs: number; decodeMs: number; predictMs: number; totalMs: number };
   /** What the model is (architecture, epoch, file). */
   model: string;
   trained: boolean;
@@ -49,6 +49,7 @@ export async function predictUpload(
   return queue.run(async () => {
     const turn = performance.now();
     const model = await source.load();
+    const loaded = performance.now();
     const image = await decodeUpload(bytes, header, maxPixels);
     const decoded = performance.now();
     let ids: Uint8Array | Int32Array;
@@ -78,7 +79,8 @@ export async function predictUpload(
       found,
       timing: {
         queueMs: turn - started,
-        decodeMs: decoded - turn,
+        loadMs: loaded - turn,
+        decodeMs: decoded - loaded,
         predictMs: done - decoded,
         totalMs: performance.now() - started,
       },

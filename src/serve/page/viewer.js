@@ -97,7 +97,8 @@ function drawTiming(prediction, roundTrip) {
   const t = prediction.timing;
   $('timing').textContent =
     `${prediction.width}x${prediction.height} labelled in ${Math.round(t.predictMs)} ms ` +
-    `(decode ${Math.round(t.decodeMs)} ms, waiting ${Math.round(t.queueMs)} ms; ${Math.round(roundTrip)} ms in all)`;
+    `(decode ${Math.round(t.decodeMs)} ms, waiting ${Math.round(t.queueMs)} ms` +
+    `${t.loadMs >= 1 ? `, loading the model ${Math.round(t.loadMs)} ms` : ''}; ${Math.round(roundTrip)} ms in all)`;
 }
 
 function setStatus(text, isError = false) {
@@ -294,7 +295,7 @@ const runView = {
           'li',
           {},
           el('a', { href: `run/files/${encodeURIComponent(f.name)}`, target: '_blank' }, f.name),
-          ` (${(f.bytes / 1024).toFixed(1)} kB)`,
+          ` (${f.bytes < 2 ** 20 ? `${(f.bytes / 1024).toFixed(1)} kB` : `${(f.bytes / 2 ** 20).toFixed(1)} MB`})`,
         ),
       ),
     );
