@@ -225,10 +225,18 @@ test.serial('an uploaded image gets the overlay of predict, the legend, the clas
   await page.mouse.move(box.x + box.w / 2, box.y + box.h / 2);
   await page.screenshot({ path: path.join(outputs, 'viewer-predict.png'), fullPage: true });
 
-  // A file that is no image: an error on the page, and the server still labels the next one.
+  // A file that is no image: an error on the page; then an image dropped on the page is labelled.
   await page.setInputFiles('#file', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('not a picture') });
   await page.waitForSelector('#status.error');
   t.regex((await page.textContent('#status')) ?? '', /^notes\.png: not an image that can be read/);
-  await page.setInputFiles('#file', file);
-  await page.waitForFunction("!document.querySelector('#status').classList.contains('error')");
+  const second = path.join(photos, 'JPEGImages', 'synth_000001.jpg');
+  // A DataTransfer holding the file, made in the page (Node has no such class).
+  const base64 = fs.readFileSync(second).toString('base64');
+  const dropped = await page.evaluateHandle(
+    `(() => { const transfer = new DataTransfer(); const bytes = Uint8Array.from(atob('${base64}'), (c) => c.charCodeAt(0)); ` +
+      "transfer.items.add(new File([bytes], 'dropped.jpg', { type: 'image/jpeg' })); return transfer; })()",
+  );
+  await page.dispatchEvent('#drop', 'drop', { dataTransfer: dropped });
+  await page.waitForSelector('#result[data-image="dropped.jpg"]');
+  t.regex((await page.textContent('#status')) ?? '', /^dropped\.jpg: fcn32s/);
 });
