@@ -6,7 +6,8 @@
 import path from 'node:path';
 import { Command, InvalidArgumentError } from '@commander-js/extra-typings';
 import { FCN_ARCHS, type FcnArch } from '../fcn';
-import { chapterModel, DEFAULT_LIMITS, fileModel, type ModelSource, serve } from '../serve';
+import { DEFAULT_LIMITS } from '../serve/limits';
+import { chapterModel, fileModel, type ModelSource } from '../serve/models';
 import type { Device } from '../tensor';
 import { action, setThreads } from './common';
 import { device, existingDir, existingFile, integer, tcpPort } from './options';
@@ -61,6 +62,8 @@ serveCommand.action(
           : undefined;
     // Load the model first, so that a bad file is said at once rather than on the first upload.
     await model?.load();
+    // The server library loads only for this command, not for every fcn command.
+    const { serve } = await import('../serve/index.js');
     const server = await serve({
       model,
       run: o.run,
