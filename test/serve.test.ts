@@ -11,6 +11,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import test from 'ava';
 import sharp from 'sharp';
+import { nn, saveCheckpoint } from '../src';
 import { chapterModel, isLoopback, type ModelSource, serve, type ViewerServer } from '../src/serve';
 import { cli, runNode } from './helpers';
 
@@ -292,5 +293,35 @@ test('fcn serve: starts, answers, stops on SIGINT; mistakes end in one line and 
     t.is(r.code, 1, args.join(' '));
     t.regex(r.stderr, message, args.join(' '));
     t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});
+
+test('a run whose data folder is gone: the evaluation fails with a message, the run view goes on', async (t) => {
+  const dir = path.join(tmp, 'moved-run');
+  fs.mkdirSync(dir);
+  await saveCheckpoint(path.join(dir, 'checkpoint.safetensors'), {
+    model: new nn.Conv2d(3, 21, { kernelSize: 1 }),
+    epoch: 1,
+    history: [],
+    config: { data: path.join(tmp, 'gone') },
+  });
+  const s = await serve({ model, run: dir, port: 0 });
+  try {
+    const started = JSON.parse((await request(s, 'POST', '/api/run/evaluation')).body) as { state: string };
+    t.is(started.state, 'running');
+    let state: { state: string; error?: string } = started;
+    for (let i = 0; i < 500 && state.state === 'running'; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      state = JSON.parse((await request(s, 'GET', '/api/run/evaluation')).body);
+    }
+    t.is(state.state, 'failed');
+    t.is(state.error, `the run's data folder '${path.join(tmp, 'gone')}' does not exist (give --data)`);
+    const status = JSON.parse((await request(s, 'GET', '/api/run')).body) as { epoch: number; files: unknown[] };
+    t.is(status.epoch, 1);
+    t.is((await request(s, 'GET', '/api/run/curves.svg')).status, 404);
+    t.is((await request(s, 'GET', '/api/run/grid/0/image.png')).status, 404);
+    await stillServing(t, s);
+  } finally {
+    await s.close();
   }
 });
