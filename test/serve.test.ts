@@ -325,3 +325,23 @@ test('a run whose data folder is gone: the evaluation fails with a message, the 
     await s.close();
   }
 });
+
+test('a run without a checkpoint yet: predictions with its model say so (503), the run view waits', async (t) => {
+  const dir = path.join(tmp, 'new-run');
+  fs.mkdirSync(dir);
+  const s = await serve({ run: dir, port: 0 });
+  try {
+    const answer = await post(s, await goodPng);
+    t.is(answer.status, 503);
+    t.regex(
+      errorOf(answer),
+      /^the model cannot be loaded: the model file '.*checkpoint\.safetensors' does not exist \(yet\)$/,
+    );
+    const status = JSON.parse((await request(s, 'GET', '/api/run')).body) as { version: number | null; epoch: number };
+    t.deepEqual([status.version, status.epoch], [null, 0]);
+    const evaluation = JSON.parse((await request(s, 'POST', '/api/run/evaluation')).body) as { state: string };
+    t.is(evaluation.state, 'none');
+  } finally {
+    await s.close();
+  }
+});

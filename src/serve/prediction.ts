@@ -6,7 +6,7 @@
  */
 import { classColour, labelImage, type ModelSource } from './models';
 import type { JobQueue } from './queue';
-import { decodeUpload, inspectUpload } from './upload';
+import { decodeUpload, HttpError, inspectUpload } from './upload';
 
 /** A class found in a prediction. */
 export interface FoundClass {
@@ -48,7 +48,9 @@ export async function predictUpload(
   const header = await inspectUpload(bytes, maxPixels);
   return queue.run(async () => {
     const turn = performance.now();
-    const model = await source.load();
+    const model = await source.load().catch((err: unknown) => {
+      throw new HttpError(503, `the model cannot be loaded: ${(err as Error).message}`);
+    });
     const loaded = performance.now();
     const image = await decodeUpload(bytes, header, maxPixels);
     const decoded = performance.now();
