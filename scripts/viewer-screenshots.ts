@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     await page.waitForSelector('#legend tbody tr');
     const box = await page.$eval('#overlay', (c) => c.getBoundingClientRect().toJSON());
     await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
-    await page.screenshot({ path: path.join(out, 'viewer-predict.png') });
+    await page.screenshot({ path: path.join(out, 'viewer-predict.png'), fullPage: true });
   } finally {
     await browser.close();
     await server.close();

@@ -177,15 +177,18 @@ function setUpPrediction() {
 // ---------- run view ----------
 
 function drawIouTable(result) {
-  const rows = result.classes.map((name, id) => {
+  // Classes in neither the labels nor the predictions have no IoU: they are left out.
+  const present = result.classes.map((_, id) => id).filter((id) => result.classIoU[id] !== null);
+  const rows = present.map((id) => {
+    const name = result.classes[id];
     const iou = result.classIoU[id];
     return el(
       'tr',
       {},
       el('td', {}, el('span', { className: 'swatch', style: { background: rgb(result.palette[id]) } })),
       el('td', {}, name),
-      el('td', { className: 'number' }, iou === null ? '–' : iou.toFixed(3)),
-      el('td', {}, el('span', { className: 'bar', style: { width: `${Math.round((iou ?? 0) * 120)}px` } })),
+      el('td', { className: 'number' }, iou.toFixed(3)),
+      el('td', {}, el('span', { className: 'bar', style: { width: `${Math.round(iou * 120)}px` } })),
     );
   });
   $('iou-table').tBodies[0].replaceChildren(...rows);
