@@ -9,6 +9,7 @@
 import * as init from './init';
 import * as nn from './nn';
 import * as optim from './optim';
+import type { ServeOptions, ViewerServer } from './serve';
 import * as torch from './torch';
 import * as voc from './voc';
 
@@ -39,7 +40,18 @@ export { type Confusion, type EpochMetrics, type SegmentationMetrics, segmentati
 export { historySvg, plotHistory } from './plot';
 export { normalizeImage, PREDICT_MAX_PIXELS, type PredictOptions, predict } from './predict';
 export { load, save } from './serialization';
+export type { ServeLimits } from './serve/limits';
+export { chapterModel, fileModel, type LoadedModel, type ModelSource } from './serve/models';
 export { type Device, type DType, Tensor, type TypedArray } from './tensor';
 export { type EpochBatches, type TrainOptions, train } from './train';
 export { evaluate, evaluateWholeImages, type LossOptions, type StepResult, Trainer } from './trainer';
+export type { ServeOptions, ViewerServer };
 export { init, nn, optim, torch, voc };
+
+/**
+ * Starts the local web viewer: a page that labels images with a model and shows a training
+ * run (see {@link ServeOptions}). The server library is loaded on the first call only.
+ */
+export async function serve(options: ServeOptions = {}): Promise<ViewerServer> {
+  return (await import('./serve/index.js')).serve(options);
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `fcn` command: synthetic or real VOC data, training, evaluation and prediction of the
- * chapter's FCN from the shell, one module per command. User mistakes end in one line on
- * stderr and exit code 1.
+ * chapter's FCN, and a local web viewer, from the shell, one module per command. User
+ * mistakes end in one line on stderr and exit code 1.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import { Command } from '@commander-js/extra-typings';
 import { downloadVocCommand, synthCommand } from './data';
 import { evalCommand } from './evaluate';
 import { predictCommand } from './predict';
+import { serveCommand } from './serve';
 import { trainCommand } from './train';
 
 const packageJson = path.join(__dirname, '..', '..', '..', 'package.json');
@@ -22,7 +23,8 @@ const program = new Command()
   .addCommand(downloadVocCommand)
   .addCommand(trainCommand)
   .addCommand(evalCommand)
-  .addCommand(predictCommand);
+  .addCommand(predictCommand)
+  .addCommand(serveCommand);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`fcn: ${(err as Error).message}`);

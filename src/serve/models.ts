@@ -1,0 +1,197 @@
+/**
+ * Where the viewer's model comes from. A model source is a small interface (a name, whether
+ * its weights were trained, and a loader giving the network, its class names and optionally
+ * its own preprocessing), so that other model families plug in without touching the server.
+ * The sources that exist today: the chapter's FCN with fresh weights, and a file (an
+ * `fcn train` checkpoint, or a weights file of one of the chapter's FCNs), reloaded when the
+ * file changes, so that a model being trained is always seen at its latest epoch.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadCheckpoint } from '../checkpoint';
+import { checkOneOf, checkString } from '../checks';
+import { buildModel } from '../cli/common';
+import { runConfigOf } from '../cli/run-config';
+import { FCN_ARCHS, type FcnArch } from '../fcn';
+import type { Module } from '../nn/module';
+import { predict } from '../predict';
+import { load } from '../serialization';
+import type { Device, Tensor } from '../tensor';
+import { VOC_CLASSES, VOC_COLORMAP } from '../voc';
+
+/** A model ready to label images. */
+export interface LoadedModel {
+  /** The network: uint8 pixels go through `preprocess` (default ImageNet normalisation), logits come out. */
+  net: Module;
+  /** Class names, index = class id. */
+  classes: readonly string[];
+  /** The network's input [1, 3, H, W] for uint8 pixels [3, H, W] (default: `normalizeImage`). */
+  preprocess?: (image: Tensor) => Tensor;
+  /** Largest tile of whole-image prediction, multiples of 32 (default [320, 480]). */
+  tileSize?: [number, number];
+  /** What the page says about this model (architecture, epoch, file). */
+  label: string;
+}
+
+/** Where a model comes from; {@link serve} asks it for the model before each prediction. */
+export interface ModelSource {
+  /** Short name shown on the page. */
+  readonly name: string;
+  /** False for fresh weights: the page then says that the labels are noise. */
+  readonly trained: boolean;
+  /** The model; may be cached, and reloaded when what it was read from changed. */
+  load(): Promise<LoadedModel>;
+}
+
+/** Class ids int64 [H, W] of uint8 pixels [3, H, W]: the whole image labelled at its own size. */
+export async function labelImage(model: LoadedModel, pixels: Tensor): Promise<Tensor> {
+  const input = model.preprocess ? model.preprocess(pixels) : pixels;
+  const tile = model.tileSize ?? [320, 480];
+  const labels = await predict(model.net, input, { mode: 'whole', cropSize: tile, tileSize: tile });
+  return labels.ndim === 3 ? labels.squeeze(0) : labels;
+}
+
+/**
+ * The colour of class id: VOC's palette, extended past its 21 classes by the same bit
+ * interleaving that makes it (PASCAL's `color_map`).
+ */
+export function classColour(id: number): [number, number, number] {
+  if (id < VOC_COLORMAP.length) return [...VOC_COLORMAP[id]] as [number, number, number];
+  const rgb: [number, number, number] = [0, 0, 0];
+  let c = id;
+  for (let shift = 7; shift >= 0; shift--) {
+    for (let k = 0; k < 3; k++) rgb[k] |= ((c >> k) & 1) << shift;
+    c >>= 3;
+  }
+  return rgb;
+}
+
+/** The classes of an n-class model: VOC's names for 21, else "class k". */
+function classNames(n: number): string[] {
+  return n === VOC_CLASSES.length ? [...VOC_CLASSES] : Array.from({ length: n }, (_, k) => `class ${k}`);
+}
+
+/** The chapter's FCN (ResNet-18 body) with fresh, untrained weights. */
+export function chapterModel(arch: FcnArch = 'fcn32s', options: { device?: Device } = {}): ModelSource {
+  const checked = checkOneOf(arch, 'arch', FCN_ARCHS);
+  let model: Promise<LoadedModel> | undefined;
+  return {
+    name: `${checked}, untrained`,
+    trained: false,
+    load() {
+      model ??= buildModel({ arch: checked, init: 'bilinear', numClasses: VOC_CLASSES.length }, options.device ?? 'cpu')
+        .then((net) => ({
+          net,
+          classes: classNames(VOC_CLASSES.length),
+          label: `${checked} (the chapter's FCN) with fresh weights: untrained, its labels are noise`,
+        }))
+        .catch((err: unknown) => {
+          model = undefined;
+          throw err;
+        });
+      return model;
+    },
+  };
+}
+
+/** The FCN architecture and class count a state dict's names and shapes tell. */
+export function fcnOfStateDict(tensors: Map<string, Tensor>, file: string): { arch: FcnArch; numClasses: number } {
+  const arch: FcnArch | undefined = tensors.has('score_pool3.weight')
+    ? 'fcn8s'
+    : tensors.has('score_pool4.weight')
+      ? 'fcn16s'
+      : tensors.has('final_conv.weight')
+        ? 'fcn32s'
+        : undefined;
+  const scores = tensors.get(arch === 'fcn32s' ? 'final_conv.weight' : 'score_fr.weight');
+  if (!arch || !scores) {
+    throw new Error(
+      `'${file}' holds no FCN weights (no final_conv.weight or score_fr.weight): give an fcn train checkpoint or model.safetensors`,
+    );
+  }
+  return { arch, numClasses: scores.shape[0] };
+}
+
+/** The model of a file, read fresh. */
+async function readModel(file: string, device: Device): Promise<LoadedModel> {
+  const base = path.basename(file);
+  if (file.endsWith('.safetensors') && (await hasCheckpointMetadata(file))) {
+    const checkpoint = await loadCheckpoint(file);
+    const config = runConfigOf(checkpoint.config, file);
+    const net = await buildModel(config, 'cpu');
+    net.loadStateDict(checkpoint.model);
+    return {
+      net: net.to(device),
+      classes: classNames(config.numClasses),
+      tileSize: config.crop,
+      label: `${config.arch} after epoch ${checkpoint.epoch} (${base})`,
+    };
+  }
+  const tensors = await load(file);
+  const { arch, numClasses } = fcnOfStateDict(tensors, file);
+  const net = await buildModel({ arch, init: 'bilinear', numClasses }, 'cpu');
+  net.loadStateDict(tensors);
+  return { net: net.to(device), classes: classNames(numClasses), label: `${arch} (${base})` };
+}
+
+/** True when a safetensors file carries an fcn-torch checkpoint's metadata (read from its header only). */
+async function hasCheckpointMetadata(file: string): Promise<boolean> {
+  const metadata = await readSafetensorsMetadata(file);
+  return metadata !== null && 'fcn-torch' in metadata;
+}
+
+/** Largest safetensors header read for its metadata (a checkpoint's history is a few kB). */
+const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The `__metadata__` of a safetensors file, read from its header alone (no tensor is read);
+ * null when the file is not safetensors.
+ */
+export async function readSafetensorsMetadata(file: string): Promise<Record<string, string> | null> {
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    const size = Buffer.alloc(8);
+    if ((await handle.read(size, 0, 8, 0)).bytesRead < 8) return null;
+    const length = size.readBigUInt64LE(0);
+    if (length < 2n || length > BigInt(MAX_HEADER_BYTES)) return null;
+    const header = Buffer.alloc(Number(length));
+    if ((await handle.read(header, 0, header.length, 8)).bytesRead < header.length) return null;
+    const json: unknown = JSON.parse(header.toString('utf8'));
+    const metadata = (json as { __metadata__?: unknown }).__metadata__;
+    return metadata !== null && typeof metadata === 'object' ? (metadata as Record<string, string>) : {};
+  } catch {
+    return null;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The model in a file: an `fcn train` checkpoint (its config rebuilds the model) or a weights
+ * file of one of the chapter's FCNs (`model.safetensors`, a `.pth`; the architecture and the
+ * number of classes are told by the tensors). Read on first use and again whenever the file's
+ * size or modification time changes.
+ */
+export function fileModel(file: string, options: { device?: Device } = {}): ModelSource {
+  const resolved = path.resolve(checkString(file, 'file'));
+  const device = options.device ?? 'cpu';
+  let cached: { stamp: string; model: Promise<LoadedModel> } | undefined;
+  return {
+    name: path.basename(resolved),
+    trained: true,
+    async load() {
+      const stat = await fs.promises.stat(resolved).catch(() => {
+        throw new Error(`the model file '${resolved}' does not exist (yet)`);
+      });
+      const stamp = `${stat.mtimeMs}:${stat.size}`;
+      if (cached?.stamp !== stamp) {
+        const model = readModel(resolved, device);
+        cached = { stamp, model };
+        model.catch(() => {
+          if (cached?.model === model) cached = undefined;
+        });
+      }
+      return cached.model;
+    },
+  };
+}
