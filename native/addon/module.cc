@@ -19,6 +19,8 @@ void Module::Init(Napi::Env env, Napi::Object exports) {
                                        InstanceAccessor<&Module::kind>("kind"),
                                        InstanceMethod<&Module::forward>("forward"),
                                        InstanceMethod<&Module::forwardAsync>("forwardAsync"),
+                                       InstanceMethod<&Module::forwardOutputs>("forwardOutputs"),
+                                       InstanceMethod<&Module::forwardOutputsAsync>("forwardOutputsAsync"),
                                        InstanceMethod<&Module::namedChildren>("namedChildren"),
                                        InstanceMethod<&Module::namedParameters>("namedParameters"),
                                        InstanceMethod<&Module::namedBuffers>("namedBuffers"),
@@ -65,6 +67,20 @@ Napi::Value Module::forwardAsync(const Napi::CallbackInfo& info) {
   return runAsync(info.Env(), [module = module_, x]() -> Settle {
     at::Tensor y = runModel(*module, x);
     return [y](Napi::Env env) { return Tensor::wrap(env, y); };
+  });
+}
+
+/// forwardOutputs(x) -> [[name, tensor], ...]: every named output ("out", "aux", ...).
+Napi::Value Module::forwardOutputs(const Napi::CallbackInfo& info) {
+  at::Tensor x = Tensor::unwrap(info[0], "input");
+  return withModelLock(info.Env(), [&] { return Tensor::wrapNamed(info.Env(), runModelOutputs(*module_, x)); });
+}
+
+Napi::Value Module::forwardOutputsAsync(const Napi::CallbackInfo& info) {
+  at::Tensor x = Tensor::unwrap(info[0], "input");
+  return runAsync(info.Env(), [module = module_, x]() -> Settle {
+    NamedOutputs outputs = runModelOutputs(*module, x);
+    return [outputs](Napi::Env env) { return Tensor::wrapNamed(env, outputs); };
   });
 }
 

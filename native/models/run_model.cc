@@ -35,6 +35,12 @@ at::Tensor runModel(torch::nn::Module& model, const at::Tensor& input) {
   return forwardModule(model, layoutFor(model, input));
 }
 
+NamedOutputs runModelOutputs(torch::nn::Module& model, const at::Tensor& input) {
+  if (!backends::channelsLast) return forwardModuleOutputs(model, input);
+  useChannelsLast(model);
+  return forwardModuleOutputs(model, layoutFor(model, input));
+}
+
 c10::Device deviceOf(const torch::nn::Module& model) {
   auto params = model.parameters(true);
   return params.empty() ? c10::Device(c10::kCPU) : params[0].device();
