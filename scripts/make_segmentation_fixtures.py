@@ -134,6 +134,18 @@ foreach=False). Per run r in amsgrad_false, amsgrad_true: r.p1 [10, 4, 3], r.p2 
 params after each step), r.loss [10] (L before each step), r.exp_avg.p1 / .p2,
 r.exp_avg_sq.p1 / .p2, r.max_exp_avg_sq.p1 / .p2 (amsgrad only; the final states),
 r.step [1] (10). Tolerance 1e-6 relative.
+
+Prediction with the weights' preprocessing: predict-lraspp_mobilenet_v3_large.safetensors
+-----------------------------------------------------------------------------------------
+Weights: seg-lraspp_mobilenet_v3_large.pth. image: uint8 [3, 19, 26] (uniform 0..255), x =
+LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1.transforms()(image) (torchvision's
+SemanticSegmentation(resize_size=520): the shorter side resized to 520, bilinear antialiased
+in float and rounded back to uint8, scaled to [0, 1], ImageNet mean/std; no download), out =
+model(x[None])['out'] (eval, no_grad), logits = F.interpolate(out, size=(19, 26),
+mode='bilinear', align_corners=False) (the logits back at the image's size). Keys: image,
+labels [19, 26] int64 (logits.argmax(1)), margin [19, 26] float32 (top-1 minus top-2 logit),
+x.chmean [1, 3] (per-channel mean of the preprocessed input, [1, 3, 520, 711]), scale [1]
+(max |logits|). Labels are compared where margin > 1e-4 * scale.
 """
 import collections
 import glob
@@ -663,6 +675,35 @@ def adamw_fixtures():
     })
 
 
+def predict_fixture(tv):
+    seg = tv.models.segmentation
+    model = build_segmentation(tv, 'lraspp_mobilenet_v3_large', dict(num_classes=21))
+    model.load_state_dict(torch.load(os.path.join(OUT, 'seg-lraspp_mobilenet_v3_large.pth'), weights_only=True))
+    model.eval()
+    image = torch.randint(0, 256, (3, 19, 26), dtype=torch.uint8, generator=torch.Generator().manual_seed(501))
+    transforms = seg.LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1.transforms()
+    x = transforms(image).unsqueeze(0)
+    with torch.no_grad():
+        out = model(x)['out']
+    logits = F.interpolate(out, size=image.shape[-2:], mode='bilinear', align_corners=False)
+    top2 = logits.topk(2, dim=1).values[0]
+    t = collections.OrderedDict(
+        image=image, labels=logits.argmax(1)[0], margin=top2[0] - top2[1], **{'x.chmean': x.mean(dim=(2, 3))},
+        scale=logits.abs().max().reshape(1))
+    write(t, 'predict-lraspp_mobilenet_v3_large.safetensors', {
+        'weights': 'seg-lraspp_mobilenet_v3_large.pth',
+        'transforms': repr(transforms),
+        'preprocessed': list(x.shape),
+        'labels': "F.interpolate(model(transforms(image)[None])['out'], size=image's, mode='bilinear', "
+                  'align_corners=False).argmax(1)',
+    })
+    print(f'predict: x {tuple(x.shape)}, classes found {labels_found(t["labels"])}', file=sys.stderr)
+
+
+def labels_found(labels):
+    return sorted(set(labels.flatten().tolist()))
+
+
 def verify(tv):
     """Reloads every .pth from disk into a fresh torchvision model (strict) and checks that it
     reproduces its fixture exactly; reports the float32 error against a float64 forward."""
@@ -701,10 +742,11 @@ def main():
     train_fixtures(tv, state_dicts)
     scheduler_fixtures()
     adamw_fixtures()
+    predict_fixture(tv)
     verify(tv)
     total = 0
     for f in sorted(os.listdir(OUT)):
-        if f.startswith(('seg-', 'cls-', 'train-', 'schedulers', 'adamw')):
+        if f.startswith(('seg-', 'cls-', 'train-', 'schedulers', 'adamw', 'predict-')):
             size = os.path.getsize(os.path.join(OUT, f))
             total += size
             print(f'{size:>9}  {f}', file=sys.stderr)

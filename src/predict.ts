@@ -2,16 +2,19 @@
  * The chapter's `predict`: normalise with the ImageNet statistics, run the FCN, take the
  * argmax over channels. 'crop' mode predicts the chapter's 320x480 top-left crop; 'whole'
  * mode (exercise 3) labels an image of any size from tiles whose sides are multiples of 32,
- * averaging the logits where tiles overlap.
+ * averaging the logits where tiles overlap. torchvision's segmentation models carry their
+ * weights' preprocessing instead (shorter side resized to 520, normalised), which predict
+ * applies to the whole image, giving labels at the image's own size.
  */
 import { checkOneOf, checkSizeMultipleOf32, checkTensor } from './checks';
+import { SegmentationModel } from './models/segmentation';
 import { native } from './native';
 import type { Module } from './nn/module';
 import { Tensor } from './tensor';
 import * as torch from './torch';
 import { IMAGENET_MEAN, IMAGENET_STD } from './voc/loader';
 
-/** Options of {@link predict}. */
+/** Options of {@link predict} (for the chapter's FCNs; segmentation models take none). */
 export interface PredictOptions {
   /** 'crop' (default): the top-left cropSize of the image, as the chapter; 'whole': all of it. */
   mode?: 'crop' | 'whole';
@@ -45,8 +48,14 @@ export function normalizeImage(image: Tensor): Tensor {
  * Class ids (int64 [H, W], or [N, H, W] for a batch) for an image (see {@link normalizeImage}).
  * The model is put in eval mode (by the native job, so a training run in progress keeps its
  * own mode for its steps) and runs where its parameters are, on the native thread.
+ *
+ * A `models.segmentation` model gets its weights' preprocessing (`model.transforms`): uint8
+ * pixels have their shorter side resized to 520 (bilinear, antialiased, as torchvision) and
+ * are normalised; float32 images are taken as normalised and only resized. Its `out` logits
+ * are resized back, so the labels have the image's own height and width.
  */
 export async function predict(net: Module, image: Tensor, options: PredictOptions = {}): Promise<Tensor> {
+  if (net instanceof SegmentationModel) return predictSegmentation(net, image, options);
   const mode = checkOneOf(options.mode ?? 'crop', 'mode', ['crop', 'whole'] as const);
   const [cropH, cropW] = checkSizeMultipleOf32(options.cropSize ?? [320, 480], 'cropSize');
   const [tileH, tileW] = checkSizeMultipleOf32(options.tileSize ?? [cropH, cropW], 'tileSize');
@@ -61,5 +70,25 @@ export async function predict(net: Module, image: Tensor, options: PredictOption
     X = X.narrow(2, 0, cropH).narrow(3, 0, cropW);
   }
   const labels = new Tensor(await native.predictLabels(net.native, X.native, tileH, tileW));
+  return image.shape.length === 3 ? labels.squeeze(0) : labels;
+}
+
+async function predictSegmentation(net: SegmentationModel, image: Tensor, options: PredictOptions): Promise<Tensor> {
+  const given = (['mode', 'cropSize', 'tileSize'] as const).filter((k) => options[k] !== undefined);
+  if (given.length > 0) {
+    throw new RangeError(
+      `predict: ${given.join(', ')} apply to the chapter's FCN; a ${net.kind} model takes the whole image with its weights' preprocessing`,
+    );
+  }
+  checkTensor(image, 'image');
+  const batched = image.shape.length === 3 ? image.unsqueeze(0) : image;
+  if (batched.shape.length !== 4 || batched.shape[1] !== 3 || (image.dtype !== 'uint8' && image.dtype !== 'float32')) {
+    throw new TypeError(
+      'image: expected uint8 pixels [3, H, W] or [N, 3, H, W] (readImage gives them) or normalised float32, got ' +
+        `${image.dtype} [${image.shape.join(', ')}]`,
+    );
+  }
+  const { resizeSize, mean, std } = net.transforms;
+  const labels = new Tensor(await native.predictResized(net.native, batched.native, resizeSize, mean, std));
   return image.shape.length === 3 ? labels.squeeze(0) : labels;
 }
