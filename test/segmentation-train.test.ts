@@ -5,7 +5,7 @@ import { fixture, fixtures, maxAbsDiff, pick } from './helpers';
 
 const seg = models.segmentation;
 
-const maxAbs = (x: Tensor) => Math.max(...Array.from(x.abs().toTypedArray() as Float32Array));
+const maxAbs = (x: Tensor) => x.abs().max().item() as number;
 
 /** |got - expected| <= tolerance x max|expected|. */
 function near(t: ExecutionContext, got: Tensor, expected: Tensor, tolerance: number, what: string) {
@@ -96,4 +96,25 @@ test('the torchvision loss: mean over labelled pixels, aux weighted; the chapter
   t.throws(() => new Trainer(model, null, { loss: { kind: 'mean' as 'chapter' } }), {
     message: /loss\.kind: expected one of chapter, torchvision/,
   });
+});
+
+test('data-parallel steps with the torchvision loss equal one device (the mean over the whole batch)', async (t) => {
+  const f = await fixture('train-lraspp_mobilenet_v3_large.safetensors');
+  const weights = await load(path.join(fixtures, 'seg-lraspp_mobilenet_v3_large.pth'));
+  const X = pick(f, 'X1');
+  const Y = pick(f, 'Y1');
+  const results = [];
+  for (const devices of [['cpu'], ['cpu', 'cpu']] as const) {
+    const model = await seg.lrasppMobilenetV3Large();
+    model.loadStateDict(weights);
+    model.train();
+    // BatchNorm frozen, so that each part normalises as the whole batch does.
+    for (const m of [model.get('backbone'), model.get('classifier')]) m.eval();
+    const optimizer = new optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+    const r = await new Trainer(model, optimizer, { devices: [...devices] }).step(X, Y);
+    results.push({ loss: r.loss, params: model.namedParameters() });
+  }
+  const [one, two] = results;
+  t.true(Math.abs(one.loss - two.loss) <= 1e-5 * one.loss, `${one.loss} vs ${two.loss}`);
+  for (const [name, p] of one.params) near(t, (two.params.get(name) as Tensor).detach(), p.detach(), 1e-5, name);
 });
