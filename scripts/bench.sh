@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # `npm run bench`: the chapter's FCN (inference, predict, train steps) against PyTorch eager,
 # channels_last, torch.compile and ONNX Runtime, weight loading, start-up and memory against
-# PyTorch, then the data pipeline (scripts/bench-data.sh) and distributed training against
-# DistributedDataParallel (scripts/bench-distributed.ts), all on this machine in this run. Extra
-# arguments go to scripts/bench.ts (--rounds N, --long, --quick).
+# PyTorch, then torchvision's segmentation models (scripts/bench-segmentation.ts, against eager
+# and channels_last), the data pipeline (scripts/bench-data.sh) and distributed training
+# against DistributedDataParallel (scripts/bench-distributed.ts), all on this machine in this
+# run. Extra arguments go to scripts/bench.ts (--rounds N, --long, --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=$(bash scripts/python-env.sh)
 node dist/scripts/bench.js "$python" "$@"
+echo
+node dist/scripts/bench-segmentation.js "$python"
 echo
 bash scripts/bench-data.sh "" 3
 echo

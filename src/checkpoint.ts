@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import type { EpochMetrics } from './metrics';
 import type { Module } from './nn/module';
-import type { SGD } from './optim';
+import type { Optimizer, SchedulerState } from './optim';
 import { loadWithMetadata, save } from './serialization';
 import type { Tensor } from './tensor';
 
@@ -22,25 +22,32 @@ export interface CheckpointInfo {
   history: EpochMetrics[];
   /** The caller's description of the run (architecture, crop, learning rate, ...). */
   config: Record<string, unknown>;
+  /** The learning-rate scheduler's state, when the run has one. */
+  scheduler?: SchedulerState;
 }
 
 /** A checkpoint read back by {@link loadCheckpoint}. */
 export interface Checkpoint extends CheckpointInfo {
   /** The model's state dict. */
   model: Map<string, Tensor>;
-  /** The optimizer's state (see `SGD.stateDict`). */
+  /** The optimizer's state (see `Optimizer.stateDict`). */
   optimizer: Map<string, Tensor>;
 }
 
 /** Writes model and optimizer state with info to file (a `.safetensors` path), atomically. */
 export async function saveCheckpoint(
   file: string,
-  parts: { model: Module; optimizer?: SGD } & CheckpointInfo,
+  parts: { model: Module; optimizer?: Optimizer } & CheckpointInfo,
 ): Promise<void> {
   const tensors = new Map<string, Tensor>();
   for (const [name, t] of parts.model.stateDict()) tensors.set(`model.${name}`, t);
   for (const [name, t] of parts.optimizer?.stateDict() ?? []) tensors.set(`optimizer.${name}`, t);
-  const info: CheckpointInfo = { epoch: parts.epoch, history: parts.history, config: parts.config };
+  const info: CheckpointInfo = {
+    epoch: parts.epoch,
+    history: parts.history,
+    config: parts.config,
+    ...(parts.scheduler ? { scheduler: parts.scheduler } : {}),
+  };
   await save(tensors, file, { format: 'pt', [METADATA_KEY]: JSON.stringify(info) });
 }
 
@@ -60,6 +67,7 @@ const CheckpointInfoSchema = z.object({
   epoch: z.int().min(0),
   history: z.array(EpochMetricsSchema),
   config: z.record(z.string(), z.unknown()),
+  scheduler: z.object({ lastEpoch: z.int().min(0) }).optional(),
 });
 
 /** Reads a checkpoint written by {@link saveCheckpoint}; other files are refused by name. */

@@ -106,3 +106,27 @@ export async function saveImageGrid(rows: Tensor[][], file: string, options: { g
     .png()
     .toFile(file);
 }
+
+/** A class present in a label map: its id, name, pixel count and share of the pixels. */
+export interface ClassFound {
+  id: number;
+  name: string;
+  pixels: number;
+  share: number;
+}
+
+/** The classes of a label map (class ids, any integer dtype), most pixels first, named from names. */
+export function classesFound(labels: Tensor, names: readonly string[]): ClassFound[] {
+  const ids = labels.to('int32').toTypedArray();
+  const counts = new Map<number, number>();
+  for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
+  return [...counts.entries()]
+    .map(([id, pixels]) => ({ id, name: names[id] ?? `class ${id}`, pixels, share: pixels / ids.length }))
+    .sort((a, b) => b.pixels - a.pixels || a.id - b.id);
+}
+
+/** The image blended half and half with its label colours (label2image's), uint8 [H, W, 3]. */
+export function overlay(image: Tensor, colours: Tensor): Tensor {
+  const hwc = toHwc(image, 'image');
+  return hwc.to('float32').add(colours.cpu().to('float32')).div(2).add(0.5).to('uint8');
+}

@@ -2,11 +2,12 @@
  * fcn-torch: Fully Convolutional Networks on libtorch, from TypeScript.
  *
  * ```ts
- * import { torch, nn, init, optim, bilinearKernel, load, save } from 'fcn-torch';
+ * import { torch, nn, init, optim, models, bilinearKernel, load, save } from 'fcn-torch';
  * ```
  * @packageDocumentation
  */
 import * as init from './init';
+import * as models from './models';
 import * as nn from './nn';
 import * as optim from './optim';
 import type { ServeOptions, ViewerServer } from './serve';
@@ -46,7 +47,7 @@ export { type Device, type DType, Tensor, type TypedArray } from './tensor';
 export { type EpochBatches, type TrainOptions, train } from './train';
 export { evaluate, evaluateWholeImages, type LossOptions, type StepResult, Trainer } from './trainer';
 export type { ServeOptions, ViewerServer };
-export { init, nn, optim, torch, voc };
+export { init, models, nn, optim, torch, voc };
 
 /**
  * Starts the local web viewer: a page that labels images with a model and shows a training

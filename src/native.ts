@@ -28,6 +28,9 @@ export interface NativeModule {
   readonly kind: string;
   forward(input: NativeTensor): NativeTensor;
   forwardAsync(input: NativeTensor): Promise<NativeTensor>;
+  /** Every named output ("out", then "aux" for a segmentation model with an aux classifier). */
+  forwardOutputs(input: NativeTensor): NamedNativeTensors;
+  forwardOutputsAsync(input: NativeTensor): Promise<NamedNativeTensors>;
   namedChildren(): [string, NativeModule][];
   namedParameters(recurse?: boolean): NamedNativeTensors;
   namedBuffers(recurse?: boolean): NamedNativeTensors;
@@ -43,7 +46,8 @@ export interface NativeModule {
 export interface NativeOptimizer {
   step(): void;
   zeroGrad(): void;
-  setLr(lr: number): void;
+  getLrs(): number[];
+  setLrs(lrs: number[]): void;
   stateDict(): NamedNativeTensors;
   loadStateDict(entries: NamedNativeTensors): void;
 }
@@ -135,15 +139,21 @@ export interface NativeOps {
 }
 
 export interface NativeAddon {
-  NativeSGD: new (
-    params: NativeTensor[],
-    options: { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean },
+  NativeOptimizer: new (
+    kind: 'sgd' | 'adamw',
+    groups: { params: NativeTensor[]; options: Record<string, number | boolean> }[],
   ) => NativeOptimizer;
   NativeTrainer: new (
     model: NativeModule,
     optimizer: NativeOptimizer | null,
     devices: string[],
-    loss: { ignoreIndex: number; labelSmoothing: number; classWeights?: NativeTensor },
+    loss: {
+      kind: 'chapter' | 'torchvision';
+      auxWeight: number;
+      ignoreIndex: number;
+      labelSmoothing: number;
+      classWeights?: NativeTensor;
+    },
     processGroup: NativeProcessGroup | null,
   ) => NativeTrainer;
   NativeProcessGroup: new () => NativeProcessGroup;
@@ -156,6 +166,13 @@ export interface NativeAddon {
     outputStride: 16 | 8,
   ): NativeModule;
   predictLabels(model: NativeModule, images: NativeTensor, tileH: number, tileW: number): Promise<NativeTensor>;
+  predictResized(
+    model: NativeModule,
+    images: NativeTensor,
+    resizeSize: number,
+    mean: readonly number[],
+    std: readonly number[],
+  ): Promise<NativeTensor>;
   backends: {
     subpixelUpsampling: boolean;
     channelsLast: boolean;
@@ -181,7 +198,14 @@ export interface NativeAddon {
   cudaSynchronize(device: string): Promise<void>;
   ops: NativeOps;
   createModule(kind: string, options: object): NativeModule;
-  resnet18(numClasses: number): NativeModule;
+  resnet(block: 'basic' | 'bottleneck', layers: [number, number, number, number], numClasses: number): NativeModule;
+  mobilenetV3Large(numClasses: number): NativeModule;
+  segmentationModel(
+    head: 'fcn' | 'deeplabv3' | 'lraspp',
+    backbone: 'resnet50' | 'resnet101' | 'mobilenet_v3_large',
+    numClasses: number,
+    aux: boolean,
+  ): NativeModule;
   init: {
     bilinearKernel(inChannels: number, outChannels: number, kernelSize: number): NativeTensor;
     xavierUniform_(t: NativeTensor, gain: number): NativeTensor;

@@ -2,16 +2,20 @@
  * The chapter's `predict`: normalise with the ImageNet statistics, run the FCN, take the
  * argmax over channels. 'whole' mode (the default; the chapter's exercise 3) labels an image
  * of any size from tiles whose sides are multiples of 32, averaging the logits where tiles
- * overlap; 'crop' mode predicts the chapter's 320x480 top-left crop.
+ * overlap; 'crop' mode predicts the chapter's 320x480 top-left crop. torchvision's
+ * segmentation models carry their weights' preprocessing instead (shorter side resized to
+ * 520, normalised), which predict applies to the whole image, giving labels at the image's
+ * own size.
  */
 import { checkInteger, checkOneOf, checkSizeMultipleOf32, checkTensor } from './checks';
+import { SegmentationModel } from './models/segmentation';
 import { native } from './native';
 import type { Module } from './nn/module';
 import { Tensor } from './tensor';
 import * as torch from './torch';
 import { IMAGENET_MEAN, IMAGENET_STD } from './voc/loader';
 
-/** Options of {@link predict}. */
+/** Options of {@link predict} (for the chapter's FCNs; segmentation models take none). */
 export interface PredictOptions {
   /**
    * 'whole' (default): every pixel of the image, at its own size, from tiles (exercise 3);
@@ -64,8 +68,14 @@ export function normalizeImage(image: Tensor): Tensor {
  * (by the native job, so a training run in progress keeps its own mode for its steps) and
  * runs where its parameters are, on the native thread. A crop is cut before the pixels are
  * converted to float.
+ *
+ * A `models.segmentation` model gets its weights' preprocessing (`model.transforms`): uint8
+ * pixels have their shorter side resized to 520 (bilinear, antialiased, as torchvision) and
+ * are normalised; float32 images are taken as normalised and only resized. Its `out` logits
+ * are resized back, so the labels have the image's own height and width.
  */
 export async function predict(net: Module, image: Tensor, options: PredictOptions = {}): Promise<Tensor> {
+  if (net instanceof SegmentationModel) return predictSegmentation(net, image, options);
   const mode = checkOneOf(options.mode ?? 'whole', 'mode', ['whole', 'crop'] as const);
   const [cropH, cropW] = checkSizeMultipleOf32(options.cropSize ?? [320, 480], 'cropSize');
   const [tileH, tileW] = checkSizeMultipleOf32(options.tileSize ?? [320, 480], 'tileSize');
@@ -88,5 +98,25 @@ export async function predict(net: Module, image: Tensor, options: PredictOption
   const X = normalizeImage(pixels);
   const [tileHeight, tileWidth] = mode === 'crop' ? [cropH, cropW] : [tileH, tileW];
   const labels = new Tensor(await native.predictLabels(net.native, X.native, tileHeight, tileWidth));
+  return image.shape.length === 3 ? labels.squeeze(0) : labels;
+}
+
+async function predictSegmentation(net: SegmentationModel, image: Tensor, options: PredictOptions): Promise<Tensor> {
+  const given = (['mode', 'cropSize', 'tileSize'] as const).filter((k) => options[k] !== undefined);
+  if (given.length > 0) {
+    throw new RangeError(
+      `predict: ${given.join(', ')} apply to the chapter's FCN; a ${net.kind} model takes the whole image with its weights' preprocessing`,
+    );
+  }
+  const batched = batchOf(image);
+  const [, , height, width] = batched.shape;
+  const maxPixels = checkInteger(options.maxPixels ?? PREDICT_MAX_PIXELS, 'maxPixels', 1);
+  if (height * width > maxPixels) {
+    throw new RangeError(
+      `image is ${height}x${width} (${height * width} pixels), more than maxPixels (${maxPixels}) at once; resize it or raise maxPixels`,
+    );
+  }
+  const { resizeSize, mean, std } = net.transforms;
+  const labels = new Tensor(await native.predictResized(net.native, batched.native, resizeSize, mean, std));
   return image.shape.length === 3 ? labels.squeeze(0) : labels;
 }

@@ -2,6 +2,7 @@
  * Weight files: `load` reads safetensors and PyTorch `torch.save` files (zip and legacy),
  * `save` writes safetensors. Both run on the native worker thread.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { checkTensor } from './checks';
 import { native } from './native';
@@ -25,6 +26,32 @@ export async function loadWithMetadata(
   if (typeof file !== 'string') throw new TypeError(`load: path must be a string, got ${typeof file}`);
   const { tensors, metadata } = await native.loadWeights(path.resolve(file));
   return { tensors: new Map(tensors.map(([name, t]) => [name, new Tensor(t)])), metadata };
+}
+
+/** Largest safetensors header read for its metadata alone (a checkpoint's history is a few kB). */
+const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+
+/**
+ * @internal The `__metadata__` of a safetensors file, read from its header alone (no tensor is
+ * read, cheap enough to poll); null when the file is not safetensors.
+ */
+export async function readSafetensorsMetadata(file: string): Promise<Record<string, string> | null> {
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    const size = Buffer.alloc(8);
+    if ((await handle.read(size, 0, 8, 0)).bytesRead < 8) return null;
+    const length = size.readBigUInt64LE(0);
+    if (length < 2n || length > BigInt(MAX_HEADER_BYTES)) return null;
+    const header = Buffer.alloc(Number(length));
+    if ((await handle.read(header, 0, header.length, 8)).bytesRead < header.length) return null;
+    const json: unknown = JSON.parse(header.toString('utf8'));
+    const metadata = (json as { __metadata__?: unknown }).__metadata__;
+    return metadata !== null && typeof metadata === 'object' ? (metadata as Record<string, string>) : {};
+  } catch {
+    return null;
+  } finally {
+    await handle.close();
+  }
 }
 
 /**

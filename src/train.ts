@@ -11,7 +11,7 @@ import { checkInteger, checkWritablePath } from './checks';
 import type { ProcessGroup } from './distributed';
 import { type EpochMetrics, segmentationMetrics } from './metrics';
 import type { Module } from './nn/module';
-import type { SGD } from './optim';
+import type { LRScheduler, Optimizer } from './optim';
 import { plotHistory } from './plot';
 import type { Device } from './tensor';
 import { type EvaluationSums, eachBatch, evaluateBatches, type LossOptions, Trainer } from './trainer';
@@ -33,7 +33,14 @@ export interface TrainOptions {
   /** Total epochs (a resumed run continues up to this number). */
   epochs: number;
   /** The optimizer over the model's parameters (the chapter: SGD, lr 0.001, wd 1e-3). */
-  optimizer: SGD;
+  optimizer: Optimizer;
+  /**
+   * A learning-rate scheduler of optimizer, stepped after every training step (torchvision's
+   * recipe: `PolynomialLR` with `totalIters` = steps per epoch x epochs, power 0.9). Its step
+   * count goes into each checkpoint and comes back on resume.
+   */
+  scheduler?: LRScheduler;
+  /** The loss (default: torchvision's for `models.segmentation` models, else the chapter's). */
   loss?: LossOptions;
   /**
    * Devices (default ['cpu']). The model moves to the first; with several, every batch is
@@ -107,6 +114,12 @@ async function startRun(net: Module, trainIter: EpochBatches, testIter: EpochBat
   if (options.resume) {
     net.loadStateDict(options.resume.model);
     options.optimizer.loadStateDict(options.resume.optimizer);
+    if (options.scheduler) {
+      // A checkpoint from a run without a scheduler: the steps it made.
+      options.scheduler.loadStateDict(
+        options.resume.scheduler ?? { lastEpoch: options.resume.epoch * trainIter.length },
+      );
+    }
     history.push(...options.resume.history);
   }
   const trainer = new Trainer(net, options.optimizer, { devices, loss: options.loss, processGroup: group });
@@ -144,6 +157,7 @@ async function trainEpoch(run: Run, batches: EpochBatches, epoch: number, starte
   run.bar?.start(batches.length, 0, { epoch: `${epoch + 1}/${run.options.epochs}`, loss: '-', rate: '-' });
   sums.examples = await eachBatch(batches.epoch(epoch), run.options.signal, async (X, Y, seen) => {
     const r = await run.trainer.step(X, Y);
+    run.options.scheduler?.step();
     sums.loss += r.loss;
     sums.correct += r.correct;
     sums.pixels += r.pixels;
@@ -211,6 +225,7 @@ async function record(run: Run, m: EpochMetrics): Promise<void> {
     await saveCheckpoint(options.checkpoint, {
       model: run.net,
       optimizer: options.optimizer,
+      scheduler: options.scheduler?.stateDict(),
       epoch: m.epoch,
       history: run.history,
       config: options.config ?? {},

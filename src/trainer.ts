@@ -1,20 +1,35 @@
 /**
- * The Trainer: a model, its optimizer and the chapter's loss bound for native steps (one
- * call per step: forward, loss, backward, update, off the event loop), and evaluation of
- * batches into a confusion matrix. {@link train} drives it; loops of your own can too.
+ * The Trainer: a model, its optimizer and its loss (the chapter's, or torchvision's for its
+ * segmentation models) bound for native steps (one call per step: forward, loss, backward,
+ * update, off the event loop), and evaluation of batches into a confusion matrix. {@link train}
+ * drives it; loops of your own can too.
  */
-import { checkInteger, checkNumber, checkTensor } from './checks';
+import { checkInteger, checkNumber, checkOneOf, checkTensor } from './checks';
 import type { ProcessGroup } from './distributed';
 import { addConfusion, type Confusion, confusionRows, segmentationMetrics } from './metrics';
+import { SegmentationModel } from './models/segmentation';
 import { type NativeTrainer, native } from './native';
 import type { Module } from './nn/module';
-import type { SGD } from './optim';
+import type { Optimizer } from './optim';
 import { predict } from './predict';
 import { type Device, Tensor } from './tensor';
 import type { Batch } from './voc/loader';
 
-/** The loss: the chapter's per-image mean of per-pixel cross-entropy. */
+/** The losses a Trainer computes: see {@link LossOptions.kind}. */
+export const LOSS_KINDS = ['chapter', 'torchvision'] as const;
+
+/** The loss: per-pixel cross-entropy, reduced as the chapter or torchvision's recipe does. */
 export interface LossOptions {
+  /**
+   * 'chapter' (the default for other models): each image's mean over its pixels, summed over
+   * the batch. 'torchvision' (the default for `models.segmentation` models): PyTorch's
+   * mean-reduced `cross_entropy` over the batch's labelled pixels, as torchvision's
+   * references/segmentation trains them. A model with an auxiliary output adds `auxWeight`
+   * times the same loss of `aux`.
+   */
+  kind?: (typeof LOSS_KINDS)[number];
+  /** Weight of the auxiliary output's loss (default 0.5, torchvision's). */
+  auxWeight?: number;
   /** Label value that counts nowhere (default 255, VOC's object boundaries). */
   ignoreIndex?: number;
   /** PyTorch's `label_smoothing` (default 0). */
@@ -23,9 +38,9 @@ export interface LossOptions {
   classWeights?: Tensor;
 }
 
-/** What one training step did: the batch's summed per-image loss and its pixel counts. */
+/** What one training step did: the batch's loss and its pixel counts. */
 export interface StepResult {
-  /** Sum over the batch of the per-image losses. */
+  /** The batch's loss times its images (chapter: the sum of the per-image losses), so that summing over batches and dividing by the images averages. */
   loss: number;
   /** Pixels whose argmax equals their label. */
   correct: number;
@@ -33,8 +48,14 @@ export interface StepResult {
   pixels: number;
 }
 
-function lossSettings(loss: LossOptions = {}) {
+function lossSettings(net: Module, loss: LossOptions = {}) {
   return {
+    kind: checkOneOf(
+      loss.kind ?? (net instanceof SegmentationModel ? 'torchvision' : 'chapter'),
+      'loss.kind',
+      LOSS_KINDS,
+    ),
+    auxWeight: checkNumber(loss.auxWeight ?? 0.5, 'loss.auxWeight', 0),
     ignoreIndex: checkInteger(loss.ignoreIndex ?? 255, 'loss.ignoreIndex'),
     labelSmoothing: checkNumber(loss.labelSmoothing ?? 0, 'loss.labelSmoothing', 0, 1),
     ...(loss.classWeights ? { classWeights: checkTensor(loss.classWeights, 'loss.classWeights') } : {}),
@@ -43,7 +64,9 @@ function lossSettings(loss: LossOptions = {}) {
 
 /**
  * One model, optimizer and loss bound for native steps, for loops of your own; {@link train}
- * uses it. The model moves to `devices[0]`.
+ * uses it. The model moves to `devices[0]`. A step puts a model in eval mode into training
+ * mode; a model already in training mode keeps its modules' modes, so BatchNorm or Dropout
+ * layers put in eval mode (`model.get(...).eval()`) stay frozen until an evaluation.
  */
 export class Trainer {
   /** @internal */
@@ -51,7 +74,7 @@ export class Trainer {
 
   constructor(
     net: Module,
-    optimizer: SGD | null,
+    optimizer: Optimizer | null,
     options: {
       devices?: Device[];
       loss?: LossOptions;
@@ -65,7 +88,7 @@ export class Trainer {
       net.native,
       optimizer?.native ?? null,
       devices,
-      lossSettings(options.loss),
+      lossSettings(net, options.loss),
       options.processGroup?.native ?? null,
     );
   }
@@ -76,8 +99,8 @@ export class Trainer {
   }
 
   /**
-   * The summed per-image loss and the confusion matrix (int64 [C, C], rows the labels,
-   * columns the predictions, ignored pixels left out) of a batch, in eval mode.
+   * The loss (as {@link StepResult.loss}) and the confusion matrix (int64 [C, C], rows the
+   * labels, columns the predictions of `out`, ignored pixels left out) of a batch, in eval mode.
    */
   async evaluate(images: Tensor, labels: Tensor): Promise<{ loss: number; confusion: Tensor }> {
     const r = await this.native.evaluate(checkTensor(images, 'images'), checkTensor(labels, 'labels'));

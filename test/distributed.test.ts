@@ -296,6 +296,36 @@ test('VOC shards: padded training shards are equally long, unpadded test shards 
   }
 });
 
+test.serial(
+  'fcn train --model --nproc-per-node 2 trains a torchvision model on shards, with its scheduler',
+  async (t) => {
+    const synth = await run([cli, 'synth', '--out', 'data-model', '--count', '16', '--height', '72', '--width', '104']);
+    t.is(synth.code, 0, synth.stderr);
+    const root = synth.stdout.trim();
+    const port = `${await freePort()}`;
+    const args = [
+      'train',
+      '--data',
+      root,
+      '--crop',
+      '64x96',
+      '--batch-size',
+      '2',
+      '--epochs',
+      '1',
+      '--out',
+      'dist-model',
+    ];
+    const model = ['--model', 'lraspp_mobilenet_v3_large', '--threads', '1'];
+    const launched = await run([cli, ...args, ...model, '--nproc-per-node', '2', '--master-port', port]);
+    t.is(launched.code, 0, launched.stderr);
+    t.is(launched.stdout.match(/epoch 1\/1: loss [\d.]+, train acc [\d.]+, .* on 2 processes/g)?.length, 1);
+    const checkpoint = await loadCheckpoint(path.join(tmp, 'dist-model', 'checkpoint.safetensors'));
+    t.is(checkpoint.config.model, 'lraspp_mobilenet_v3_large');
+    t.true((checkpoint.scheduler?.lastEpoch ?? 0) > 0);
+  },
+);
+
 /** The pids of pid's child processes. */
 const childrenOf = (pid: number) =>
   execFileSync('pgrep', ['-P', `${pid}`], { encoding: 'utf8' })

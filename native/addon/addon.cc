@@ -25,6 +25,8 @@ Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   initModuleClass(env, exports);
   initLayers(env, exports);
   initResNet(env, exports);
+  initMobileNet(env, exports);
+  initSegmentation(env, exports);
   initFcnSkip(env, exports);
   initInit(env, exports);
   initFunctional(env, exports);

@@ -20,6 +20,8 @@ void Module::Init(Napi::Env env, Napi::Object exports) {
                                        InstanceAccessor<&Module::kind>("kind"),
                                        InstanceMethod<&Module::forward>("forward"),
                                        InstanceMethod<&Module::forwardAsync>("forwardAsync"),
+                                       InstanceMethod<&Module::forwardOutputs>("forwardOutputs"),
+                                       InstanceMethod<&Module::forwardOutputsAsync>("forwardOutputsAsync"),
                                        InstanceMethod<&Module::namedChildren>("namedChildren"),
                                        InstanceMethod<&Module::namedParameters>("namedParameters"),
                                        InstanceMethod<&Module::namedBuffers>("namedBuffers"),
@@ -79,6 +81,20 @@ Napi::Value Module::forwardAsync(const Napi::CallbackInfo& info) {
   return runAsync(info.Env(), [module = module_, x]() -> Settle {
     auto [y, held] = runMeasured(*module, x);
     return [y, held](Napi::Env env) { return Tensor::wrap(env, y, held); };
+  });
+}
+
+/// forwardOutputs(x) -> [[name, tensor], ...]: every named output ("out", "aux", ...).
+Napi::Value Module::forwardOutputs(const Napi::CallbackInfo& info) {
+  at::Tensor x = Tensor::unwrap(info[0], "input");
+  return withModelLock(info.Env(), [&] { return Tensor::wrapNamed(info.Env(), runModelOutputs(*module_, x)); });
+}
+
+Napi::Value Module::forwardOutputsAsync(const Napi::CallbackInfo& info) {
+  at::Tensor x = Tensor::unwrap(info[0], "input");
+  return runAsync(info.Env(), [module = module_, x]() -> Settle {
+    NamedOutputs outputs = runModelOutputs(*module, x);
+    return [outputs](Napi::Env env) { return Tensor::wrapNamed(env, outputs); };
   });
 }
 

@@ -22,6 +22,8 @@ class Module : public Napi::ObjectWrap<Module> {
   Napi::Value kind(const Napi::CallbackInfo& info);
   Napi::Value forward(const Napi::CallbackInfo& info);
   Napi::Value forwardAsync(const Napi::CallbackInfo& info);
+  Napi::Value forwardOutputs(const Napi::CallbackInfo& info);
+  Napi::Value forwardOutputsAsync(const Napi::CallbackInfo& info);
   Napi::Value namedChildren(const Napi::CallbackInfo& info);
   Napi::Value namedParameters(const Napi::CallbackInfo& info);
   Napi::Value namedBuffers(const Napi::CallbackInfo& info);

@@ -1,5 +1,6 @@
 // predictLabels(model, images, tileH, tileW) -> Promise<int64 [N, H, W]>: the tiled
-// prediction of models/predict.h on the torch thread.
+// prediction of models/predict.h on the torch thread; predictResized(model, images,
+// resizeSize, mean, std) the whole-image one of torchvision's segmentation models.
 #include "models/predict.h"
 
 #include "addon/bindings.h"
@@ -20,10 +21,30 @@ Napi::Value predictLabelsAsync(const Napi::CallbackInfo& info) {
     return [labels](Napi::Env env) { return Tensor::wrap(env, labels); };
   });
 }
+
+std::array<double, 3> triple(const Napi::Value& v, const std::string& what) {
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throwType(v.Env(), what, "three numbers", v);
+  auto a = v.As<Napi::Array>();
+  return {toDouble(a.Get(0u), what), toDouble(a.Get(1u), what), toDouble(a.Get(2u), what)};
+}
+
+Napi::Value predictResizedAsync(const Napi::CallbackInfo& info) {
+  auto model = Module::unwrap(info[0], "model");
+  at::Tensor images = Tensor::unwrap(info[1], "images");
+  ResizeNormalize transforms;
+  transforms.resizeSize = toInt(info[2], "resizeSize");
+  transforms.mean = triple(info[3], "mean");
+  transforms.std = triple(info[4], "std");
+  return runAsync(info.Env(), [model, images, transforms]() -> Settle {
+    at::Tensor labels = predictResized(*model, images, transforms);
+    return [labels](Napi::Env env) { return Tensor::wrap(env, labels); };
+  });
+}
 }  // namespace
 
 void initPredict(Napi::Env env, Napi::Object exports) {
   exports.Set("predictLabels", Napi::Function::New<predictLabelsAsync>(env));
+  exports.Set("predictResized", Napi::Function::New<predictResizedAsync>(env));
 }
 
 }  // namespace fcn

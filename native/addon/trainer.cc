@@ -25,8 +25,9 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     exports.Set("NativeTrainer", cls);
   }
 
-  /// new NativeTrainer(model, optimizer or null (evaluation only), devices, {ignoreIndex,
-  /// labelSmoothing, classWeights?}, processGroup or null) moves the model to devices[0].
+  /// new NativeTrainer(model, optimizer or null (evaluation only), devices, {kind: 'chapter' |
+  /// 'torchvision', ignoreIndex, labelSmoothing, auxWeight, classWeights?}, processGroup or
+  /// null) moves the model to devices[0].
   explicit Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(info) {
     Napi::Env env = info.Env();
     state_ = std::make_shared<TrainerState>();
@@ -39,6 +40,11 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     for (uint32_t i = 0; i < devices.Length(); ++i) state_->devices.push_back(toDevice(devices.Get(i)));
     if (!info[3].IsObject()) throwType(env, "loss", "an object", info[3]);
     auto loss = info[3].As<Napi::Object>();
+    std::string kind = toString(loss.Get("kind"), "loss.kind");
+    if (kind != "chapter" && kind != "torchvision")
+      throwType(env, "loss.kind", "'chapter' or 'torchvision'", loss.Get("kind"));
+    state_->loss.kind = kind == "chapter" ? SegmentationLoss::Kind::Chapter : SegmentationLoss::Kind::Torchvision;
+    state_->loss.auxWeight = toDouble(loss.Get("auxWeight"), "auxWeight");
     state_->loss.ignoreIndex = toInt(loss.Get("ignoreIndex"), "ignoreIndex");
     state_->loss.labelSmoothing = toDouble(loss.Get("labelSmoothing"), "labelSmoothing");
     if (Tensor::isTensor(loss.Get("classWeights"))) {
@@ -49,7 +55,8 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   }
 
  private:
-  /// step(X, Y) -> Promise<{loss, correct, pixels}>: loss is the sum of the per-image losses.
+  /// step(X, Y) -> Promise<{loss, correct, pixels}>: loss is the sum of the per-image losses
+  /// (chapter) or the mean loss times the images (torchvision).
   Napi::Value step(const Napi::CallbackInfo& info) {
     at::Tensor X = Tensor::unwrap(info[0], "images");
     at::Tensor Y = Tensor::unwrap(info[1], "labels");

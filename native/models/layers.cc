@@ -1,7 +1,8 @@
-// The libtorch layers the FCN is made of, registered as kinds with how each is built from a
-// TypeScript options object mirroring PyTorch's keyword arguments (TypeScript has validated
-// and defaulted them). A ConvTranspose2d computed without gradient whose kernel is twice its
-// stride runs as a sub-pixel convolution (the same numbers, faster on the CPU).
+// The libtorch layers the FCN and torchvision's segmentation models are made of, registered
+// as kinds with how each is built from a TypeScript options object mirroring PyTorch's
+// keyword arguments (TypeScript has validated and defaulted them). A ConvTranspose2d computed without gradient whose
+// kernel is twice its stride runs as a sub-pixel convolution (the same numbers, faster on the CPU).
+#include "models/activations.h"
 #include "models/registry.h"
 #include "models/subpixel.h"
 
@@ -69,6 +70,14 @@ std::shared_ptr<torch::nn::Module> batchNorm2d(const LayerOptions& o) {
 
 std::shared_ptr<torch::nn::Module> relu(const LayerOptions&) { return torch::nn::ReLU().ptr(); }
 
+std::shared_ptr<torch::nn::Module> sigmoid(const LayerOptions&) { return torch::nn::Sigmoid().ptr(); }
+std::shared_ptr<torch::nn::Module> hardswish(const LayerOptions&) { return Hardswish().ptr(); }
+std::shared_ptr<torch::nn::Module> hardsigmoid(const LayerOptions&) { return Hardsigmoid().ptr(); }
+
+std::shared_ptr<torch::nn::Module> dropout(const LayerOptions& o) {
+  return torch::nn::Dropout(torch::nn::DropoutOptions(o.number("p"))).ptr();
+}
+
 std::shared_ptr<torch::nn::Module> maxPool2d(const LayerOptions& o) {
   torch::nn::MaxPool2dOptions options(pair(o, "kernelSize"));
   options.stride(pair(o, "stride")).padding(pair(o, "padding")).dilation(pair(o, "dilation"));
@@ -97,6 +106,10 @@ std::shared_ptr<torch::nn::Module> linear(const LayerOptions& o) {
     registerKind<torch::nn::ConvTranspose2dImpl>("ConvTranspose2d", convTranspose2d, convTranspose2dForward),
     registerKind<torch::nn::BatchNorm2dImpl>("BatchNorm2d", batchNorm2d),
     registerKind<torch::nn::ReLUImpl>("ReLU", relu),
+    registerKind<torch::nn::SigmoidImpl>("Sigmoid", sigmoid),
+    registerKind<HardswishImpl>("Hardswish", hardswish),
+    registerKind<HardsigmoidImpl>("Hardsigmoid", hardsigmoid),
+    registerKind<torch::nn::DropoutImpl>("Dropout", dropout),
     registerKind<torch::nn::MaxPool2dImpl>("MaxPool2d", maxPool2d),
     registerKind<torch::nn::AdaptiveAvgPool2dImpl>("AdaptiveAvgPool2d", adaptiveAvgPool2d),
     registerKind<torch::nn::FlattenImpl>("Flatten", flatten),

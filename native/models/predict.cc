@@ -66,4 +66,50 @@ at::Tensor predictLabels(torch::nn::Module& model, const at::Tensor& images, int
   return labels.to(at::kCPU).clone();  // a normal tensor, usable outside inference mode
 }
 
+std::array<int64_t, 2> shorterSideSize(int64_t height, int64_t width, int64_t size) {
+  int64_t shorter = std::min(height, width), longer = std::max(height, width);
+  // torchvision's _compute_resized_output_size: int() truncates.
+  auto newLonger = static_cast<int64_t>(static_cast<double>(size) * static_cast<double>(longer) / shorter);
+  return height <= width ? std::array<int64_t, 2>{size, newLonger} : std::array<int64_t, 2>{newLonger, size};
+}
+
+at::Tensor predictResized(torch::nn::Module& model, const at::Tensor& images, const ResizeNormalize& transforms) {
+  bool pixels = images.scalar_type() == at::kByte;
+  if (images.dim() != 4 || images.size(1) != 3 || (!pixels && !at::isFloatingType(images.scalar_type()))) {
+    throw std::invalid_argument("predict: images must be uint8 pixels or a float tensor [N, 3, H, W], got " +
+                                describeTensor(images));
+  }
+  if (images.size(2) < 1 || images.size(3) < 1 || transforms.resizeSize < 1) {
+    throw std::invalid_argument("predict: empty images " + shapeString(images));
+  }
+  model.train(false);
+  c10::Device device = deviceOf(model);
+  c10::DeviceGuard deviceGuard(device);
+  int64_t height = images.size(2), width = images.size(3);
+  at::Tensor labels;
+  {
+    c10::InferenceMode inference;
+    at::Tensor x = images.to(device).to(at::kFloat);
+    auto size = shorterSideSize(height, width, transforms.resizeSize);
+    if (size[0] != height || size[1] != width) {
+      // torchvision resizes a uint8 image in float, then rounds it back to uint8.
+      x = at::_upsample_bilinear2d_aa(x, {size[0], size[1]}, /*align_corners=*/false);
+      if (pixels) x = x.round().clamp(0, 255);
+    }
+    if (pixels) {
+      auto channel = [&](const std::array<double, 3>& v) {
+        return at::tensor(std::vector<double>(v.begin(), v.end()), x.options()).reshape({1, 3, 1, 1});
+      };
+      x = (x / 255 - channel(transforms.mean)) / channel(transforms.std);
+    }
+    at::Tensor logits = runModel(model, x);
+    if (logits.dim() != 4 || logits.size(0) != images.size(0)) {
+      throw std::invalid_argument("predict: the model turned images " + shapeString(x) + " into " +
+                                  shapeString(logits) + "; expected logits [N, classes, h, w]");
+    }
+    labels = at::upsample_bilinear2d(logits, {height, width}, /*align_corners=*/false).argmax(1);
+  }
+  return labels.to(at::kCPU).clone();
+}
+
 }  // namespace fcn

@@ -53,4 +53,10 @@ at::Tensor forwardModule(torch::nn::Module& m, const at::Tensor& x) {
   return kind->forward(m, x);
 }
 
+NamedOutputs forwardModuleOutputs(torch::nn::Module& m, const at::Tensor& x) {
+  const ModuleKind* kind = kindOf(m);
+  if (kind != nullptr && kind->outputs != nullptr) return kind->outputs(m, x);
+  return {{"out", forwardModule(m, x)}};
+}
+
 }  // namespace fcn

@@ -1,8 +1,9 @@
 // The one list of module kinds. Each kind is registered once, next to its definition, with
 // its name (what TypeScript's `module.kind` says and which class wraps it), how it runs
 // (forward, found by the module's dynamic type) and, for the layers TypeScript builds from
-// an options object, how it is made. Cloning is libtorch's own virtual Module::clone.
-// Adding a layer is one registerKind call here (and one class in src/nn).
+// an options object, how it is made, and for models with named outputs (torchvision's
+// segmentation models give {out, aux}) how those are computed. Cloning is libtorch's own
+// virtual Module::clone. Adding a layer is one registerKind call here (and one class in src/nn).
 #pragma once
 
 #include <torch/torch.h>
@@ -30,13 +31,19 @@ class LayerOptions {
   virtual bool has(const char* key) const = 0;
 };
 
+/// Named outputs in order, the first being the main one ("out"): what a model with several
+/// outputs gives (torchvision's segmentation models: out, then aux when they have it).
+using NamedOutputs = std::vector<std::pair<std::string, at::Tensor>>;
+
 using ForwardFn = at::Tensor (*)(torch::nn::Module&, const at::Tensor&);
 using CreateFn = std::shared_ptr<torch::nn::Module> (*)(const LayerOptions&);
+using OutputsFn = NamedOutputs (*)(torch::nn::Module&, const at::Tensor&);
 
 struct ModuleKind {
   std::string name;
   ForwardFn forward = nullptr;
-  CreateFn create = nullptr;  // null for the models made by their own builders (ResNet, FCN16s, ...)
+  CreateFn create = nullptr;    // null for the models made by their own builders (ResNet, FCN16s, ...)
+  OutputsFn outputs = nullptr;  // null for the kinds whose only output is forward's
 };
 
 namespace detail {
@@ -51,8 +58,9 @@ at::Tensor plainForward(torch::nn::Module& m, const at::Tensor& x) {
 /// Impl::forward. Used as `const bool registered = registerKind<Impl>(...)` at namespace
 /// scope, so that the kind exists before any module is made.
 template <class Impl>
-bool registerKind(const char* name, CreateFn create = nullptr, ForwardFn forward = &detail::plainForward<Impl>) {
-  detail::addKind(typeid(Impl), ModuleKind{name, forward, create});
+bool registerKind(const char* name, CreateFn create = nullptr, ForwardFn forward = &detail::plainForward<Impl>,
+                  OutputsFn outputs = nullptr) {
+  detail::addKind(typeid(Impl), ModuleKind{name, forward, create, outputs});
   return true;
 }
 
@@ -68,5 +76,8 @@ std::shared_ptr<torch::nn::Module> createLayer(const std::string& name, const La
 
 /// Runs m (any registered kind) on x. Model entry points go through runModel instead.
 at::Tensor forwardModule(torch::nn::Module& m, const at::Tensor& x);
+
+/// m's named outputs for x: its kind's outputs, or {"out": forward} for the kinds with one.
+NamedOutputs forwardModuleOutputs(torch::nn::Module& m, const at::Tensor& x);
 
 }  // namespace fcn

@@ -1,3 +1,6 @@
+// torchvision's ResNet, BasicBlock and Bottleneck (see resnet.h): construction in
+// torchvision's order (so state dicts list the same keys in the same order), its
+// initialisation, and the forwards.
 #include "models/resnet.h"
 
 #include "models/registry.h"
@@ -6,10 +9,20 @@
 namespace fcn {
 
 namespace {
-[[maybe_unused]] const bool registered[] = {registerKind<ResNet>("ResNet"), registerKind<BasicBlock>("BasicBlock")};
+[[maybe_unused]] const bool registered[] = {registerKind<ResNet>("ResNet"), registerKind<BasicBlock>("BasicBlock"),
+                                            registerKind<Bottleneck>("Bottleneck")};
 
-torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding) {
-  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false));
+torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation = 1) {
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).dilation(dilation).bias(false));
+}
+
+/// torchvision's downsample: a 1x1 convolution with the block's stride, then BatchNorm.
+std::shared_ptr<Sequential> downsample(int64_t in, int64_t out, int64_t stride) {
+  auto d = std::make_shared<Sequential>();
+  d->append("", conv(in, out, 1, stride, 0).ptr());
+  d->append("", torch::nn::BatchNorm2d(out).ptr());
+  return d;
 }
 }  // namespace
 
@@ -20,12 +33,8 @@ BasicBlock::BasicBlock(int64_t inPlanes, int64_t planes, int64_t stride)
   relu_ = register_module("relu", torch::nn::ReLU());
   conv2_ = register_module("conv2", conv(planes, planes, 3, 1, 1));
   bn2_ = register_module("bn2", torch::nn::BatchNorm2d(planes));
-  if (stride != 1 || inPlanes != planes) {
-    downsample_ = std::make_shared<Sequential>();
-    downsample_->append("", conv(inPlanes, planes, 1, stride, 0).ptr());
-    downsample_->append("", torch::nn::BatchNorm2d(planes).ptr());
-    register_module("downsample", downsample_);
-  }
+  if (stride != 1 || inPlanes != planes)
+    downsample_ = register_module("downsample", downsample(inPlanes, planes, stride));
 }
 
 at::Tensor BasicBlock::forward(const at::Tensor& input) {
@@ -41,19 +50,49 @@ std::shared_ptr<torch::nn::Module> BasicBlock::clone(const std::optional<torch::
   return copy;
 }
 
-ResNet::ResNet(const std::array<int64_t, 4>& blocks, int64_t numClasses)
-    : torch::nn::Module("ResNet"), blocks_(blocks), numClasses_(numClasses) {
-  int64_t inPlanes = 64;
+Bottleneck::Bottleneck(int64_t inPlanes, int64_t planes, int64_t stride, int64_t dilation)
+    : torch::nn::Module("Bottleneck"), inPlanes_(inPlanes), planes_(planes), stride_(stride), dilation_(dilation) {
+  conv1_ = register_module("conv1", conv(inPlanes, planes, 1, 1, 0));
+  bn1_ = register_module("bn1", torch::nn::BatchNorm2d(planes));
+  conv2_ = register_module("conv2", conv(planes, planes, 3, stride, dilation, dilation));
+  bn2_ = register_module("bn2", torch::nn::BatchNorm2d(planes));
+  conv3_ = register_module("conv3", conv(planes, planes * expansion, 1, 1, 0));
+  bn3_ = register_module("bn3", torch::nn::BatchNorm2d(planes * expansion));
+  relu_ = register_module("relu", torch::nn::ReLU());
+  if (stride != 1 || inPlanes != planes * expansion) {
+    downsample_ = register_module("downsample", downsample(inPlanes, planes * expansion, stride));
+  }
+}
+
+at::Tensor Bottleneck::forward(const at::Tensor& input) {
+  at::Tensor out = relu_->forward(bn1_->forward(conv1_->forward(input)));
+  out = relu_->forward(bn2_->forward(conv2_->forward(out)));
+  out = bn3_->forward(conv3_->forward(out));
+  at::Tensor identity = downsample_ ? downsample_->forward(input) : input;
+  return relu_->forward(out + identity);
+}
+
+std::shared_ptr<torch::nn::Module> Bottleneck::clone(const std::optional<torch::Device>& device) const {
+  auto copy = std::make_shared<Bottleneck>(inPlanes_, planes_, stride_, dilation_);
+  copyState(*this, *copy, device);
+  return copy;
+}
+
+ResNet::ResNet(const ResNetConfig& config) : torch::nn::Module("ResNet"), config_(config) {
+  int64_t inPlanes = 64, dilation = 1;
   conv1_ = register_module("conv1", conv(3, 64, 7, 2, 3));
   bn1_ = register_module("bn1", torch::nn::BatchNorm2d(64));
   relu_ = register_module("relu", torch::nn::ReLU());
   maxpool_ = register_module("maxpool", torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(3).stride(2).padding(1)));
-  layer1_ = register_module("layer1", makeStage(inPlanes, 64, blocks[0], 1));
-  layer2_ = register_module("layer2", makeStage(inPlanes, 128, blocks[1], 2));
-  layer3_ = register_module("layer3", makeStage(inPlanes, 256, blocks[2], 2));
-  layer4_ = register_module("layer4", makeStage(inPlanes, 512, blocks[3], 2));
-  avgpool_ = register_module("avgpool", torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions({1, 1})));
-  fc_ = register_module("fc", torch::nn::Linear(512, numClasses));
+  const auto& dilate = config.replaceStrideWithDilation;
+  layer1_ = register_module("layer1", makeStage(inPlanes, dilation, 64, config.layers[0], 1, false));
+  layer2_ = register_module("layer2", makeStage(inPlanes, dilation, 128, config.layers[1], 2, dilate[0]));
+  layer3_ = register_module("layer3", makeStage(inPlanes, dilation, 256, config.layers[2], 2, dilate[1]));
+  layer4_ = register_module("layer4", makeStage(inPlanes, dilation, 512, config.layers[3], 2, dilate[2]));
+  if (config.classifier) {
+    avgpool_ = register_module("avgpool", torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions({1, 1})));
+    fc_ = register_module("fc", torch::nn::Linear(inPlanes, config.numClasses));
+  }
 
   // torchvision's initialisation: Kaiming-normal (fan_out, relu) convolutions, BatchNorm
   // weight 1 and bias 0; the Linear keeps PyTorch's default.
@@ -68,23 +107,41 @@ ResNet::ResNet(const std::array<int64_t, 4>& blocks, int64_t numClasses)
   }
 }
 
-std::shared_ptr<Sequential> ResNet::makeStage(int64_t& inPlanes, int64_t planes, int64_t blocks, int64_t stride) {
+/// torchvision's _make_layer: with dilate, the stage keeps its input's stride and dilates
+/// by the stride instead; its first block uses the previous dilation.
+std::shared_ptr<Sequential> ResNet::makeStage(int64_t& inPlanes, int64_t& dilation, int64_t planes, int64_t blocks,
+                                              int64_t stride, bool dilate) {
+  int64_t previousDilation = dilation;
+  if (dilate) {
+    dilation *= stride;
+    stride = 1;
+  }
   auto stage = std::make_shared<Sequential>();
-  stage->append("", std::make_shared<BasicBlock>(inPlanes, planes, stride));
-  inPlanes = planes;
-  for (int64_t i = 1; i < blocks; ++i) stage->append("", std::make_shared<BasicBlock>(inPlanes, planes, 1));
+  if (config_.block == ResNetConfig::Block::Basic) {
+    if (dilation > 1) throw std::invalid_argument("ResNet: BasicBlock does not support dilation");
+    stage->append("", std::make_shared<BasicBlock>(inPlanes, planes, stride));
+    inPlanes = planes;
+    for (int64_t i = 1; i < blocks; ++i) stage->append("", std::make_shared<BasicBlock>(inPlanes, planes, 1));
+  } else {
+    stage->append("", std::make_shared<Bottleneck>(inPlanes, planes, stride, previousDilation));
+    inPlanes = planes * Bottleneck::expansion;
+    for (int64_t i = 1; i < blocks; ++i) {
+      stage->append("", std::make_shared<Bottleneck>(inPlanes, planes, 1, dilation));
+    }
+  }
   return stage;
 }
 
 at::Tensor ResNet::forward(const at::Tensor& input) {
   at::Tensor x = maxpool_->forward(relu_->forward(bn1_->forward(conv1_->forward(input))));
   x = layer4_->forward(layer3_->forward(layer2_->forward(layer1_->forward(x))));
+  if (!config_.classifier) return x;
   x = avgpool_->forward(x).flatten(1);
   return fc_->forward(x);
 }
 
 std::shared_ptr<torch::nn::Module> ResNet::clone(const std::optional<torch::Device>& device) const {
-  auto copy = std::make_shared<ResNet>(blocks_, numClasses_);
+  auto copy = std::make_shared<ResNet>(config_);
   copyState(*this, *copy, device);
   return copy;
 }

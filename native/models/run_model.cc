@@ -9,8 +9,11 @@ namespace fcn {
 namespace {
 
 /// Stores m's 4-d CPU parameters channels-last (NHWC), once; set_data keeps each
-/// parameter's identity, so optimizers holding them are unaffected.
+/// parameter's identity, so optimizers holding them are unaffected. The copies are made
+/// outside inference mode even when a prediction runs in it: inference tensors as a
+/// parameter's data would refuse the backward of every later training step.
 void useChannelsLast(torch::nn::Module& m) {
+  c10::InferenceMode normalTensors(false);
   at::NoGradGuard noGrad;
   for (auto& p : m.parameters(true)) {
     if (p.dim() == 4 && p.device().is_cpu() && !p.is_contiguous(at::MemoryFormat::ChannelsLast)) {
@@ -44,6 +47,12 @@ at::Tensor runModel(torch::nn::Module& model, const at::Tensor& input) {
   if (!backends::channelsLast) return forwardModule(model, input);
   useChannelsLast(model);
   return forwardModule(model, layoutFor(model, input));
+}
+
+NamedOutputs runModelOutputs(torch::nn::Module& model, const at::Tensor& input) {
+  if (!backends::channelsLast) return forwardModuleOutputs(model, input);
+  useChannelsLast(model);
+  return forwardModuleOutputs(model, layoutFor(model, input));
 }
 
 c10::Device deviceOf(const torch::nn::Module& model) {

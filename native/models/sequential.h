@@ -9,6 +9,8 @@ namespace fcn {
 class Sequential : public torch::nn::Module {
  public:
   Sequential() : torch::nn::Module("Sequential") {}
+  /// A Sequential subclass with a name of its own (torchvision's FCNHead, DeepLabHead, ...).
+  explicit Sequential(const std::string& name) : torch::nn::Module(name) {}
   /// Appends m under name (its index when name is empty); duplicate names and cycles are refused.
   void append(const std::string& name, std::shared_ptr<torch::nn::Module> m);
   at::Tensor forward(const at::Tensor& input);

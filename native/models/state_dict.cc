@@ -79,7 +79,14 @@ void copyState(const torch::nn::Module& src, torch::nn::Module& dst, const std::
   };
   copyAll(src.named_parameters(true), dst.named_parameters(true));
   copyAll(src.named_buffers(true), dst.named_buffers(true));
-  dst.train(src.is_training());
+  // Each module's own mode (a BatchNorm frozen in eval mode inside a training model stays
+  // so); modules() is pre-order, so a parent's recursive train() comes before its children's.
+  auto from = src.modules(true), to = dst.modules(true);
+  if (from.size() != to.size()) {
+    dst.train(src.is_training());
+    return;
+  }
+  for (size_t i = 0; i < from.size(); ++i) to[i]->train(from[i]->is_training());
 }
 
 }  // namespace fcn

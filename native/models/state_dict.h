@@ -27,7 +27,8 @@ struct LoadReport {
 LoadReport loadStateDict(torch::nn::Module& m, const NamedTensors& given, bool strict);
 
 /// Copies src's parameters and buffers by name into dst (a module of the same structure,
-/// moved to device first when given), with their requires_grad, and src's training mode.
+/// moved to device first when given), with their requires_grad, and the training mode of
+/// each of src's modules.
 /// The clone() of this addon's modules builds the structure and then calls this.
 void copyState(const torch::nn::Module& src, torch::nn::Module& dst, const std::optional<torch::Device>& device);
 

@@ -1,3 +1,5 @@
+// The training engine (see trainer.h): batch checks, the losses, one step on one device,
+// data-parallel or distributed, and the evaluation of a batch.
 #include "train/trainer.h"
 
 #include <c10/core/DeviceGuard.h>
@@ -37,6 +39,18 @@ void checkLabels(const at::Tensor& labels, int64_t numClasses, int64_t ignoreInd
   }
 }
 
+/// Checks that logits fit labels [B, H, W] and that every label is a class or ignored.
+void checkOutput(const at::Tensor& logits, const at::Tensor& labels, int64_t ignoreIndex) {
+  if (logits.dim() != 4 || logits.size(0) != labels.size(0) || logits.size(2) != labels.size(1) ||
+      logits.size(3) != labels.size(2)) {
+    throw std::invalid_argument("the model's output " + shapeString(logits) + " does not fit the labels " +
+                                shapeString(labels) +
+                                ": an FCN must give [B, classes, H, W] for [B, H, W] labels (crop sides that are "
+                                "multiples of 32 keep the size)");
+  }
+  checkLabels(labels, logits.size(1), ignoreIndex);
+}
+
 /// Correctly labelled and labelled (not ignored) pixels of a batch.
 std::pair<int64_t, int64_t> pixelAccuracy(const at::Tensor& logits, const at::Tensor& labels, int64_t ignoreIndex) {
   at::Tensor valid = labels != ignoreIndex;
@@ -44,19 +58,22 @@ std::pair<int64_t, int64_t> pixelAccuracy(const at::Tensor& logits, const at::Te
   return {correct, valid.sum().item<int64_t>()};
 }
 
-/// Forward, loss and backward of one part of a batch on one device.
-StepResult runPart(torch::nn::Module& model, const ChapterLoss& loss, c10::Device device, const at::Tensor& X,
-                   const at::Tensor& Y) {
+/// Forward, loss and backward of one part of a batch on one device. A model already in
+/// training mode keeps the modes of its modules (BatchNorm or Dropout frozen in eval mode
+/// stay so); one in eval mode is put in training mode. denominator: the torchvision loss's,
+/// of the whole batch.
+StepResult runPart(torch::nn::Module& model, const SegmentationLoss& loss, c10::Device device, const at::Tensor& X,
+                   const at::Tensor& Y, const at::Tensor& denominator) {
   c10::DeviceGuard deviceGuard(device);
   at::AutoGradMode gradMode(true);
-  model.train(true);
+  if (!model.is_training()) model.train(true);
   at::Tensor y = Y.to(device, /*non_blocking=*/true);
-  at::Tensor logits = runModel(model, X.to(device, /*non_blocking=*/true));
-  at::Tensor perImage = loss(logits, y);
-  perImage.sum().backward();
+  NamedOutputs outputs = runModelOutputs(model, X.to(device, /*non_blocking=*/true));
+  at::Tensor value = loss(outputs, y, denominator.to(device));
+  value.backward();
   at::NoGradGuard noGrad;
-  auto [correct, pixels] = pixelAccuracy(logits.detach(), y, loss.ignoreIndex);
-  return {perImage.sum().item<double>(), correct, pixels};
+  auto [correct, pixels] = pixelAccuracy(outputs.front().second.detach(), y, loss.ignoreIndex);
+  return {value.item<double>(), correct, pixels};
 }
 
 /// Replicas of the model for devices[1..], made once; cloning draws no random numbers that
@@ -97,9 +114,9 @@ void sumReplicaGradients(torch::nn::Module& model, const std::vector<std::shared
 
 /// As DDP with broadcast_buffers: rank 0's BatchNorm statistics before the forward, the
 /// gradients averaged across the ranks after the backward.
-StepResult stepDistributed(TrainerState& s, const at::Tensor& X, const at::Tensor& Y) {
+StepResult stepDistributed(TrainerState& s, const at::Tensor& X, const at::Tensor& Y, const at::Tensor& denominator) {
   if (!s.model->buffers(true).empty()) broadcastState(*s.group, *s.model, false, true, 0);
-  StepResult r = runPart(*s.model, s.loss, s.devices[0], X, Y);
+  StepResult r = runPart(*s.model, s.loss, s.devices[0], X, Y, denominator);
   averageGradients(*s.group, *s.model);
   return r;
 }
@@ -107,7 +124,8 @@ StepResult stepDistributed(TrainerState& s, const at::Tensor& X, const at::Tenso
 /// The batch split over `ways` devices: replicas refreshed from the model run their parts
 /// (one thread per GPU; CPU parts one after the other, sharing the cores' OpenMP team), and
 /// their gradients are summed onto the model.
-StepResult stepDataParallel(TrainerState& s, const at::Tensor& X, const at::Tensor& Y, size_t ways) {
+StepResult stepDataParallel(TrainerState& s, const at::Tensor& X, const at::Tensor& Y, const at::Tensor& denominator,
+                            size_t ways) {
   ensureReplicas(s);
   std::vector<std::shared_ptr<torch::nn::Module>> models{s.model};
   for (size_t i = 0; i + 1 < ways; ++i) {
@@ -120,7 +138,7 @@ StepResult stepDataParallel(TrainerState& s, const at::Tensor& X, const at::Tens
   std::vector<std::exception_ptr> errors(xs.size());
   auto run = [&](size_t i) {
     try {
-      parts[i] = runPart(*models[i], s.loss, s.devices[i], xs[i], ys[i]);
+      parts[i] = runPart(*models[i], s.loss, s.devices[i], xs[i], ys[i], denominator);
     } catch (...) {
       errors[i] = std::current_exception();
     }
@@ -149,18 +167,34 @@ StepResult stepDataParallel(TrainerState& s, const at::Tensor& X, const at::Tens
 
 }  // namespace
 
-at::Tensor ChapterLoss::operator()(const at::Tensor& logits, const at::Tensor& labels) const {
-  if (logits.dim() != 4 || logits.size(0) != labels.size(0) || logits.size(2) != labels.size(1) ||
-      logits.size(3) != labels.size(2)) {
-    throw std::invalid_argument("the model's output " + shapeString(logits) + " does not fit the labels " +
-                                shapeString(labels) +
-                                ": an FCN must give [B, classes, H, W] for [B, H, W] labels (crop sides that are "
-                                "multiples of 32 keep the size)");
+at::Tensor SegmentationLoss::denominator(const at::Tensor& labels) const {
+  at::NoGradGuard noGrad;
+  at::Tensor valid = labels != ignoreIndex;
+  if (!classWeights) return valid.sum().to(at::kFloat).clamp_min(1);
+  at::Tensor weights = classWeights->to(labels.device());
+  at::Tensor ids = labels.masked_select(valid).clamp(0, weights.size(0) - 1);
+  return weights.index_select(0, ids).sum().to(at::kFloat).clamp_min(1e-12);
+}
+
+at::Tensor SegmentationLoss::operator()(const NamedOutputs& outputs, const at::Tensor& labels,
+                                        const at::Tensor& denominator) const {
+  at::Tensor total;
+  for (const auto& [name, logits] : outputs) {
+    double weight = name == "out" ? 1.0 : name == "aux" ? auxWeight : 0.0;
+    if (weight == 0) continue;
+    checkOutput(logits, labels, ignoreIndex);
+    at::Tensor term;
+    if (kind == Kind::Chapter) {
+      at::Tensor perPixel =
+          at::cross_entropy_loss(logits, labels, classWeights, at::Reduction::None, ignoreIndex, labelSmoothing);
+      term = perPixel.mean(2).mean(1).sum();
+    } else {
+      term = at::cross_entropy_loss(logits, labels, classWeights, at::Reduction::Sum, ignoreIndex, labelSmoothing) /
+             denominator;
+    }
+    total = total.defined() ? total + weight * term : weight == 1.0 ? term : weight * term;
   }
-  checkLabels(labels, logits.size(1), ignoreIndex);
-  at::Tensor perPixel =
-      at::cross_entropy_loss(logits, labels, classWeights, at::Reduction::None, ignoreIndex, labelSmoothing);
-  return perPixel.mean(2).mean(1);
+  return total;
 }
 
 void prepareTrainer(TrainerState& s) {
@@ -178,10 +212,12 @@ StepResult trainStep(TrainerState& s, const at::Tensor& X, const at::Tensor& Y) 
   checkBatch(X, Y);
   s.optimizer->zero_grad(true);
   size_t ways = std::min<size_t>(s.devices.size(), static_cast<size_t>(X.size(0)));
-  StepResult r = s.group    ? stepDistributed(s, X, Y)
-                 : ways > 1 ? stepDataParallel(s, X, Y, ways)
-                            : runPart(*s.model, s.loss, s.devices[0], X, Y);
+  at::Tensor denominator = s.loss.denominator(Y);
+  StepResult r = s.group    ? stepDistributed(s, X, Y, denominator)
+                 : ways > 1 ? stepDataParallel(s, X, Y, denominator, ways)
+                            : runPart(*s.model, s.loss, s.devices[0], X, Y, denominator);
   s.optimizer->step();
+  if (s.loss.kind == SegmentationLoss::Kind::Torchvision) r.loss *= static_cast<double>(X.size(0));
   return r;
 }
 
@@ -192,8 +228,10 @@ EvalResult evaluateBatch(TrainerState& s, const at::Tensor& X, const at::Tensor&
   at::NoGradGuard noGrad;
   s.model->train(false);
   at::Tensor y = Y.to(device);
-  at::Tensor logits = runModel(*s.model, X.to(device));
-  double loss = s.loss(logits, y).sum().item<double>();
+  NamedOutputs outputs = runModelOutputs(*s.model, X.to(device));
+  double loss = s.loss(outputs, y, s.loss.denominator(y)).item<double>();
+  if (s.loss.kind == SegmentationLoss::Kind::Torchvision) loss *= static_cast<double>(X.size(0));
+  const at::Tensor& logits = outputs.front().second;
   int64_t classes = logits.size(1);
   at::Tensor valid = y != s.loss.ignoreIndex;
   at::Tensor pairs = y.masked_select(valid) * classes + logits.argmax(1).masked_select(valid);

@@ -1,6 +1,8 @@
-// The training engine behind train(): one call per step (forward, the chapter's loss,
-// backward, optimizer update) and per evaluation batch (loss and confusion matrix), run on
-// the torch thread. A step takes one of three ways: on one device; data-parallel over
+// The training engine behind train(): one call per step (forward, the loss, backward,
+// optimizer update) and per evaluation batch (loss and confusion matrix), run on the torch
+// thread. The loss is the chapter's (a per-image mean) or torchvision's reference recipe's
+// (a mean over the batch's labelled pixels), with the auxiliary output's term when the model
+// has one. A step takes one of three ways: on one device; data-parallel over
 // several devices as nn.DataParallel does it in d2l's train_ch13 (the batch split, replicas
 // refreshed from the model run their parts, their gradients summed onto the model); or as
 // one rank of a process group as DDP does it (rank 0's buffers before the forward, the
@@ -14,16 +16,30 @@
 #include <vector>
 
 #include "distributed/process_group.h"
+#include "models/registry.h"
 
 namespace fcn {
 
-/// The chapter's loss: per-pixel cross-entropy (pixels labelled ignoreIndex count as 0),
-/// averaged over each image's pixels: one value per image, [B].
-struct ChapterLoss {
+/// The loss of a step. Chapter: per-pixel cross-entropy (pixels labelled ignoreIndex count
+/// as 0) averaged over each image's pixels, summed over the images. Torchvision: PyTorch's
+/// mean-reduced cross_entropy (over the labelled pixels, weighted by classWeights), as
+/// torchvision's references/segmentation does. Either adds auxWeight times the same loss of
+/// the model's "aux" output when it has one.
+struct SegmentationLoss {
+  enum class Kind { Chapter, Torchvision };
+  Kind kind = Kind::Chapter;
   int64_t ignoreIndex = 255;
   double labelSmoothing = 0;
+  double auxWeight = 0.5;
   std::optional<at::Tensor> classWeights;
-  at::Tensor operator()(const at::Tensor& logits, const at::Tensor& labels) const;
+  /// The denominator of the torchvision loss for labels: the labelled pixels (their class
+  /// weights' sum with classWeights), at least 1 (a batch with no labelled pixel has loss 0,
+  /// where PyTorch would give NaN).
+  at::Tensor denominator(const at::Tensor& labels) const;
+  /// The loss of a model's outputs for labels, the value to back-propagate: the chapter's
+  /// sum over the images; torchvision's sum over the labelled pixels divided by denominator
+  /// (that of the whole batch when labels are a part of it).
+  at::Tensor operator()(const NamedOutputs& outputs, const at::Tensor& labels, const at::Tensor& denominator) const;
 };
 
 /// A model bound to its optimizer (null: evaluation only), devices, loss and process group.
@@ -31,18 +47,19 @@ struct TrainerState {
   std::shared_ptr<torch::nn::Module> model;
   std::shared_ptr<torch::optim::Optimizer> optimizer;
   std::vector<c10::Device> devices;
-  ChapterLoss loss;
+  SegmentationLoss loss;
   std::vector<std::shared_ptr<torch::nn::Module>> replicas;  // for devices[1..], made on first use
   std::shared_ptr<Group> group;                              // distributed training, or null
 };
 
-/// What a step did: the batch's summed per-image loss, correct and labelled pixels.
+/// What a step did: the batch's loss (chapter: the sum of the per-image losses;
+/// torchvision: the mean loss times the images), correct and labelled pixels of "out".
 struct StepResult {
   double loss = 0;
   int64_t correct = 0, pixels = 0;
 };
 
-/// What evaluating a batch gave: the summed per-image loss and the confusion matrix
+/// What evaluating a batch gave: the loss (as StepResult's) and the confusion matrix
 /// (int64 [C, C] on the CPU, rows the true class, ignored pixels left out).
 struct EvalResult {
   double loss = 0;

@@ -4,10 +4,11 @@
  * evaluated split is read.
  */
 import { Command } from '@commander-js/extra-typings';
+import { modelFromFile } from '../model-file';
 import type { Device } from '../tensor';
 import { evaluate, evaluateWholeImages } from '../trainer';
 import * as voc from '../voc';
-import { action, modelFromFile, setThreads } from './common';
+import { action, setThreads } from './common';
 import { cropSize, device, existingDir, existingFile, integer } from './options';
 
 export const evalCommand = new Command('eval')

@@ -1,59 +1,67 @@
 /**
- * `fcn predict`: labels images with a model `fcn train` wrote, each at its own size (or the
- * chapter's top-left crop with --crop): a colour label map per image, and a grid of input |
- * prediction. Outputs never overwrite an input, and two inputs of the same name get two
- * outputs.
+ * `fcn predict`: labels images, each at its own size (or the chapter's top-left crop with
+ * --crop), with a model `fcn train` wrote or a torchvision segmentation model (`--model`, its
+ * published weights or a file): per image the colour label map, an overlay (the image blended
+ * with the colours) and a legend of the classes found; a grid of input | prediction too.
+ * Outputs never overwrite an input, and two inputs of the same name get two outputs.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command } from '@commander-js/extra-typings';
-import { label2image, readImage, saveImageGrid } from '../image';
+import { Command, Option } from '@commander-js/extra-typings';
+import { type ClassFound, classesFound, label2image, overlay, readImage, saveImageGrid } from '../image';
+import { modelFromFile, modelWeights } from '../model-file';
+import { getModel, SEGMENTATION_MODELS, SegmentationModel } from '../models/segmentation';
+import type { Module } from '../nn/module';
 import { PREDICT_MAX_PIXELS, predict } from '../predict';
 import type { Device, Tensor } from '../tensor';
-import { action, modelFromFile } from './common';
+import { VOC_CLASSES, VOC_COLORMAP, VOC_VOID_COLOUR } from '../voc/colours';
+import { action, setThreads } from './common';
 import { cropSize, device, existingFile, integer, isFile } from './options';
 
 export const predictCommand = new Command('predict')
-  .description('label images with a trained model: a colour label map per image, and a grid of input | prediction')
+  .description('label images: a colour label map, an overlay and a legend per image, and a grid of input | prediction')
   .argument('<images...>', 'image files (JPEG, PNG, WebP, ...)')
-  .requiredOption(
-    '--checkpoint <file>',
-    'the checkpoint.safetensors or model.safetensors that fcn train writes',
-    existingFile,
-  )
+  .option('--checkpoint <file>', 'the checkpoint.safetensors or model.safetensors that fcn train writes', existingFile)
+  .addOption(new Option('--model <name>', 'a torchvision segmentation model instead').choices(SEGMENTATION_MODELS))
+  .option('--weights <w>', 'with --model: COCO_WITH_VOC_LABELS_V1 or DEFAULT (download once), or a file', 'DEFAULT')
+  .option('--num-classes <n>', 'with --model and a weights file: its classes (default: read from the file)', integer(1))
   .option('--out <dir>', 'output folder', 'fcn-predictions')
-  .option('--crop <HxW>', "label only the top-left HxW crop, as the chapter's predict (multiples of 32)", cropSize)
-  .option('--max-pixels <n>', 'the largest image labelled whole, in pixels', integer(1), PREDICT_MAX_PIXELS)
-  .option('--device <device>', 'cpu, cuda or cuda:N', device, 'cpu' as Device);
+  .option('--crop <HxW>', "the chapter's FCN: label only the top-left HxW crop, as the chapter's predict", cropSize)
+  .option('--max-pixels <n>', 'the largest image labelled, in pixels', integer(1), PREDICT_MAX_PIXELS)
+  .option('--device <device>', 'cpu, cuda or cuda:N', device, 'cpu' as Device)
+  .option('--threads <n>', 'CPU threads for libtorch', integer(1, 65_536));
 
-/**
- * The output file of each input in out (`NAME.labels.png`, `NAME-2.labels.png` for a second
- * input called NAME) and the grid's; an error when one would replace an input.
- */
-export function outputFiles(images: string[], out: string): { labels: string[]; grid: string } {
+type PredictFlags = ReturnType<typeof predictCommand.opts>;
+
+/** The outputs of each input in out (NAME.labels.png, NAME-2... for a second NAME); an error when one would replace an input. */
+export function outputFiles(images: string[], out: string): { stems: string[]; grid: string } {
   const taken = new Map<string, number>();
-  const labels = images.map((file) => {
+  const stems = images.map((file) => {
     const name = path.parse(file).name;
     const seen = (taken.get(name) ?? 0) + 1;
     taken.set(name, seen);
-    return path.join(out, `${seen === 1 ? name : `${name}-${seen}`}.labels.png`);
+    return path.join(out, seen === 1 ? name : `${name}-${seen}`);
   });
   const grid = path.join(out, 'grid.png');
   const inputs = new Set(images.map((file) => path.resolve(file)));
-  for (const target of [...labels, grid]) {
+  const outputs = stems.flatMap((stem) => [`${stem}.labels.png`, `${stem}.overlay.png`, `${stem}.legend.svg`]);
+  for (const target of [...outputs, grid]) {
     if (inputs.has(path.resolve(target))) {
       throw new Error(`refusing to overwrite the input '${target}' with a prediction; choose another --out folder`);
     }
   }
-  return { labels, grid };
+  return { stems, grid };
 }
 
 predictCommand.action(
   action('predict', async (images, o) => {
+    setThreads(o.threads);
     const missing = images.find((image) => !isFile(image));
     if (missing !== undefined) throw new Error(`no such image file '${missing}'`);
     const targets = outputFiles(images, o.out);
-    const { net } = await modelFromFile(o.checkpoint, o.device);
+    const { net, classes } = await modelOf(o);
+    const segmentation = net instanceof SegmentationModel; // its weights' preprocessing, the whole image
+    if (segmentation && o.crop) throw new RangeError("--crop is for the chapter's FCN; --model labels whole images");
     const rows: Tensor[][] = [];
     for (const [i, file] of images.entries()) {
       const pixels = await readImage(file, { maxPixels: o.maxPixels });
@@ -63,17 +71,60 @@ predictCommand.action(
           `'${file}' is ${height}x${width}, smaller than --crop ${o.crop.join('x')}; leave out --crop to label the whole image`,
         );
       }
-      const labels = await predict(net, pixels, {
-        ...(o.crop ? { mode: 'crop', cropSize: o.crop } : { mode: 'whole' }),
-        maxPixels: o.maxPixels,
-      });
+      const mode = o.crop
+        ? { mode: 'crop' as const, cropSize: o.crop }
+        : segmentation
+          ? {}
+          : { mode: 'whole' as const };
+      const labels = await predict(net, pixels, { ...mode, maxPixels: o.maxPixels });
+      const shown = o.crop ? pixels.narrow(1, 0, o.crop[0]).narrow(2, 0, o.crop[1]) : pixels;
       const colour = label2image(labels);
+      const stem = targets.stems[i];
       fs.mkdirSync(o.out, { recursive: true });
-      await saveImageGrid([[colour]], targets.labels[i], { gap: 0 });
-      rows.push([o.crop ? pixels.narrow(1, 0, o.crop[0]).narrow(2, 0, o.crop[1]) : pixels, colour]);
-      console.log(`${file} -> ${targets.labels[i]} (${labels.shape.join('x')})`);
+      await saveImageGrid([[colour]], `${stem}.labels.png`, { gap: 0 });
+      await saveImageGrid([[overlay(shown, colour)]], `${stem}.overlay.png`, { gap: 0 });
+      const found = classesFound(labels, classes);
+      fs.writeFileSync(`${stem}.legend.svg`, legendSvg(found));
+      rows.push([shown, colour]);
+      console.log(`${file} -> ${stem}.labels.png (${labels.shape.join('x')}), ${stem}.overlay.png, ${stem}.legend.svg`);
+      for (const c of found) console.log(`  ${c.name.padEnd(16)} ${hex(c.id)}  ${(100 * c.share).toFixed(1)} %`);
     }
     await saveImageGrid(rows, targets.grid);
     console.log(`input | prediction: ${targets.grid}`);
   }),
 );
+
+/** The model to run and its class names. */
+async function modelOf(o: PredictFlags): Promise<{ net: Module; classes: readonly string[] }> {
+  if (o.model && o.checkpoint) throw new RangeError('give --checkpoint or --model, not both');
+  if (o.model) {
+    const net = await getModel(o.model, {
+      weights: modelWeights(o.weights),
+      ...(o.numClasses !== undefined ? { numClasses: o.numClasses } : {}),
+    });
+    return { net: net.to(o.device), classes: net.categories ?? VOC_CLASSES };
+  }
+  if (!o.checkpoint) throw new RangeError('give --checkpoint FILE (written by fcn train) or --model NAME');
+  const { net } = await modelFromFile(o.checkpoint, o.device);
+  return { net, classes: VOC_CLASSES };
+}
+
+/** The colour of class id as #rrggbb (the boundary colour past the palette). */
+const hex = (id: number) =>
+  `#${(VOC_COLORMAP[id] ?? VOC_VOID_COLOUR).map((v) => v.toString(16).padStart(2, '0')).join('')}`;
+
+const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** A legend as SVG: a swatch, the class name and its share of the pixels per row. */
+function legendSvg(entries: ClassFound[]): string {
+  const rows = entries.map(
+    (e, i) =>
+      `  <rect x="8" y="${8 + i * 24}" width="16" height="16" fill="${hex(e.id)}" stroke="#000"/>\n` +
+      `  <text x="32" y="${21 + i * 24}">${escapeXml(e.name)} (${(100 * e.share).toFixed(1)} %)</text>`,
+  );
+  const height = 16 + entries.length * 24;
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="260" height="${height}" font-family="sans-serif" font-size="13">\n` +
+    `  <rect width="100%" height="100%" fill="#fff"/>\n${rows.join('\n')}\n</svg>\n`
+  );
+}

@@ -5,19 +5,35 @@
  */
 import { z } from 'zod';
 import { FCN_ARCHS, UPSAMPLING_INITS } from '../fcn';
+import { parseOrThrow } from '../model-file';
+import { SEGMENTATION_MODELS } from '../models/segmentation';
 
 const size32 = z.int().min(32).multipleOf(32);
 
+/** The optimizers `fcn train --optimizer` offers. */
+export const OPTIMIZERS = ['sgd', 'adamw'] as const;
+/** The learning-rate schedules `fcn train --scheduler` offers (stepped after every batch). */
+export const SCHEDULERS = ['none', 'poly', 'step', 'cosine'] as const;
+
 /** The settings of a training run. */
 export const RunConfigSchema = z.object({
-  arch: z.enum(FCN_ARCHS),
-  init: z.enum(UPSAMPLING_INITS),
+  /** A torchvision segmentation model (`--model`); absent for the chapter's FCN. */
+  model: z.enum(SEGMENTATION_MODELS).optional(),
+  /** The chapter's FCN (absent in a `--model` run's config: fcn32s). */
+  arch: z.enum(FCN_ARCHS).default('fcn32s'),
+  init: z.enum(UPSAMPLING_INITS).default('bilinear'),
   numClasses: z.int().min(1).max(1024),
+  /** The auxiliary classifier of a `--model` run. */
+  auxLoss: z.boolean().default(false),
   crop: z.tuple([size32, size32]),
   batchSize: z.int().min(1),
   lr: z.number().min(0),
   wd: z.number().min(0),
   momentum: z.number().min(0),
+  optimizer: z.enum(OPTIMIZERS).default('sgd'),
+  scheduler: z.enum(SCHEDULERS).default('none'),
+  /** Epochs of linear warm-up (from 1 % of lr) before the schedule. */
+  warmupEpochs: z.int().min(0).default(0),
   seed: z.int().min(0),
   data: z.string(),
 });
@@ -25,35 +41,7 @@ export const RunConfigSchema = z.object({
 /** The settings of a training run. */
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 
-/** What rebuilds a trained model: its architecture and classes, and the crop it was trained on. */
-export const ModelSpecSchema = z.object({
-  arch: z.enum(FCN_ARCHS),
-  init: z.enum(UPSAMPLING_INITS).default('bilinear'),
-  numClasses: z.int().min(1).max(1024),
-  crop: z.tuple([size32, size32]).optional(),
-});
-
-/** What rebuilds a trained model. */
-export type ModelSpec = z.infer<typeof ModelSpecSchema>;
-
-/** The metadata key under which model.safetensors keeps its {@link ModelSpec}. */
-export const MODEL_METADATA_KEY = 'fcn-torch-model';
-
-function parsed<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
-    throw new Error(`${what} (${problems})`);
-  }
-  return result.data;
-}
-
 /** config as a RunConfig, or an error naming file and every field that is wrong. */
 export function runConfigOf(config: unknown, file: string): RunConfig {
-  return parsed(RunConfigSchema, config, `'${file}' holds no fcn train run config`);
-}
-
-/** The model a checkpoint's config or a model file's metadata describes. */
-export function modelSpecOf(config: unknown, file: string): ModelSpec {
-  return parsed(ModelSpecSchema, config, `'${file}' does not say which model it holds`);
+  return parseOrThrow(RunConfigSchema, config, `'${file}' holds no fcn train run config`);
 }

@@ -1,8 +1,9 @@
 /**
- * `fcn train`: the chapter's training from the shell, in named steps: launch workers (with
- * --nproc-per-node), settle the run's config (new, or the checkpoint's with --resume), build
- * model, optimizer and data, join the process group of a distributed run, train with Ctrl-C
- * stopping after the current step, and write the outputs.
+ * `fcn train`: the chapter's training (or torchvision's reference recipe for a `--model`)
+ * from the shell, in named steps: launch workers (with --nproc-per-node), settle the run's
+ * config (new, or the checkpoint's with --resume), build model, optimizer, scheduler and
+ * data, join the process group of a distributed run, train with Ctrl-C stopping after the
+ * current step, and write the outputs.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,34 +13,59 @@ import { initProcessGroup, type ProcessGroup, type TorchrunEnv, torchrunEnv } fr
 import { FCN_ARCHS, UPSAMPLING_INITS } from '../fcn';
 import { launchWorkers, watchLauncher, workerArgs } from '../launch';
 import type { EpochMetrics } from '../metrics';
+import { buildModel, MODEL_METADATA_KEY, type ModelSpec } from '../model-file';
+import { SEGMENTATION_MODELS } from '../models/segmentation';
 import type { Module } from '../nn/module';
-import { SGD } from '../optim';
+import {
+  AdamW,
+  CosineAnnealingLR,
+  LinearLR,
+  type LRScheduler,
+  type Optimizer,
+  type ParamGroup,
+  PolynomialLR,
+  SequentialLR,
+  SGD,
+  StepLR,
+} from '../optim';
 import { plotHistory } from '../plot';
 import { save } from '../serialization';
 import type { Device } from '../tensor';
 import * as torch from '../torch';
 import { train } from '../train';
 import * as voc from '../voc';
-import { action, buildModel, setThreads } from './common';
+import { action, setThreads } from './common';
 import { cropSize, devices, existingDir, integer, nonNegative, tcpPort } from './options';
-import { MODEL_METADATA_KEY, type ModelSpec, type RunConfig, runConfigOf } from './run-config';
+import { OPTIMIZERS, type RunConfig, runConfigOf, SCHEDULERS } from './run-config';
 
 export const trainCommand = new Command('train')
-  .description("train an FCN as the chapter's train_ch13 does; a checkpoint per epoch, curves and weights in --out")
+  .description(
+    "train an FCN as the chapter's train_ch13 does, or a torchvision segmentation model (--model) as torchvision's " +
+      'reference recipe does; a checkpoint per epoch, curves and weights in --out',
+  )
   .requiredOption(
     '--data <dir>',
     'a VOC2012 folder (ImageSets, JPEGImages, SegmentationClass), or the --out of fcn synth / download-voc',
     existingDir,
   )
-  .addOption(new Option('--arch <arch>', 'architecture').choices(FCN_ARCHS).default('fcn32s' as const))
+  .addOption(new Option('--arch <arch>', "the chapter's FCN (default fcn32s)").choices(FCN_ARCHS))
   .addOption(
     new Option('--init <init>', 'transposed convolution init').choices(UPSAMPLING_INITS).default('bilinear' as const),
   )
+  .addOption(new Option('--model <name>', 'a torchvision segmentation model instead').choices(SEGMENTATION_MODELS))
   .option('--epochs <n>', 'epochs', integer(1), 5)
   .option('--batch-size <n>', 'batch size', integer(1), 32)
-  .option('--lr <rate>', 'learning rate', nonNegative, 0.001)
-  .option('--wd <decay>', 'weight decay', nonNegative, 1e-3)
-  .option('--momentum <m>', 'SGD momentum', nonNegative, 0)
+  .option('--lr <rate>', 'learning rate (default 0.001; 0.01 with --model)', nonNegative)
+  .option('--wd <decay>', 'weight decay (default 1e-3; 1e-4 with --model)', nonNegative)
+  .option('--momentum <m>', 'SGD momentum (default 0; 0.9 with --model)', nonNegative)
+  .addOption(new Option('--optimizer <name>', 'optimizer').choices(OPTIMIZERS).default('sgd' as const))
+  .addOption(
+    new Option('--scheduler <name>', 'learning-rate schedule over all steps (default none; poly with --model)').choices(
+      SCHEDULERS,
+    ),
+  )
+  .option('--warmup-epochs <n>', 'epochs of linear learning-rate warm-up from 1 % before the schedule', integer(0), 0)
+  .option('--no-aux-loss', 'with --model: no auxiliary classifier (its loss counts 0.5 by default)')
   .addOption(
     new Option('--crop <HxW>', 'random crop size, multiples of 32')
       .argParser(cropSize)
@@ -50,7 +76,12 @@ export const trainCommand = new Command('train')
       .argParser(devices)
       .default(['cpu'] as Device[], 'cpu'),
   )
-  .option('--weights <w>', 'backbone weights: IMAGENET1K_V1 (downloads once) or a .pth/.safetensors file')
+  .option(
+    '--weights <w>',
+    'the FCN: backbone weights, IMAGENET1K_V1 or a file; --model: the whole model, COCO_WITH_VOC_LABELS_V1 (or ' +
+      'DEFAULT) or a file (published names download once)',
+  )
+  .option('--weights-backbone <w>', 'with --model: ImageNet backbone weights, IMAGENET1K_V1, IMAGENET1K_V2 or a file')
   .option('--seed <n>', 'seed of initialisation, order and crops', integer(0), 0)
   .option('--threads <n>', 'CPU threads for libtorch', integer(1, 65_536))
   .option('--out <dir>', 'output folder', 'fcn-output')
@@ -108,8 +139,8 @@ async function trainInto(
   const say = lead ? console.log : () => {};
   const { config, resume } = await settleConfig(o, checkpointFile, say);
   torch.manualSeed(config.seed);
-  const net = await buildModel(config, device, resume ? undefined : o.weights);
-  const optimizer = new SGD(net.parameters(), { lr: config.lr, weightDecay: config.wd, momentum: config.momentum });
+  const net = await buildModel(config, device, resume ? undefined : o.weights, resume ? undefined : o.weightsBackbone);
+  const optimizer = makeOptimizer(net, config);
   const { trainIter, testIter } = await voc.loadDataVoc(config.batchSize, config.crop, {
     root: o.data,
     seed: config.seed,
@@ -122,6 +153,7 @@ async function trainInto(
       signal,
       epochs: o.epochs,
       optimizer,
+      scheduler: makeScheduler(optimizer, config, o.epochs, trainIter.length),
       devices: [device],
       processGroup: group,
       resume,
@@ -148,18 +180,26 @@ async function settleConfig(
   say: (line: string) => void,
 ): Promise<{ config: RunConfig; resume?: Checkpoint }> {
   if (!o.resume) {
+    if (o.model && o.arch) throw new RangeError("--arch is for the chapter's FCN; --model names another model");
+    const recipe = o.model !== undefined; // torchvision's references/segmentation defaults
     const config: RunConfig = {
-      arch: o.arch,
+      ...(o.model ? { model: o.model } : {}),
+      arch: o.arch ?? 'fcn32s',
       init: o.init,
       numClasses: voc.VOC_CLASSES.length,
+      auxLoss: recipe && o.auxLoss && !o.model?.startsWith('lraspp'),
       crop: o.crop,
       batchSize: o.batchSize,
-      lr: o.lr,
-      wd: o.wd,
-      momentum: o.momentum,
+      lr: o.lr ?? (recipe ? 0.01 : 0.001),
+      wd: o.wd ?? (recipe ? 1e-4 : 1e-3),
+      momentum: o.momentum ?? (recipe ? 0.9 : 0),
+      optimizer: o.optimizer,
+      scheduler: o.scheduler ?? (recipe ? 'poly' : 'none'),
+      warmupEpochs: o.warmupEpochs,
       seed: o.seed,
       data: voc.resolveVocRoot(o.data),
     };
+    if (config.warmupEpochs >= o.epochs) throw new RangeError('--warmup-epochs must be fewer than --epochs');
     return { config };
   }
   const resume = await loadCheckpoint(checkpointFile);
@@ -168,9 +208,46 @@ async function settleConfig(
     throw new Error(`the checkpoint has ${resume.epoch} epochs already; ask for more with --epochs`);
   }
   say(
-    `resuming after epoch ${resume.epoch} (${config.arch}, crop ${config.crop.join('x')}, batch ${config.batchSize})`,
+    `resuming after epoch ${resume.epoch} (${config.model ?? config.arch}, crop ${config.crop.join('x')}, batch ${config.batchSize})`,
   );
   return { config, resume };
+}
+
+/**
+ * The run's optimizer. A `--model` gets torchvision's parameter groups: backbone,
+ * classifier, and the aux classifier at 10 x lr.
+ */
+function makeOptimizer(net: Module, config: RunConfig): Optimizer {
+  type Group = ParamGroup<{ lr: number }>;
+  const groups: Group[] = config.model
+    ? net.namedChildren().map(([name, child]) => ({
+        params: child.parameters(),
+        ...(name === 'aux_classifier' ? { lr: config.lr * 10 } : {}),
+      }))
+    : [{ params: net.parameters() }];
+  if (config.optimizer === 'adamw') return new AdamW(groups, { lr: config.lr, weightDecay: config.wd });
+  return new SGD(groups, { lr: config.lr, weightDecay: config.wd, momentum: config.momentum });
+}
+
+/** The run's schedule over every step of every epoch, after warmupEpochs of linear warm-up. */
+function makeScheduler(
+  optimizer: Optimizer,
+  config: RunConfig,
+  epochs: number,
+  stepsPerEpoch: number,
+): LRScheduler | undefined {
+  const warmup = config.warmupEpochs * stepsPerEpoch;
+  const steps = Math.max(1, epochs * stepsPerEpoch - warmup);
+  const main = {
+    none: () => undefined,
+    poly: () => new PolynomialLR(optimizer, { totalIters: steps, power: 0.9 }),
+    cosine: () => new CosineAnnealingLR(optimizer, { tMax: steps }),
+    step: () => new StepLR(optimizer, { stepSize: Math.max(1, Math.ceil(steps / 3)), gamma: 0.1 }),
+  }[config.scheduler]();
+  if (warmup === 0) return main;
+  const linear = new LinearLR(optimizer, { startFactor: 0.01, endFactor: 1, totalIters: warmup });
+  const after = main ?? new StepLR(optimizer, { stepSize: steps + 1, gamma: 1 });
+  return new SequentialLR(optimizer, { schedulers: [linear, after], milestones: [warmup] });
 }
 
 /** Joins the distributed run described by torchrun's environment. */
@@ -218,7 +295,14 @@ async function writeOutputs(
 ) {
   await plotHistory(history, path.join(out, 'curves.png'));
   fs.writeFileSync(path.join(out, 'history.json'), `${JSON.stringify(history, null, 2)}\n`);
-  const spec: ModelSpec = { arch: config.arch, init: config.init, numClasses: config.numClasses, crop: config.crop };
+  const spec: ModelSpec = {
+    ...(config.model ? { model: config.model } : {}),
+    arch: config.arch,
+    init: config.init,
+    numClasses: config.numClasses,
+    auxLoss: config.auxLoss,
+    crop: config.crop,
+  };
   await save(net.stateDict(), path.join(out, 'model.safetensors'), {
     format: 'pt',
     [MODEL_METADATA_KEY]: JSON.stringify(spec),

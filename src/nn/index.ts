@@ -1,10 +1,12 @@
 /**
- * The `nn` namespace: modules, ResNet-18 and functional ops, named as in PyTorch.
+ * The `nn` namespace: modules, torchvision's ResNets and MobileNetV3-Large, and functional
+ * ops, named as in PyTorch.
  */
 import * as functional from './functional';
 
 export * from './layers';
+export * from './mobilenet';
 export { type LoadResult, Module, type StateDict } from './module';
 export * from './resnet';
-export { Sequential } from './sequential';
+export { ModuleList, Sequential } from './sequential';
 export { functional };

@@ -1,8 +1,9 @@
 /**
- * The layers the FCN is built from, with PyTorch's constructor arguments as an options bag.
+ * The layers the FCN and torchvision's segmentation models are built from, with PyTorch's
+ * constructor arguments as an options bag.
  * Options are checked here, before anything native runs, and errors name the option.
  */
-import { checkBoolean, checkInteger, checkSize2, type Size2 } from '../checks';
+import { checkBoolean, checkInteger, checkNumber, checkSize2, type Size2 } from '../checks';
 import { native } from '../native';
 import { Module, registerModuleClass } from './module';
 
@@ -136,6 +137,53 @@ export class ReLU extends Module {
 
   constructor() {
     super(native.createModule('ReLU', {}));
+  }
+}
+
+/** 1 / (1 + exp(-x)), elementwise (PyTorch's `nn.Sigmoid`). */
+export class Sigmoid extends Module {
+  static {
+    registerModuleClass('Sigmoid', Sigmoid);
+  }
+
+  constructor() {
+    super(native.createModule('Sigmoid', {}));
+  }
+}
+
+/** x * relu6(x + 3) / 6, elementwise (PyTorch's `nn.Hardswish`; MobileNetV3's activation). */
+export class Hardswish extends Module {
+  static {
+    registerModuleClass('Hardswish', Hardswish);
+  }
+
+  constructor() {
+    super(native.createModule('Hardswish', {}));
+  }
+}
+
+/** relu6(x + 3) / 6, elementwise (PyTorch's `nn.Hardsigmoid`; MobileNetV3's squeeze-excitation gate). */
+export class Hardsigmoid extends Module {
+  static {
+    registerModuleClass('Hardsigmoid', Hardsigmoid);
+  }
+
+  constructor() {
+    super(native.createModule('Hardsigmoid', {}));
+  }
+}
+
+/**
+ * Zeroes each element with probability p in training mode and scales the rest by 1 / (1 - p);
+ * the identity in eval mode (PyTorch's `nn.Dropout`).
+ */
+export class Dropout extends Module {
+  static {
+    registerModuleClass('Dropout', Dropout);
+  }
+
+  constructor(p = 0.5) {
+    super(native.createModule('Dropout', { p: checkNumber(p, 'p', 0, 1) }));
   }
 }
 

@@ -37,3 +37,13 @@ export class Sequential extends Module {
     return this.native.namedChildren().length;
   }
 }
+
+/**
+ * Holds modules by index without running them (PyTorch's `nn.ModuleList`), as torchvision's
+ * ASPP holds its branches; its forward is an error.
+ */
+export class ModuleList extends Module {
+  static {
+    registerModuleClass('ModuleList', ModuleList);
+  }
+}

@@ -8,14 +8,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadCheckpoint } from '../checkpoint';
 import { checkOneOf, checkString } from '../checks';
-import { buildModel } from '../cli/common';
-import { runConfigOf } from '../cli/run-config';
 import { FCN_ARCHS, type FcnArch } from '../fcn';
+import { buildModel, modelFromFile } from '../model-file';
 import type { Module } from '../nn/module';
 import { predict } from '../predict';
-import { load } from '../serialization';
 import type { Device, Tensor } from '../tensor';
 import { VOC_CLASSES, VOC_COLORMAP } from '../voc';
 
@@ -79,7 +76,10 @@ export function chapterModel(arch: FcnArch = 'fcn32s', options: { device?: Devic
     name: `${checked}, untrained`,
     trained: false,
     load() {
-      model ??= buildModel({ arch: checked, init: 'bilinear', numClasses: VOC_CLASSES.length }, options.device ?? 'cpu')
+      model ??= buildModel(
+        { arch: checked, init: 'bilinear', numClasses: VOC_CLASSES.length, auxLoss: false },
+        options.device ?? 'cpu',
+      )
         .then((net) => ({
           net,
           classes: classNames(VOC_CLASSES.length),
@@ -94,76 +94,19 @@ export function chapterModel(arch: FcnArch = 'fcn32s', options: { device?: Devic
   };
 }
 
-/** The FCN architecture and class count a state dict's names and shapes tell. */
-export function fcnOfStateDict(tensors: Map<string, Tensor>, file: string): { arch: FcnArch; numClasses: number } {
-  const arch: FcnArch | undefined = tensors.has('score_pool3.weight')
-    ? 'fcn8s'
-    : tensors.has('score_pool4.weight')
-      ? 'fcn16s'
-      : tensors.has('final_conv.weight')
-        ? 'fcn32s'
-        : undefined;
-  const scores = tensors.get(arch === 'fcn32s' ? 'final_conv.weight' : 'score_fr.weight');
-  if (!arch || !scores) {
-    throw new Error(
-      `'${file}' holds no FCN weights (no final_conv.weight or score_fr.weight): give an fcn train checkpoint or model.safetensors`,
-    );
-  }
-  return { arch, numClasses: scores.shape[0] };
-}
-
 /** The model of a file, read fresh. */
 async function readModel(file: string, device: Device): Promise<LoadedModel> {
-  const base = path.basename(file);
-  if (file.endsWith('.safetensors') && (await hasCheckpointMetadata(file))) {
-    const checkpoint = await loadCheckpoint(file);
-    const config = runConfigOf(checkpoint.config, file);
-    const net = await buildModel(config, 'cpu');
-    net.loadStateDict(checkpoint.model);
-    return {
-      net: net.to(device),
-      classes: classNames(config.numClasses),
-      tileSize: config.crop,
-      label: `${config.arch} after epoch ${checkpoint.epoch} (${base})`,
-    };
-  }
-  const tensors = await load(file);
-  const { arch, numClasses } = fcnOfStateDict(tensors, file);
-  const net = await buildModel({ arch, init: 'bilinear', numClasses }, 'cpu');
-  net.loadStateDict(tensors);
-  return { net: net.to(device), classes: classNames(numClasses), label: `${arch} (${base})` };
-}
-
-/** True when a safetensors file carries an fcn-torch checkpoint's metadata (read from its header only). */
-async function hasCheckpointMetadata(file: string): Promise<boolean> {
-  const metadata = await readSafetensorsMetadata(file);
-  return metadata !== null && 'fcn-torch' in metadata;
-}
-
-/** Largest safetensors header read for its metadata (a checkpoint's history is a few kB). */
-const MAX_HEADER_BYTES = 64 * 1024 * 1024;
-
-/**
- * The `__metadata__` of a safetensors file, read from its header alone (no tensor is read);
- * null when the file is not safetensors.
- */
-export async function readSafetensorsMetadata(file: string): Promise<Record<string, string> | null> {
-  const handle = await fs.promises.open(file, 'r');
-  try {
-    const size = Buffer.alloc(8);
-    if ((await handle.read(size, 0, 8, 0)).bytesRead < 8) return null;
-    const length = size.readBigUInt64LE(0);
-    if (length < 2n || length > BigInt(MAX_HEADER_BYTES)) return null;
-    const header = Buffer.alloc(Number(length));
-    if ((await handle.read(header, 0, header.length, 8)).bytesRead < header.length) return null;
-    const json: unknown = JSON.parse(header.toString('utf8'));
-    const metadata = (json as { __metadata__?: unknown }).__metadata__;
-    return metadata !== null && typeof metadata === 'object' ? (metadata as Record<string, string>) : {};
-  } catch {
-    return null;
-  } finally {
-    await handle.close();
-  }
+  const { net, spec, epoch } = await modelFromFile(file, device);
+  const name = spec.model ?? spec.arch;
+  return {
+    net,
+    classes: classNames(spec.numClasses),
+    ...(spec.crop && !spec.model ? { tileSize: spec.crop } : {}),
+    label:
+      epoch === undefined
+        ? `${name} (${path.basename(file)})`
+        : `${name} after epoch ${epoch} (${path.basename(file)})`,
+  };
 }
 
 /**

@@ -4,6 +4,8 @@
  * and comes back as the page needs it: the class ids, the classes found with their share of
  * the pixels, the colours, and the time each part took.
  */
+import { classesFound } from '../image';
+import type { Tensor } from '../tensor';
 import { classColour, labelImage, type ModelSource } from './models';
 import type { JobQueue } from './queue';
 import { decodeUpload, HttpError, inspectUpload } from './upload';
@@ -55,22 +57,19 @@ export async function predictUpload(
     const image = await decodeUpload(bytes, header, maxPixels);
     const decoded = performance.now();
     let ids: Uint8Array | Int32Array;
+    let narrowLabels: Tensor;
     try {
       const labels = await labelImage(model, image.pixels);
       const wide = model.classes.length > 256;
-      const narrow = labels.to(wide ? 'int32' : 'uint8');
-      ids = narrow.toTypedArray() as Uint8Array | Int32Array;
+      narrowLabels = labels.to(wide ? 'int32' : 'uint8');
+      ids = narrowLabels.toTypedArray() as Uint8Array | Int32Array;
       labels.dispose();
-      narrow.dispose();
     } finally {
       image.pixels.dispose();
     }
     const done = performance.now();
-    const counts = new Map<number, number>();
-    for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
-    const found = [...counts.entries()]
-      .map(([id, pixels]) => ({ id, name: model.classes[id] ?? `class ${id}`, pixels, share: pixels / ids.length }))
-      .sort((a, b) => b.pixels - a.pixels || a.id - b.id);
+    const found = classesFound(narrowLabels, model.classes);
+    narrowLabels.dispose();
     return {
       width: image.width,
       height: image.height,

@@ -10,9 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { EpochMetrics } from '../metrics';
 import { historySvg } from '../plot';
+import { readSafetensorsMetadata } from '../serialization';
 import type { Device } from '../tensor';
 import { type Evaluated, type EvaluationState, evaluateValSplit, GRID_KINDS } from './evaluation';
-import { fileModel, type ModelSource, readSafetensorsMetadata } from './models';
+import { fileModel, type ModelSource } from './models';
 import { HttpError } from './upload';
 
 /** What the run view polls. */
