@@ -42,7 +42,7 @@ export { historySvg, plotHistory } from './plot';
 export { normalizeImage, PREDICT_MAX_PIXELS, type PredictOptions, predict } from './predict';
 export { load, save } from './serialization';
 export type { ServeLimits } from './serve/limits';
-export { chapterModel, fileModel, type LoadedModel, type ModelSource } from './serve/models';
+export { chapterModel, fileModel, type LoadedModel, type ModelSource, segmentationModel } from './serve/models';
 export { type Device, type DType, Tensor, type TypedArray } from './tensor';
 export { type EpochBatches, type TrainOptions, train } from './train';
 export { evaluate, evaluateWholeImages, type LossOptions, type StepResult, Trainer } from './trainer';

@@ -83,7 +83,7 @@ export async function buildModel(
 }
 
 /** The tensor whose first size is the model's number of classes. */
-function classTensor(spec: Pick<ModelSpec, 'model' | 'arch'>): string {
+export function classTensor(spec: Partial<Pick<ModelSpec, 'model' | 'arch'>>): string {
   if (spec.model) return spec.model.startsWith('lraspp') ? 'classifier.low_classifier.weight' : 'classifier.4.weight';
   return spec.arch === 'fcn32s' ? 'final_conv.weight' : 'score_fr.weight';
 }

@@ -77,7 +77,10 @@ test('fcn predict never overwrites an input, and names outputs of same-named inp
   const images = ['photos/a/img.jpg', 'photos/b/img.jpg'];
   const both = await fcn('predict', '--checkpoint', model, '--out', 'two', ...images);
   t.is(both.code, 0, both.stderr);
-  t.deepEqual(fs.readdirSync(path.join(tmp, 'two')).sort(), ['grid.png', 'img-2.labels.png', 'img.labels.png']);
+  t.deepEqual(fs.readdirSync(path.join(tmp, 'two')).sort(), [
+    'grid.png',
+    ...['img-2', 'img'].flatMap((name) => ['labels.png', 'legend.svg', 'overlay.png'].map((x) => `${name}.${x}`)),
+  ]);
   const before = fs.readFileSync(path.join(photos, 'a', 'grid.png'));
   const over = await fcn(
     'predict',

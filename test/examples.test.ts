@@ -33,6 +33,7 @@ const runs: [string, RegExp, NodeJS.ProcessEnv?][] = [
   ['quickstart', /\[ 1, 512, 10, 15 \][\s\S]*\[ 1, 21, 320, 480 \][\s\S]*Tensor\(shape=\[2, 2\], dtype=float32/],
   ['data', /\[ 8, 3, 320, 480 \] \[ 8, 320, 480 \] 4 batches per epoch, 1 test batches/],
   ['train', /epoch 2\/2: loss [\d.]+[\s\S]*\[ 160, 240 \] \[ 128, 224 \]/],
+  ['finetune', /epoch 2\/2: loss [\d.]+[\s\S]*\[ 160, 240 \] \[ 0(\.\d+)? \]/],
   ['distributed', /1 processes|epoch 1\/1: .* on 1 processes/],
 ];
 

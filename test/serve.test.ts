@@ -11,9 +11,17 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import test from 'ava';
 import sharp from 'sharp';
-import { createFcn, nn, save, saveCheckpoint } from '../src';
-import { chapterModel, fileModel, isLoopback, type ModelSource, serve, type ViewerServer } from '../src/serve';
-import { cli, runNode } from './helpers';
+import { createFcn, models, nn, predict, readImage, save, saveCheckpoint } from '../src';
+import {
+  chapterModel,
+  fileModel,
+  isLoopback,
+  type ModelSource,
+  segmentationModel,
+  serve,
+  type ViewerServer,
+} from '../src/serve';
+import { cli, fixtures, runNode } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-serve-'));
 const runDir = path.join(tmp, 'run');
@@ -356,5 +364,32 @@ test('fileModel: a weights file of an FCN is told its architecture by its tensor
   t.is(loaded.net.kind, 'FCN8s');
   const conv = path.join(tmp, 'conv.safetensors');
   await save(new nn.Conv2d(3, 4, { kernelSize: 1 }).stateDict(), conv);
-  await t.throwsAsync(fileModel(conv).load(), { message: /'.*conv\.safetensors' holds no FCN weights/ });
+  await t.throwsAsync(fileModel(conv).load(), {
+    message: /^'.*conv\.safetensors' holds no fcn-torch model: give the checkpoint\.safetensors or model\.safetensors/,
+  });
+});
+
+test('a torchvision segmentation model labels uploads with its own preprocessing, as predict does', async (t) => {
+  const weights = path.join(fixtures, 'seg-lraspp_mobilenet_v3_large.pth');
+  const source = segmentationModel('lraspp_mobilenet_v3_large', { weights });
+  const own = await serve({ model: source, port: 0 });
+  try {
+    const photo = path.join(tmp, 'photo.png');
+    await sharp({ create: { width: 70, height: 50, channels: 3, background: { r: 30, g: 160, b: 90 } } })
+      .composite([{ input: await goodPng, left: 3, top: 1 }])
+      .png()
+      .toFile(photo);
+    const answer = await post(own, fs.readFileSync(photo));
+    t.is(answer.status, 200, answer.body);
+    const prediction = JSON.parse(answer.body) as { width: number; height: number; labels: string; classes: string[] };
+    t.deepEqual([prediction.width, prediction.height], [70, 50]);
+    t.is(prediction.classes.length, 21);
+    t.deepEqual(prediction.classes.slice(0, 2), ['background', 'aeroplane'], 'a file of 21 classes: the VOC names');
+    const net = await models.segmentation.lrasppMobilenetV3Large({ weights: { path: weights } });
+    const labels = (await predict(net, await readImage(photo))).to('int32').toTypedArray();
+    t.deepEqual([...Buffer.from(prediction.labels, 'base64')], [...labels]);
+  } finally {
+    await own.close();
+  }
+  t.throws(() => segmentationModel('resnet18' as 'fcn_resnet50'), { message: /name: expected one of fcn_resnet50/ });
 });

@@ -6,17 +6,18 @@
 import path from 'node:path';
 import { Command, InvalidArgumentError } from '@commander-js/extra-typings';
 import { FCN_ARCHS, type FcnArch } from '../fcn';
+import { SEGMENTATION_MODELS, type SegmentationModelName } from '../models/segmentation';
 import { DEFAULT_LIMITS } from '../serve/limits';
-import { chapterModel, fileModel, type ModelSource } from '../serve/models';
+import { chapterModel, fileModel, type ModelSource, segmentationModel } from '../serve/models';
 import type { Device } from '../tensor';
 import { action, setThreads } from './common';
 import { device, existingDir, existingFile, integer, tcpPort } from './options';
 
 /**
- * The names --model takes: the chapter's FCNs with fresh weights (the pretrained models join
- * this list where they exist).
+ * The names --model takes: the chapter's FCNs with fresh weights, and torchvision's
+ * segmentation models with their published weights (or --weights FILE).
  */
-export const MODEL_NAMES: readonly string[] = FCN_ARCHS;
+export const MODEL_NAMES: readonly string[] = [...FCN_ARCHS, ...SEGMENTATION_MODELS];
 
 function modelName(value: string): string {
   if (!MODEL_NAMES.includes(value)) {
@@ -26,7 +27,11 @@ function modelName(value: string): string {
 }
 
 /** The model source a --model name stands for. */
-function namedModel(name: string, on: Device): ModelSource {
+function namedModel(name: string, on: Device, weights: string | undefined): ModelSource {
+  if ((SEGMENTATION_MODELS as readonly string[]).includes(name)) {
+    return segmentationModel(name as SegmentationModelName, { weights, device: on });
+  }
+  if (weights !== undefined) throw new Error(`--weights goes with a segmentation --model; ${name} has fresh weights`);
   return chapterModel(name as FcnArch, { device: on });
 }
 
@@ -37,7 +42,12 @@ export const serveCommand = new Command('serve')
     'a checkpoint.safetensors of fcn train, or FCN weights (model.safetensors)',
     existingFile,
   )
-  .option('--model <name>', `a named model: ${MODEL_NAMES.join(', ')} (the chapter's FCN, untrained)`, modelName)
+  .option(
+    '--model <name>',
+    `a named model: ${MODEL_NAMES.join(', ')} (the chapter's FCNs untrained, the others with published weights)`,
+    modelName,
+  )
+  .option('--weights <w>', 'with a segmentation --model: COCO_WITH_VOC_LABELS_V1 or DEFAULT (download once), or a file')
   .option('--run <dir>', 'an fcn train --out folder: curves, evaluation, validation images', existingDir)
   .option('--data <dir>', "the VOC2012 folder whose val split evaluates the run (default: the run's own)", existingDir)
   .option('--host <host>', 'address to listen on (anything but loopback is reachable by others)', '127.0.0.1')
@@ -53,12 +63,13 @@ serveCommand.action(
     if (o.checkpoint !== undefined && o.model !== undefined) {
       throw new Error('give --checkpoint or --model, not both');
     }
+    if (o.weights !== undefined && o.model === undefined) throw new Error('--weights goes with --model');
     setThreads(o.threads);
     const model =
       o.checkpoint !== undefined
         ? fileModel(path.resolve(o.checkpoint), { device: o.device })
         : o.model !== undefined
-          ? namedModel(o.model, o.device)
+          ? namedModel(o.model, o.device, o.weights)
           : undefined;
     // Load the model first, so that a bad file is said at once rather than on the first upload.
     await model?.load();

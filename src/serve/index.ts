@@ -20,7 +20,7 @@ import { RunFolder } from './run';
 import { HttpError } from './upload';
 
 export { DEFAULT_LIMITS, type ServeLimits } from './limits';
-export { chapterModel, fileModel, type LoadedModel, type ModelSource } from './models';
+export { chapterModel, fileModel, type LoadedModel, type ModelSource, segmentationModel } from './models';
 
 /** Options of {@link serve}. */
 export interface ServeOptions {

@@ -2,7 +2,8 @@
  * Where the viewer's model comes from. A model source is a small interface (a name, whether
  * its weights were trained, and a loader giving the network, its class names and optionally
  * its own preprocessing), so that other model families plug in without touching the server.
- * The sources that exist today: the chapter's FCN with fresh weights, and a file (an
+ * The sources that exist today: the chapter's FCN with fresh weights, a torchvision
+ * segmentation model with its published weights (or a file of them), and a file (an
  * `fcn train` checkpoint, or a weights file of one of the chapter's FCNs), reloaded when the
  * file changes, so that a model being trained is always seen at its latest epoch.
  */
@@ -10,7 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkOneOf, checkString } from '../checks';
 import { FCN_ARCHS, type FcnArch } from '../fcn';
-import { buildModel, modelFromFile } from '../model-file';
+import { buildModel, classTensor, modelFromFile, modelWeights } from '../model-file';
+import { getModel, SEGMENTATION_MODELS, SegmentationModel, type SegmentationModelName } from '../models/segmentation';
 import type { Module } from '../nn/module';
 import { predict } from '../predict';
 import type { Device, Tensor } from '../tensor';
@@ -42,6 +44,8 @@ export interface ModelSource {
 
 /** Class ids int64 [H, W] of uint8 pixels [3, H, W]: the whole image labelled at its own size. */
 export async function labelImage(model: LoadedModel, pixels: Tensor): Promise<Tensor> {
+  // A segmentation model brings its weights' preprocessing and labels the whole image itself.
+  if (model.net instanceof SegmentationModel) return predict(model.net, pixels);
   const input = model.preprocess ? model.preprocess(pixels) : pixels;
   const tile = model.tileSize ?? [320, 480];
   const labels = await predict(model.net, input, { mode: 'whole', cropSize: tile, tileSize: tile });
@@ -84,6 +88,37 @@ export function chapterModel(arch: FcnArch = 'fcn32s', options: { device?: Devic
           net,
           classes: classNames(VOC_CLASSES.length),
           label: `${checked} (the chapter's FCN) with fresh weights: untrained, its labels are noise`,
+        }))
+        .catch((err: unknown) => {
+          model = undefined;
+          throw err;
+        });
+      return model;
+    },
+  };
+}
+
+/**
+ * A torchvision segmentation model (`fcn_resnet50`, ..., `lraspp_mobilenet_v3_large`) with
+ * `weights`: a published name (`DEFAULT`, `COCO_WITH_VOC_LABELS_V1`: downloaded once into the
+ * cache and checked by SHA-256) or the path of a file of them (torchvision's `.pth`).
+ */
+export function segmentationModel(
+  name: SegmentationModelName,
+  options: { weights?: string; device?: Device } = {},
+): ModelSource {
+  const checked = checkOneOf(name, 'name', SEGMENTATION_MODELS);
+  const weights = checkString(options.weights ?? 'DEFAULT', 'weights');
+  let model: Promise<LoadedModel> | undefined;
+  return {
+    name: checked,
+    trained: true,
+    load() {
+      model ??= getModel(checked, { weights: modelWeights(weights) })
+        .then((net) => ({
+          net: net.to(options.device ?? 'cpu'),
+          classes: net.categories ?? classNames(net.stateDict().get(classTensor({ model: checked }))?.shape[0] ?? 0),
+          label: `${checked} (${weights === 'DEFAULT' ? 'COCO_WITH_VOC_LABELS_V1' : path.basename(weights)})`,
         }))
         .catch((err: unknown) => {
           model = undefined;
