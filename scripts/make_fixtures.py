@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 OUT = os.path.join(os.path.dirname(__file__), '..', 'test', 'fixtures')
@@ -351,6 +351,44 @@ def distributed_sampler_fixture():
     save_file(out, os.path.join(OUT, 'distributed-sampler.safetensors'))
 
 
+def autocast_fixture():
+    """torch.autocast('cpu', dtype=torch.bfloat16) around the forward: ResNet-18's eval logits
+    (from resnet18-strided.pth and resnet18-forward's input) and the losses of fcn-sgd's three
+    SGD steps, the loss taken in float32 outside autocast as fcn-torch does."""
+    sd = torch.load(os.path.join(OUT, 'resnet18-strided.pth'))
+    model = ResNet18()
+    model.load_state_dict(sd)
+    model.eval()
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        logits = model(x).float()
+    with torch.no_grad():
+        full = model(x)
+    f = load_file(os.path.join(OUT, 'fcn-sgd.safetensors'))
+    net = nn.Sequential(*list(model.children())[:-2])
+    net.add_module('final_conv', nn.Conv2d(512, 21, kernel_size=1))
+    net.add_module('transpose_conv', nn.ConvTranspose2d(21, 21, kernel_size=64, padding=16, stride=32))
+    with torch.no_grad():
+        net.final_conv.weight.copy_(f['final_conv.weight'])
+        net.final_conv.bias.copy_(f['final_conv.bias'])
+        net.transpose_conv.weight.copy_(bilinear_kernel(21, 21, 64))
+        net.transpose_conv.bias.zero_()
+    trainer = torch.optim.SGD(net.parameters(), lr=0.001, weight_decay=1e-3)
+    net.train()
+    losses = []
+    for _ in range(3):
+        trainer.zero_grad()
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = net(f['X'])
+        l = F.cross_entropy(out.float(), f['Y'], reduction='none', ignore_index=255).mean(1).mean(1)
+        l.sum().backward()
+        trainer.step()
+        losses.append(l.sum().item())
+    save_file({'input': x, 'logits': logits, 'logits.float32': full,
+               'losses': torch.tensor(losses, dtype=torch.float64)},
+              os.path.join(OUT, 'autocast.safetensors'))
+
+
 def main():
     assert torch.__version__.startswith('2.13.0'), torch.__version__
     os.makedirs(OUT, exist_ok=True)
@@ -362,6 +400,7 @@ def main():
     init_fixtures()
     io_fixtures()
     distributed_sampler_fixture()
+    autocast_fixture()
     for f in sorted(os.listdir(OUT)):
         print(f'{os.path.getsize(os.path.join(OUT, f)):>9}  {f}', file=sys.stderr)
 

@@ -180,6 +180,8 @@ export interface NativeAddon {
     emptyCpuCache(): void;
     cachedCpuBytes(): number;
   };
+  setAutocast(deviceType: string, dtype: string | null): void;
+  getAutocast(deviceType: string): string | null;
   fromTypedArray(data: ArrayBufferView, shape: number[], options?: CreationOptions): NativeTensor;
   zeros(shape: number[], options?: CreationOptions): NativeTensor;
   ones(shape: number[], options?: CreationOptions): NativeTensor;

@@ -1,7 +1,7 @@
 /**
  * The `torch` namespace: making tensors, the random seed, grad mode, threads and memory.
  */
-import { checkInteger, checkShape, checkTensor } from './checks';
+import { checkInteger, checkOneOf, checkShape, checkTensor } from './checks';
 import { native } from './native';
 import { type Device, type DType, keep, Tensor, type TypedArray, tidy } from './tensor';
 
@@ -187,6 +187,34 @@ export const cuda = {
     return native.cudaSynchronize(device);
   },
 };
+
+/** The device types whose models {@link setAutocast} applies to. */
+export const AUTOCAST_DEVICE_TYPES = ['cpu', 'cuda'] as const;
+
+/** The reduced precisions that autocast runs forwards in. */
+export type AutocastDtype = 'bfloat16';
+
+/**
+ * Mixed precision, as PyTorch's `torch.autocast(deviceType, dtype=torch.bfloat16)` around the
+ * forward: from now on, every forward of a model on `deviceType` (`forward`, `predict`, the
+ * forward of each training and evaluation step) runs the operations autocast lists
+ * (convolutions, matrix products) in bfloat16, the others in float32; backward and the
+ * optimizer step stay float32, and outputs come back as float32. On a GPU the weights and
+ * inputs are also laid out channels-last, where cuDNN's bfloat16 convolutions are fastest.
+ * `null` turns it off. Results differ from float32 by bfloat16's rounding (about 1e-2
+ * relative), so it is a choice, off by default; it pays on GPUs with bfloat16 tensor cores
+ * (A100, H100) and CPUs with AMX or AVX-512 BF16, and slows CPUs without them.
+ * The setting is process-wide, since forwards run on fcn-torch's own thread.
+ */
+export function setAutocast(deviceType: (typeof AUTOCAST_DEVICE_TYPES)[number], dtype: AutocastDtype | null): void {
+  const type = checkOneOf(deviceType, 'deviceType', AUTOCAST_DEVICE_TYPES);
+  native.setAutocast(type, dtype === null ? null : checkOneOf(dtype, 'dtype', ['bfloat16'] as const));
+}
+
+/** The precision set by {@link setAutocast} for `deviceType`, or `null` (float32). */
+export function getAutocast(deviceType: (typeof AUTOCAST_DEVICE_TYPES)[number]): AutocastDtype | null {
+  return native.getAutocast(checkOneOf(deviceType, 'deviceType', AUTOCAST_DEVICE_TYPES)) as AutocastDtype | null;
+}
 
 /** The libtorch version this build links. */
 export const version: string = native.torchVersion;

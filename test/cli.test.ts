@@ -63,6 +63,9 @@ test.serial('fcn synth, train, train --resume, eval and predict run end to end',
   const crop = await fcn('predict', '--checkpoint', checkpoint, '--out', 'pred-crop', '--crop', '64x96', image);
   t.is(crop.code, 0, crop.stderr);
   t.regex(crop.stdout, /synth_000000\.labels\.png \(64x96\)/);
+  const mixed = await fcn('predict', '--checkpoint', checkpoint, '--out', 'pred-mixed', '--autocast', image);
+  t.is(mixed.code, 0, mixed.stderr);
+  t.regex(mixed.stdout, /synth_000000\.labels\.png \(72x104\)/);
 });
 
 test('fcn predict never overwrites an input, and names outputs of same-named inputs apart', async (t) => {

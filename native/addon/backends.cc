@@ -1,9 +1,11 @@
 // torch.backends: the speed-up switches of core/backends.h as JS properties, and the
-// caching CPU allocator's counters.
+// caching CPU allocator's counters; torch.setAutocast/getAutocast, the mixed-precision
+// setting of core/autocast.h.
 #include "core/backends.h"
 
 #include "addon/bindings.h"
 #include "addon/js_interop.h"
+#include "core/autocast.h"
 #include "core/cpu_allocator.h"
 
 namespace fcn {
@@ -30,6 +32,35 @@ void property(Napi::Env env, Napi::Object target, const char* name) {
       .Call({target, Napi::String::New(env, name), descriptor});
 }
 
+c10::DeviceType autocastDeviceType(const Napi::Value& v) {
+  std::string type = toString(v, "deviceType");
+  if (type == "cpu") return c10::DeviceType::CPU;
+  if (type == "cuda") return c10::DeviceType::CUDA;
+  throw std::invalid_argument("deviceType: expected 'cpu' or 'cuda', got '" + type + "'");
+}
+
+Napi::Value setAutocast(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    auto type = autocastDeviceType(info[0]);
+    std::optional<at::ScalarType> dtype;
+    if (!info[1].IsNull()) {
+      std::string name = toString(info[1], "dtype");
+      if (name != "bfloat16") throw std::invalid_argument("dtype: expected 'bfloat16' or null, got '" + name + "'");
+      dtype = at::kBFloat16;
+    }
+    autocast::setDtype(type, dtype);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value getAutocast(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    auto dtype = autocast::dtypeFor(autocastDeviceType(info[0]));
+    if (!dtype) return info.Env().Null();
+    return Napi::String::New(info.Env(), "bfloat16");
+  });
+}
+
 }  // namespace
 
 void initBackends(Napi::Env env, Napi::Object exports) {
@@ -45,6 +76,8 @@ void initBackends(Napi::Env env, Napi::Object exports) {
                return Napi::Number::New(info.Env(), static_cast<double>(cachedCpuBytes()));
              }));
   exports.Set("backends", object);
+  exports.Set("setAutocast", Napi::Function::New(env, setAutocast));
+  exports.Set("getAutocast", Napi::Function::New(env, getAutocast));
 }
 
 }  // namespace fcn

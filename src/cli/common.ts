@@ -1,7 +1,8 @@
 /**
  * What every `fcn` command shares: the one-line error handling of its actions, and the
- * threads setting. (The model a file holds: src/model-file.ts.)
+ * threads and autocast settings. (The model a file holds: src/model-file.ts.)
  */
+import type { Device } from '../tensor';
 import * as torch from '../torch';
 
 /** " [rank R]" in a worker of a distributed run, so that its errors say whose they are. */
@@ -23,4 +24,10 @@ export function action<A extends unknown[]>(name: string, fn: (...args: A) => Pr
 /** Sets libtorch's CPU threads when asked. */
 export function setThreads(threads: number | undefined): void {
   if (threads !== undefined) torch.setNumThreads(threads);
+}
+
+/** Turns bfloat16 autocast on for the device types of devices when asked (`--autocast`). */
+export function setAutocast(autocast: boolean, devices: readonly Device[]): void {
+  if (!autocast) return;
+  for (const device of devices) torch.setAutocast(device.startsWith('cuda') ? 'cuda' : 'cpu', 'bfloat16');
 }

@@ -15,7 +15,7 @@ import type { Module } from '../nn/module';
 import { PREDICT_MAX_PIXELS, predict } from '../predict';
 import type { Device, Tensor } from '../tensor';
 import { VOC_CLASSES, VOC_COLORMAP, VOC_VOID_COLOUR } from '../voc/colours';
-import { action, setThreads } from './common';
+import { action, setAutocast, setThreads } from './common';
 import { cropSize, device, existingFile, integer, isFile } from './options';
 
 export const predictCommand = new Command('predict')
@@ -29,7 +29,8 @@ export const predictCommand = new Command('predict')
   .option('--crop <HxW>', "the chapter's FCN: label only the top-left HxW crop, as the chapter's predict", cropSize)
   .option('--max-pixels <n>', 'the largest image labelled, in pixels', integer(1), PREDICT_MAX_PIXELS)
   .option('--device <device>', 'cpu, cuda or cuda:N', device, 'cpu' as Device)
-  .option('--threads <n>', 'CPU threads for libtorch', integer(1, 65_536));
+  .option('--threads <n>', 'CPU threads for libtorch', integer(1, 65_536))
+  .option('--autocast', 'run the model in bfloat16 mixed precision (torch.autocast; pays on GPUs)', false);
 
 type PredictFlags = ReturnType<typeof predictCommand.opts>;
 
@@ -56,6 +57,7 @@ export function outputFiles(images: string[], out: string): { stems: string[]; g
 predictCommand.action(
   action('predict', async (images, o) => {
     setThreads(o.threads);
+    setAutocast(o.autocast, [o.device]);
     const missing = images.find((image) => !isFile(image));
     if (missing !== undefined) throw new Error(`no such image file '${missing}'`);
     const targets = outputFiles(images, o.out);

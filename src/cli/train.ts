@@ -34,7 +34,7 @@ import type { Device } from '../tensor';
 import * as torch from '../torch';
 import { train } from '../train';
 import * as voc from '../voc';
-import { action, setThreads } from './common';
+import { action, setAutocast, setThreads } from './common';
 import { cropSize, devices, existingDir, integer, nonNegative, tcpPort } from './options';
 import { OPTIMIZERS, type RunConfig, runConfigOf, SCHEDULERS } from './run-config';
 
@@ -84,6 +84,7 @@ export const trainCommand = new Command('train')
   .option('--weights-backbone <w>', 'with --model: ImageNet backbone weights, IMAGENET1K_V1, IMAGENET1K_V2 or a file')
   .option('--seed <n>', 'seed of initialisation, order and crops', integer(0), 0)
   .option('--threads <n>', 'CPU threads for libtorch', integer(1, 65_536))
+  .option('--autocast', 'forwards in bfloat16 mixed precision (torch.autocast; pays on GPUs), per run', false)
   .option('--out <dir>', 'output folder', 'fcn-output')
   .option('--resume', 'continue from DIR/checkpoint.safetensors with its settings', false)
   .option('--nproc-per-node <n>', 'start n worker processes here that train together (c10d: Gloo/NCCL)', integer(1))
@@ -115,6 +116,7 @@ async function trainFromFlags(o: TrainFlags): Promise<void> {
   const device: Device = dist && o.device[0] === 'cuda' ? `cuda:${dist.localRank}` : o.device[0];
   const lead = !dist || dist.rank === 0;
   setThreads(o.threads);
+  setAutocast(o.autocast, [device]);
   const created = !fs.existsSync(o.out);
   fs.mkdirSync(o.out, { recursive: true });
   const checkpointFile = path.join(o.out, 'checkpoint.safetensors');
