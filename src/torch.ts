@@ -204,7 +204,9 @@ export type AutocastDtype = 'bfloat16';
  * `null` turns it off. Results differ from float32 by bfloat16's rounding (about 1e-2
  * relative), so it is a choice, off by default; it pays on GPUs with bfloat16 tensor cores
  * (A100, H100) and CPUs with AMX or AVX-512 BF16, and slows CPUs without them.
- * The setting is process-wide, since forwards run on fcn-torch's own thread.
+ * The setting is process-wide, since forwards run on fcn-torch's own thread, and is read when
+ * a forward runs: an async call queued before it is turned off is affected by the change, so
+ * await such calls first.
  */
 export function setAutocast(deviceType: (typeof AUTOCAST_DEVICE_TYPES)[number], dtype: AutocastDtype | null): void {
   const type = checkOneOf(deviceType, 'deviceType', AUTOCAST_DEVICE_TYPES);

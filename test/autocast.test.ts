@@ -40,7 +40,9 @@ test.serial("a forward under autocast equals PyTorch's autocast within bfloat16'
   t.true(fromTorch / scale < 1e-2, `ours vs PyTorch autocast: ${fromTorch} (logits up to ${scale})`);
   t.true(fromFull > 1e-3, `autocast changed the numbers (${fromFull} from float32)`);
   // On the torch thread too, and off again afterwards.
-  const async = await withAutocast('cpu', () => torch.noGrad(() => model.forwardAsync(x)));
+  // The setting is read when the forward runs on the torch thread: keep it until the call settles.
+  torch.setAutocast('cpu', 'bfloat16');
+  const async = await torch.noGrad(() => model.forwardAsync(x)).finally(() => torch.setAutocast('cpu', null));
   t.true(maxAbsDiff(async, pick(f, 'logits')) / scale < 1e-2);
   t.true(maxAbsDiff(model.forward(x), full) < 1e-6, 'float32 again once autocast is off');
 });
