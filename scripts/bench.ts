@@ -76,7 +76,11 @@ export class Ours {
 
   async train(batch: number, iters: number, h = 320, w = 480): Promise<number> {
     const X = torch.rand([batch, 3, h, w], { device: this.device });
-    const Y = torch.rand([batch, h, w], { device: this.device }).mul(21).to('int64');
+    const uniform = torch.rand([batch, h, w], { device: this.device });
+    const scaled = uniform.mul(21);
+    const Y = scaled.to('int64');
+    uniform.dispose();
+    scaled.dispose(); // so that the RSS samples of `rss` show the training step's memory alone
     const times: number[] = [];
     for (let i = 0; i < iters; i++) {
       const start = performance.now();

@@ -228,9 +228,11 @@ export const version: string = native.torchVersion;
  *   (>= 8) runs as a 2x2 convolution followed by a fused pixel shuffle and crop.
  * - `channelsLast`: on the CPU, models keep 4-d weights channels-last (NHWC) and inputs are
  *   laid out to match, which oneDNN's convolutions run fastest on.
- * - `cachingCpuAllocator`: freed CPU tensor memory of 1 MiB and more is kept (up to 4 GiB)
+ * - `cachingCpuAllocator`: freed CPU tensor memory of 128 KiB and more is kept (up to 4 GiB)
  *   and reused for the same size, as PyTorch's CUDA allocator does on the GPU: a training
- *   step then touches no fresh pages. `emptyCpuCache()` gives the kept memory back and
+ *   step then touches few fresh pages. Memory in use plus memory kept never exceeds the most
+ *   ever in use at once (a block that must be fresh evicts kept ones first), so the cache
+ *   does not raise peak memory. `emptyCpuCache()` gives the kept memory back and
  *   `cachedCpuBytes()` tells how much is kept.
  */
 export const backends: {

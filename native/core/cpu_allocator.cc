@@ -3,12 +3,18 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+#include <c10/util/Exception.h>
 #include <malloc.h>
+#include <sys/mman.h>
 
+#include <algorithm>
+#include <iterator>
+#include <map>
 #include <mutex>
 #include <new>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "core/backends.h"
 
@@ -19,15 +25,35 @@ namespace {
 constexpr size_t kSmallest = size_t{128} << 10;  // smaller blocks come cheaply from malloc's heap
 constexpr size_t kMostCached = size_t{4} << 30;
 
+/// Blocks of kSmallest and more are mapped and unmapped here, not taken from malloc: a block the
+/// cache gives up then leaves the process at once, where malloc would keep it in a heap that
+/// only grows (glibc raises its mmap threshold to the size of blocks freed, up to 32 MiB).
+void* mapBlock(size_t bytes) {
+  void* data = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  TORCH_CHECK(data != MAP_FAILED, "can't allocate memory: you tried to allocate ", bytes, " bytes");
+  return data;
+}
+
+void freeBlock(void* data, size_t bytes) {
+  if (bytes >= kSmallest)
+    munmap(data, bytes);
+  else
+    c10::free_cpu(data);
+}
+
 class CachingCpuAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t bytes) override {
     void* data = bytes >= kSmallest ? takeCached(bytes) : nullptr;
-    if (data == nullptr) data = c10::alloc_cpu(bytes);
+    if (data == nullptr) {
+      freeBlocks(makeRoomFor(bytes));
+      data = bytes >= kSmallest ? mapBlock(bytes) : c10::alloc_cpu(bytes);
+    }
     {
       std::lock_guard<std::mutex> lock(mutex_);
       sizes_[data] = bytes;
       inUse_ += static_cast<int64_t>(bytes);
+      mostInUse_ = std::max(mostInUse_, inUse_);
     }
     return {data, data, &CachingCpuAllocator::release, c10::Device(c10::kCPU)};
   }
@@ -47,13 +73,15 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
 
   void releaseAll() {
-    std::unordered_multimap<size_t, void*> blocks;
+    std::vector<std::pair<size_t, void*>> blocks;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      blocks.swap(free_);
+      blocks.assign(free_.begin(), free_.end());
+      free_.clear();
       cached_ = 0;
+      mostInUse_ = inUse_;
     }
-    for (auto& [bytes, data] : blocks) c10::free_cpu(data);
+    freeBlocks(blocks);
     malloc_trim(0);
   }
 
@@ -76,14 +104,39 @@ class CachingCpuAllocator final : public c10::Allocator {
     return data;
   }
 
+  /// Before a fresh block of `bytes` is allocated: takes cached blocks out of the cache until
+  /// the memory held (in use and cached) stays within the most ever in use at once, which is
+  /// what the process would hold without a cache. So the cache never raises the peak: a block
+  /// of a size that no longer comes back is given up for one that is wanted now. The smallest
+  /// block that makes room alone goes first, else the largest, to free few blocks.
+  std::vector<std::pair<size_t, void*>> makeRoomFor(size_t bytes) {
+    std::vector<std::pair<size_t, void*>> evicted;
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto held = [&] { return inUse_ + static_cast<int64_t>(cached_ + bytes); };
+    const int64_t limit = std::max(mostInUse_, inUse_ + static_cast<int64_t>(bytes));
+    while (held() > limit && !free_.empty()) {
+      auto it = free_.lower_bound(static_cast<size_t>(held() - limit));
+      if (it == free_.end()) it = std::prev(free_.end());
+      evicted.emplace_back(*it);
+      cached_ -= it->first;
+      free_.erase(it);
+    }
+    return evicted;
+  }
+
+  static void freeBlocks(const std::vector<std::pair<size_t, void*>>& blocks) {
+    for (auto [bytes, data] : blocks) freeBlock(data, bytes);
+  }
+
   /// The deleter of every block: small ones go back to malloc at once, large ones to the cache.
   static void release(void* data) {
     auto& self = instance();
+    size_t bytes = 0;
     {
       std::lock_guard<std::mutex> lock(self.mutex_);
       auto it = self.sizes_.find(data);
-      size_t bytes = it == self.sizes_.end() ? 0 : it->second;
       if (it != self.sizes_.end()) {
+        bytes = it->second;
         self.sizes_.erase(it);
         self.inUse_ -= static_cast<int64_t>(bytes);
       }
@@ -93,14 +146,15 @@ class CachingCpuAllocator final : public c10::Allocator {
         return;
       }
     }
-    c10::free_cpu(data);
+    freeBlock(data, bytes);
   }
 
   std::mutex mutex_;
-  std::unordered_multimap<size_t, void*> free_;  // size -> freed block
-  std::unordered_map<void*, size_t> sizes_;      // block in use -> size
+  std::multimap<size_t, void*> free_;        // size -> freed block
+  std::unordered_map<void*, size_t> sizes_;  // block in use -> size
   size_t cached_ = 0;
   int64_t inUse_ = 0;
+  int64_t mostInUse_ = 0;  // the most bytes in use at once since the cache was last emptied
 };
 
 }  // namespace

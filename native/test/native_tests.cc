@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_allocator.h"
 #include "core/json.h"
 #include "core/pickle.h"
 #include "core/safetensors.h"
@@ -229,9 +230,37 @@ void vocTests() {
         "cropBatch refuses a window outside the image");
 }
 
+void cpuAllocatorTests() {
+  constexpr int64_t MiB = int64_t{1} << 20;
+  fcn::installCachingCpuAllocator();
+  fcn::releaseCachedCpuMemory();  // empty, and the most in use is what is in use now
+  const int64_t base = fcn::cpuBytesInUse();
+  auto cachedMiB = [] { return static_cast<double>(fcn::cachedCpuBytes()) / MiB; };
+  {
+    std::vector<at::Tensor> blocks;
+    for (int i = 0; i < 4; ++i) blocks.push_back(at::empty({MiB}, at::kByte));
+    check(fcn::cpuBytesInUse() - base == 4 * MiB, "the allocator counts the bytes in use");
+  }
+  check(cachedMiB() == 4, "freed blocks of 1 MiB are cached");
+  at::Tensor again = at::empty({MiB}, at::kByte);
+  check(cachedMiB() == 3, "a block of a cached size is handed out again");
+  at::Tensor larger = at::empty({2 * MiB}, at::kByte);
+  check(cachedMiB() == 1 && fcn::cpuBytesInUse() - base == 3 * MiB,
+        "a fresh block first gives up cached ones, so in use + cached stays within the most in use (4 MiB)");
+  at::Tensor largest = at::empty({5 * MiB}, at::kByte);
+  check(cachedMiB() == 0, "a block larger than the most in use empties the cache");
+  again.reset();
+  larger.reset();
+  largest.reset();
+  check(cachedMiB() == 8, "blocks freed below the most in use are cached");
+  fcn::releaseCachedCpuMemory();
+  check(cachedMiB() == 0 && fcn::cpuBytesInUse() == base, "releaseCachedCpuMemory empties the cache");
+}
+
 }  // namespace
 
 int main() {
+  cpuAllocatorTests();
   tensorDataTests();
   jsonTests();
   safetensorsTests();
