@@ -24,61 +24,69 @@ void useChannelsLast(torch::nn::Module& m, bool onGpu) {
   }
 }
 
-/// x laid out as m's convolutions want it: channels-last when m's weights are, else x.
-at::Tensor layoutFor(torch::nn::Module& m, const at::Tensor& x) {
+/// The model's first parameter, which stands for all of them (dtype, layout), or an undefined
+/// tensor. It is the parameter itself: set_data on it shows here too.
+at::Tensor firstParameter(const torch::nn::Module& model) {
+  auto params = model.parameters(true);
+  return params.empty() ? at::Tensor() : params[0];
+}
+
+/// x laid out as the convolutions of a model whose first parameter is `first` want it:
+/// channels-last when the weights are, else x.
+at::Tensor layoutFor(const at::Tensor& first, const at::Tensor& x) {
   if (x.dim() != 4) return x;
-  auto params = m.parameters(true);
-  bool channelsLast = !params.empty() && params[0].dim() == 4 && !params[0].is_contiguous() &&
-                      params[0].is_contiguous(at::MemoryFormat::ChannelsLast);
+  bool channelsLast = first.defined() && first.dim() == 4 && !first.is_contiguous() &&
+                      first.is_contiguous(at::MemoryFormat::ChannelsLast);
   return channelsLast ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
 }
 
 /// An input whose dtype the model's weights cannot take is named from the user's side.
-void checkInputType(torch::nn::Module& model, const at::Tensor& input) {
-  auto params = model.parameters(true);
-  if (params.empty() || input.scalar_type() == params[0].scalar_type()) return;
-  const char* weights = dtypeName(params[0].scalar_type());
+void checkInputType(const at::Tensor& first, const at::Tensor& input) {
+  if (!first.defined() || input.scalar_type() == first.scalar_type()) return;
+  const char* weights = dtypeName(first.scalar_type());
   throw std::invalid_argument(std::string("input is ") + describeTensor(input) + ", but the model's weights are " +
                               weights + ": convert the input first (.to('" + weights + "'))");
 }
 
 /// input laid out for model, its weights made channels-last first where that is faster.
-at::Tensor prepareLayout(torch::nn::Module& model, const at::Tensor& input, const autocast::Scope& scope) {
+at::Tensor prepareLayout(torch::nn::Module& model, const at::Tensor& first, const at::Tensor& input,
+                         const autocast::Scope& scope) {
   bool onGpu = !input.device().is_cpu();
   if (!backends::channelsLast || (onGpu && !scope.active())) return input;
   useChannelsLast(model, onGpu);
-  return layoutFor(model, input);
+  return layoutFor(first, input);
 }
 
 /// An output of a forward under autocast back in the dtype of the model's weights, so that
 /// losses, argmax and users see full-precision tensors (as after torch.autocast's .float()).
-at::Tensor fullPrecision(torch::nn::Module& model, at::Tensor out) {
-  auto params = model.parameters(true);
-  if (params.empty() || !out.is_floating_point() || out.scalar_type() == params[0].scalar_type()) return out;
-  return out.to(params[0].scalar_type());
+at::Tensor fullPrecision(const at::Tensor& first, at::Tensor out) {
+  if (!first.defined() || !out.is_floating_point() || out.scalar_type() == first.scalar_type()) return out;
+  return out.to(first.scalar_type());
 }
 
 }  // namespace
 
 at::Tensor runModel(torch::nn::Module& model, const at::Tensor& input) {
-  checkInputType(model, input);
+  at::Tensor first = firstParameter(model);
+  checkInputType(first, input);
   autocast::Scope scope(input.device());
-  at::Tensor out = forwardModule(model, prepareLayout(model, input, scope));
-  return scope.active() ? fullPrecision(model, out) : out;
+  at::Tensor out = forwardModule(model, prepareLayout(model, first, input, scope));
+  return scope.active() ? fullPrecision(first, out) : out;
 }
 
 NamedOutputs runModelOutputs(torch::nn::Module& model, const at::Tensor& input) {
-  checkInputType(model, input);
+  at::Tensor first = firstParameter(model);
+  checkInputType(first, input);
   autocast::Scope scope(input.device());
-  NamedOutputs outputs = forwardModuleOutputs(model, prepareLayout(model, input, scope));
+  NamedOutputs outputs = forwardModuleOutputs(model, prepareLayout(model, first, input, scope));
   if (scope.active())
-    for (auto& [name, out] : outputs) out = fullPrecision(model, out);
+    for (auto& [name, out] : outputs) out = fullPrecision(first, out);
   return outputs;
 }
 
 c10::Device deviceOf(const torch::nn::Module& model) {
-  auto params = model.parameters(true);
-  return params.empty() ? c10::Device(c10::kCPU) : params[0].device();
+  at::Tensor first = firstParameter(model);
+  return first.defined() ? first.device() : c10::Device(c10::kCPU);
 }
 
 }  // namespace fcn

@@ -4,28 +4,16 @@
  * config is reported by field instead of failing somewhere later.
  */
 import { z } from 'zod';
-import { FCN_ARCHS, UPSAMPLING_INITS } from '../fcn';
-import { parseOrThrow } from '../model-file';
-import { SEGMENTATION_MODELS } from '../models/segmentation';
-
-const size32 = z.int().min(32).multipleOf(32);
+import { ModelSpecSchema, parseOrThrow } from '../model-file';
 
 /** The optimizers `fcn train --optimizer` offers. */
 export const OPTIMIZERS = ['sgd', 'adamw'] as const;
 /** The learning-rate schedules `fcn train --scheduler` offers (stepped after every batch). */
 export const SCHEDULERS = ['none', 'poly', 'step', 'cosine'] as const;
 
-/** The settings of a training run. */
-export const RunConfigSchema = z.object({
-  /** A torchvision segmentation model (`--model`); absent for the chapter's FCN. */
-  model: z.enum(SEGMENTATION_MODELS).optional(),
-  /** The chapter's FCN (absent in a `--model` run's config: fcn32s). */
-  arch: z.enum(FCN_ARCHS).default('fcn32s'),
-  init: z.enum(UPSAMPLING_INITS).default('bilinear'),
-  numClasses: z.int().min(1).max(1024),
-  /** The auxiliary classifier of a `--model` run. */
-  auxLoss: z.boolean().default(false),
-  crop: z.tuple([size32, size32]),
+/** The settings of a training run: the model's spec (with the crop it trains on) and the recipe. */
+export const RunConfigSchema = ModelSpecSchema.extend({
+  crop: ModelSpecSchema.shape.crop.unwrap(),
   batchSize: z.int().min(1),
   lr: z.number().min(0),
   wd: z.number().min(0),
