@@ -27,15 +27,24 @@ at::Tensor tiledArgmax(torch::nn::Module& model, const at::Tensor& images, int64
     input = at::constant_pad_nd(input, {0, paddedW - width, 0, paddedH - height}, 0);
   }
   int64_t th = std::min(tileH, paddedH / 32 * 32), tw = std::min(tileW, paddedW / 32 * 32);
+  auto tileLogits = [&](int64_t top, int64_t left) {
+    at::Tensor logits = runModel(model, input.narrow(2, top, th).narrow(3, left, tw));
+    if (logits.dim() != 4 || logits.size(0) != images.size(0) || logits.size(2) != th || logits.size(3) != tw) {
+      throw std::invalid_argument("predict: the model turned a " + std::to_string(th) + "x" + std::to_string(tw) +
+                                  " tile into " + shapeString(logits) +
+                                  "; an FCN must keep the tile's height and width");
+    }
+    return logits;
+  };
+  std::vector<int64_t> tops = tileStarts(paddedH, th), lefts = tileStarts(paddedW, tw);
+  if (tops.size() == 1 && lefts.size() == 1) {
+    // One tile, the whole (padded) image: its labels at once, without a mean's full-size copies.
+    return tileLogits(0, 0).narrow(2, 0, height).narrow(3, 0, width).argmax(1);
+  }
   at::Tensor sum, count = at::zeros({1, 1, paddedH, paddedW}, input.options());
-  for (int64_t top : tileStarts(paddedH, th)) {
-    for (int64_t left : tileStarts(paddedW, tw)) {
-      at::Tensor logits = runModel(model, input.narrow(2, top, th).narrow(3, left, tw));
-      if (logits.dim() != 4 || logits.size(0) != images.size(0) || logits.size(2) != th || logits.size(3) != tw) {
-        throw std::invalid_argument("predict: the model turned a " + std::to_string(th) + "x" + std::to_string(tw) +
-                                    " tile into " + shapeString(logits) +
-                                    "; an FCN must keep the tile's height and width");
-      }
+  for (int64_t top : tops) {
+    for (int64_t left : lefts) {
+      at::Tensor logits = tileLogits(top, left);
       if (!sum.defined()) sum = at::zeros({images.size(0), logits.size(1), paddedH, paddedW}, logits.options());
       sum.narrow(2, top, th).narrow(3, left, tw).add_(logits);
       count.narrow(2, top, th).narrow(3, left, tw).add_(1);
