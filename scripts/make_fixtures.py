@@ -251,6 +251,12 @@ def fcn_skip_fixture(sd):
                 out['whole.labels'] = tiled_labels(net, big, 64, 64)
                 out['small.X'] = small
                 out['small.labels'] = tiled_labels(net, small, 64, 64)
+                # uint8 pixels through the chapter's normalize_image (ImageNet statistics)
+                pixels = torch.randint(0, 256, (1, 3, 70, 90), generator=gen, dtype=torch.uint8)
+                mean = torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
+                std = torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
+                out['pixels.u8'] = pixels
+                out['pixels.labels'] = tiled_labels(net, (pixels.float() / 255 - mean) / std, 64, 96)
     save_file(out, os.path.join(OUT, 'fcn-skip.safetensors'))
 
 

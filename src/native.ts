@@ -165,7 +165,14 @@ export interface NativeAddon {
     numClasses: number,
     outputStride: 16 | 8,
   ): NativeModule;
-  predictLabels(model: NativeModule, images: NativeTensor, tileH: number, tileW: number): Promise<NativeTensor>;
+  predictLabels(
+    model: NativeModule,
+    images: NativeTensor,
+    tileH: number,
+    tileW: number,
+    mean: readonly number[],
+    std: readonly number[],
+  ): Promise<NativeTensor>;
   predictResized(
     model: NativeModule,
     images: NativeTensor,

@@ -66,8 +66,8 @@ export function normalizeImage(image: Tensor): Tensor {
  * Class ids (int64 [H, W], or [N, H, W] for a batch) for an image (see {@link normalizeImage}):
  * of every pixel (default), or of the chapter's top-left crop. The model is put in eval mode
  * (by the native job, so a training run in progress keeps its own mode for its steps) and
- * runs where its parameters are, on the native thread. A crop is cut before the pixels are
- * converted to float.
+ * runs where its parameters are, on the native thread, where uint8 pixels are also
+ * normalised. A crop is cut before the pixels are converted to float.
  *
  * A `models.segmentation` model gets its weights' preprocessing (`model.transforms`): uint8
  * pixels have their shorter side resized to 520 (bilinear, antialiased, as torchvision) and
@@ -95,9 +95,11 @@ export async function predict(net: Module, image: Tensor, options: PredictOption
         'resize it, label a crop, or raise maxPixels',
     );
   }
-  const X = normalizeImage(pixels);
   const [tileHeight, tileWidth] = mode === 'crop' ? [cropH, cropW] : [tileH, tileW];
-  const labels = new Tensor(await native.predictLabels(net.native, X.native, tileHeight, tileWidth));
+  // uint8 pixels are normalised natively, on the torch thread (as normalizeImage does)
+  const labels = new Tensor(
+    await native.predictLabels(net.native, pixels.native, tileHeight, tileWidth, IMAGENET_MEAN, IMAGENET_STD),
+  );
   return image.shape.length === 3 ? labels.squeeze(0) : labels;
 }
 

@@ -110,6 +110,15 @@ test('whole-image prediction by tiles equals PyTorch, odd sizes and sides under 
   }
 });
 
+test('predict of uint8 pixels normalises them as the chapter does (natively) and equals PyTorch', async (t) => {
+  const f = await fixture('fcn-skip.safetensors');
+  const net = await skipNet('fcn8s');
+  const labels = await predict(net, pick(f, 'pixels.u8'), { mode: 'whole', tileSize: [64, 96] });
+  const expected = pick(f, 'pixels.labels');
+  t.deepEqual(labels.shape, expected.shape);
+  t.is(labels.ne(expected).sum().item(), 0);
+});
+
 test("predict: the chapter's top-left crop, whole images of any size, clear errors", async (t) => {
   const net = createFcn({ arch: 'fcn16s' });
   const image = torch.rand([3, 75, 101]).mul(255).to('uint8');

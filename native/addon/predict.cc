@@ -1,6 +1,6 @@
-// predictLabels(model, images, tileH, tileW) -> Promise<int64 [N, H, W]>: the tiled
-// prediction of models/predict.h on the torch thread; predictResized(model, images,
-// resizeSize, mean, std) the whole-image one of torchvision's segmentation models.
+// predictLabels(model, images, tileH, tileW, mean, std) -> Promise<int64 [N, H, W]>: the
+// tiled prediction of models/predict.h on the torch thread (uint8 pixels normalised there); predictResized(model,
+// images, resizeSize, mean, std) the whole-image one of torchvision's segmentation models.
 #include "models/predict.h"
 
 #include "addon/bindings.h"
@@ -12,20 +12,23 @@
 namespace fcn {
 
 namespace {
-Napi::Value predictLabelsAsync(const Napi::CallbackInfo& info) {
-  auto model = Module::unwrap(info[0], "model");
-  at::Tensor images = Tensor::unwrap(info[1], "images");
-  int64_t tileH = toInt(info[2], "tileH"), tileW = toInt(info[3], "tileW");
-  return runAsync(info.Env(), [model, images, tileH, tileW]() -> Settle {
-    at::Tensor labels = predictLabels(*model, images, tileH, tileW);
-    return [labels](Napi::Env env) { return Tensor::wrap(env, labels); };
-  });
-}
-
 std::array<double, 3> triple(const Napi::Value& v, const std::string& what) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throwType(v.Env(), what, "three numbers", v);
   auto a = v.As<Napi::Array>();
   return {toDouble(a.Get(0u), what), toDouble(a.Get(1u), what), toDouble(a.Get(2u), what)};
+}
+
+Napi::Value predictLabelsAsync(const Napi::CallbackInfo& info) {
+  auto model = Module::unwrap(info[0], "model");
+  at::Tensor images = Tensor::unwrap(info[1], "images");
+  int64_t tileH = toInt(info[2], "tileH"), tileW = toInt(info[3], "tileW");
+  Normalize normalize;
+  normalize.mean = triple(info[4], "mean");
+  normalize.std = triple(info[5], "std");
+  return runAsync(info.Env(), [model, images, tileH, tileW, normalize]() -> Settle {
+    at::Tensor labels = predictLabels(*model, images, tileH, tileW, normalize);
+    return [labels](Napi::Env env) { return Tensor::wrap(env, labels); };
+  });
 }
 
 Napi::Value predictResizedAsync(const Napi::CallbackInfo& info) {

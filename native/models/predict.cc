@@ -54,12 +54,27 @@ at::Tensor tiledArgmax(torch::nn::Module& model, const at::Tensor& images, int64
   return mean.argmax(1);
 }
 
+/// x (float pixels in [0, 255]) scaled to [0, 1] and normalised per channel.
+at::Tensor normalized(const at::Tensor& x, const Normalize& normalize) {
+  auto channel = [&](const std::array<double, 3>& v) {
+    return at::tensor(std::vector<double>(v.begin(), v.end()), x.options()).reshape({1, 3, 1, 1});
+  };
+  return (x / 255 - channel(normalize.mean)) / channel(normalize.std);
+}
+
+void checkImages(const at::Tensor& images) {
+  if (images.dim() != 4 || images.size(1) != 3 ||
+      (images.scalar_type() != at::kByte && !at::isFloatingType(images.scalar_type()))) {
+    throw std::invalid_argument("predict: images must be uint8 pixels or a float tensor [N, 3, H, W], got " +
+                                describeTensor(images));
+  }
+}
+
 }  // namespace
 
-at::Tensor predictLabels(torch::nn::Module& model, const at::Tensor& images, int64_t tileH, int64_t tileW) {
-  if (images.dim() != 4 || images.size(1) != 3 || !at::isFloatingType(images.scalar_type())) {
-    throw std::invalid_argument("predict: images must be a float tensor [N, 3, H, W], got " + describeTensor(images));
-  }
+at::Tensor predictLabels(torch::nn::Module& model, const at::Tensor& images, int64_t tileH, int64_t tileW,
+                         const Normalize& normalize) {
+  checkImages(images);
   if (tileH < 32 || tileW < 32 || tileH % 32 != 0 || tileW % 32 != 0) {
     throw std::invalid_argument("predict: tile sides must be multiples of 32, got " + std::to_string(tileH) + "x" +
                                 std::to_string(tileW));
@@ -70,7 +85,9 @@ at::Tensor predictLabels(torch::nn::Module& model, const at::Tensor& images, int
   at::Tensor labels;
   {
     c10::InferenceMode inference;
-    labels = tiledArgmax(model, images.to(device), tileH, tileW);
+    at::Tensor x = images.to(device);
+    if (images.scalar_type() == at::kByte) x = normalized(x.to(at::kFloat), normalize);
+    labels = tiledArgmax(model, x, tileH, tileW);
   }
   return labels.to(at::kCPU).clone();  // a normal tensor, usable outside inference mode
 }
@@ -83,11 +100,8 @@ std::array<int64_t, 2> shorterSideSize(int64_t height, int64_t width, int64_t si
 }
 
 at::Tensor predictResized(torch::nn::Module& model, const at::Tensor& images, const ResizeNormalize& transforms) {
+  checkImages(images);
   bool pixels = images.scalar_type() == at::kByte;
-  if (images.dim() != 4 || images.size(1) != 3 || (!pixels && !at::isFloatingType(images.scalar_type()))) {
-    throw std::invalid_argument("predict: images must be uint8 pixels or a float tensor [N, 3, H, W], got " +
-                                describeTensor(images));
-  }
   if (images.size(2) < 1 || images.size(3) < 1 || transforms.resizeSize < 1) {
     throw std::invalid_argument("predict: empty images " + shapeString(images));
   }
@@ -105,12 +119,7 @@ at::Tensor predictResized(torch::nn::Module& model, const at::Tensor& images, co
       x = at::_upsample_bilinear2d_aa(x, {size[0], size[1]}, /*align_corners=*/false);
       if (pixels) x = x.round().clamp(0, 255);
     }
-    if (pixels) {
-      auto channel = [&](const std::array<double, 3>& v) {
-        return at::tensor(std::vector<double>(v.begin(), v.end()), x.options()).reshape({1, 3, 1, 1});
-      };
-      x = (x / 255 - channel(transforms.mean)) / channel(transforms.std);
-    }
+    if (pixels) x = normalized(x, transforms);
     at::Tensor logits = runModel(model, x);
     if (logits.dim() != 4 || logits.size(0) != images.size(0)) {
       throw std::invalid_argument("predict: the model turned images " + shapeString(x) + " into " +

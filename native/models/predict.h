@@ -11,17 +11,24 @@
 
 namespace fcn {
 
-/// Class ids [N, H, W] (int64, CPU) for normalised images [N, 3, H, W], with model in eval
-/// mode (it stays in it); tiles are at most
-/// tileH x tileW (multiples of 32) and sides under 32 are zero-padded (the mean colour).
-at::Tensor predictLabels(torch::nn::Module& model, const at::Tensor& images, int64_t tileH, int64_t tileW);
+/// The normalisation of uint8 pixels: scaled to [0, 1], then (x - mean) / std per channel
+/// (ImageNet's statistics by default, as the chapter's normalize_image).
+struct Normalize {
+  std::array<double, 3> mean{0.485, 0.456, 0.406}, std{0.229, 0.224, 0.225};
+};
+
+/// Class ids [N, H, W] (int64, CPU) for images [N, 3, H, W]: uint8 pixels, normalised here
+/// with `normalize`, or float images taken as normalised. The model runs in eval mode (it stays
+/// in it); tiles are at most tileH x tileW (multiples of 32) and sides under 32 are
+/// zero-padded (the mean colour).
+at::Tensor predictLabels(torch::nn::Module& model, const at::Tensor& images, int64_t tileH, int64_t tileW,
+                         const Normalize& normalize);
 
 /// torchvision's SemanticSegmentation preprocessing (weights.transforms()): the shorter side
-/// resized to resizeSize, the longer in proportion (bilinear, antialiased), as torchvision
-/// resizes images.
-struct ResizeNormalize {
+/// resized to resizeSize, the longer in proportion (bilinear, antialiased, as torchvision
+/// resizes images), then normalised.
+struct ResizeNormalize : Normalize {
   int64_t resizeSize = 520;
-  std::array<double, 3> mean{0.485, 0.456, 0.406}, std{0.229, 0.224, 0.225};
 };
 
 /// torchvision's output size for resizing the shorter side of an h x w image to size.
