@@ -230,9 +230,10 @@ export const version: string = native.torchVersion;
  *   laid out to match, which oneDNN's convolutions run fastest on.
  * - `cachingCpuAllocator`: freed CPU tensor memory of 128 KiB and more is kept (up to 4 GiB)
  *   and reused for the same size, as PyTorch's CUDA allocator does on the GPU: a training
- *   step then touches few fresh pages. Memory in use plus memory kept never exceeds the most
- *   ever in use at once (a block that must be fresh evicts kept ones first), so the cache
- *   does not raise peak memory. `emptyCpuCache()` gives the kept memory back and
+ *   step then touches few fresh pages. Within a training step (`Trainer.step`, `train`)
+ *   memory in use plus memory kept stays within 1.25x the most ever in use at once (a block
+ *   that must be fresh evicts kept ones first), so the cache adds little to training's peak;
+ *   inference keeps a block of every size. `emptyCpuCache()` gives the kept memory back and
  *   `cachedCpuBytes()` tells how much is kept.
  */
 export const backends: {

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <iterator>
 #include <map>
 #include <mutex>
@@ -41,12 +42,14 @@ void freeBlock(void* data, size_t bytes) {
     c10::free_cpu(data);
 }
 
+std::atomic<int> peakBound{0};  // live PeakBound scopes
+
 class CachingCpuAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t bytes) override {
     void* data = bytes >= kSmallest ? takeCached(bytes) : nullptr;
     if (data == nullptr) {
-      freeBlocks(makeRoomFor(bytes));
+      if (peakBound.load() > 0) freeBlocks(makeRoomFor(bytes));
       data = bytes >= kSmallest ? mapBlock(bytes) : c10::alloc_cpu(bytes);
     }
     {
@@ -104,16 +107,17 @@ class CachingCpuAllocator final : public c10::Allocator {
     return data;
   }
 
-  /// Before a fresh block of `bytes` is allocated: takes cached blocks out of the cache until
-  /// the memory held (in use and cached) stays within the most ever in use at once, which is
-  /// what the process would hold without a cache. So the cache never raises the peak: a block
-  /// of a size that no longer comes back is given up for one that is wanted now. The smallest
-  /// block that makes room alone goes first, else the largest, to free few blocks.
+  /// Under a PeakBound, before a fresh block of `bytes` is allocated: takes cached blocks out
+  /// of the cache until the memory held (in use and cached) stays within 1.25x the most ever
+  /// in use at once (without a cache the process would hold 1x; with no bound, 1.34x in the
+  /// chapter's train step). The quarter keeps most blocks for their next use: with 1x a
+  /// train step took 13% longer, with 1.25x 3% (2-core EPYC, batch 4 at 320x480). The
+  /// smallest block that makes room alone goes first, else the largest, to free few blocks.
   std::vector<std::pair<size_t, void*>> makeRoomFor(size_t bytes) {
     std::vector<std::pair<size_t, void*>> evicted;
     std::lock_guard<std::mutex> lock(mutex_);
     auto held = [&] { return inUse_ + static_cast<int64_t>(cached_ + bytes); };
-    const int64_t limit = std::max(mostInUse_, inUse_ + static_cast<int64_t>(bytes));
+    const int64_t limit = std::max(mostInUse_ + mostInUse_ / 4, inUse_ + static_cast<int64_t>(bytes));
     while (held() > limit && !free_.empty()) {
       auto it = free_.lower_bound(static_cast<size_t>(held() - limit));
       if (it == free_.end()) it = std::prev(free_.end());
@@ -158,6 +162,10 @@ class CachingCpuAllocator final : public c10::Allocator {
 };
 
 }  // namespace
+
+PeakBound::PeakBound() { ++peakBound; }
+
+PeakBound::~PeakBound() { --peakBound; }
 
 void installCachingCpuAllocator() {
   static std::once_flag once;

@@ -244,15 +244,21 @@ void cpuAllocatorTests() {
   check(cachedMiB() == 4, "freed blocks of 1 MiB are cached");
   at::Tensor again = at::empty({MiB}, at::kByte);
   check(cachedMiB() == 3, "a block of a cached size is handed out again");
-  at::Tensor larger = at::empty({2 * MiB}, at::kByte);
-  check(cachedMiB() == 1 && fcn::cpuBytesInUse() - base == 3 * MiB,
-        "a fresh block first gives up cached ones, so in use + cached stays within the most in use (4 MiB)");
-  at::Tensor largest = at::empty({5 * MiB}, at::kByte);
-  check(cachedMiB() == 0, "a block larger than the most in use empties the cache");
+  {
+    fcn::PeakBound bound;  // as in a training step
+    at::Tensor larger = at::empty({2 * MiB}, at::kByte);
+    const int64_t most = base + 4 * MiB, held = fcn::cpuBytesInUse() + static_cast<int64_t>(fcn::cachedCpuBytes());
+    check(cachedMiB() < 3 && held <= most + most / 4,
+          "under a PeakBound a fresh block first gives up cached ones (in use + cached within 1.25x the peak)");
+    at::Tensor largest = at::empty({16 * MiB}, at::kByte);
+    check(cachedMiB() == 0, "under a PeakBound a block larger than the peak empties the cache");
+  }
+  check(cachedMiB() == 18, "blocks freed under a PeakBound are cached");
+  at::Tensor unbound = at::empty({20 * MiB}, at::kByte);
+  check(cachedMiB() == 18, "outside a PeakBound (inference) a fresh block evicts nothing");
   again.reset();
-  larger.reset();
-  largest.reset();
-  check(cachedMiB() == 8, "blocks freed below the most in use are cached");
+  unbound.reset();
+  check(cachedMiB() == 39, "every freed block is cached");
   fcn::releaseCachedCpuMemory();
   check(cachedMiB() == 0 && fcn::cpuBytesInUse() == base, "releaseCachedCpuMemory empties the cache");
 }

@@ -7,6 +7,7 @@
 #include <exception>
 #include <thread>
 
+#include "core/cpu_allocator.h"
 #include "core/describe.h"
 #include "models/run_model.h"
 #include "models/state_dict.h"
@@ -210,6 +211,7 @@ void prepareTrainer(TrainerState& s) {
 StepResult trainStep(TrainerState& s, const at::Tensor& X, const at::Tensor& Y) {
   if (!s.optimizer) throw std::logic_error("this trainer only evaluates: it was made without an optimizer");
   checkBatch(X, Y);
+  PeakBound peakBound;  // the allocator's cache may not raise the step's peak memory
   s.optimizer->zero_grad(true);
   size_t ways = std::min<size_t>(s.devices.size(), static_cast<size_t>(X.size(0)));
   at::Tensor denominator = s.loss.denominator(Y);
