@@ -47,10 +47,12 @@ std::atomic<int> peakBound{0};  // live PeakBound scopes
 class CachingCpuAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t bytes) override {
-    void* data = bytes >= kSmallest ? takeCached(bytes) : nullptr;
-    if (data == nullptr) {
+    void* data = nullptr;
+    if (bytes < kSmallest) {
+      data = c10::alloc_cpu(bytes);  // malloc's heap; the cache neither keeps nor evicts for these
+    } else if ((data = takeCached(bytes)) == nullptr) {
       if (peakBound.load() > 0) freeBlocks(makeRoomFor(bytes));
-      data = bytes >= kSmallest ? mapBlock(bytes) : c10::alloc_cpu(bytes);
+      data = mapBlock(bytes);
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
