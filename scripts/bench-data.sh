@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Data pipeline benchmark: fcn-torch against the chapter's PyTorch pipeline on the same
-# files in the same run, interleaved A B A B, each on one core. Prints images/s and the
-# ratio. Usage: bash scripts/bench-data.sh [VOC2012_DIR] (default: a synthetic VOC of
-# 200 images of 375x500, VOC's typical size) [ROUNDS=5]
+# files in the same run, interleaved A B A B. Two rows: both pinned to one core (taskset,
+# one thread each), and both on the whole machine (our defaults; the chapter's pipeline as
+# it is written, torch's default threads). Prints images/s and the ratios.
+# Usage: bash scripts/bench-data.sh [VOC2012_DIR] (default: a synthetic VOC of 200 images of
+# 375x500, VOC's typical size) [ROUNDS=5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=$(bash scripts/python-env.sh)
@@ -11,16 +13,30 @@ if [[ -z $root ]]; then
   root=$(node -e "require('./dist/src').voc.synthesize('/tmp/fcn-torch-bench', { count: 200, height: 375, width: 500, valFraction: 0.05 }).then(console.log)")
 fi
 rounds=${2:-5}
-ours=()
-theirs=()
+one_core=()
+command -v taskset > /dev/null && one_core=(taskset -c 0)
+ours1=() theirs1=() ours=() theirs=()
 for ((r = 0; r < rounds; r++)); do
+  ours1+=("$("${one_core[@]}" node dist/scripts/bench-data.js "$root" 320 480 32 1)")
+  theirs1+=("$("${one_core[@]}" "$python" scripts/bench_data.py "$root" 320 480 32 1 2>/dev/null)")
   ours+=("$(node dist/scripts/bench-data.js "$root" 320 480 32)")
   theirs+=("$("$python" scripts/bench_data.py "$root" 320 480 32 2>/dev/null)")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-o=$(median "${ours[@]}")
-t=$(median "${theirs[@]}")
-echo "images/s per core (median of $rounds, $root):"
-echo "  fcn-torch:        $o   (${ours[*]})"
-echo "  PyTorch pipeline: $t   (${theirs[*]})"
-echo "  ratio: $(awk -v a="$o" -v b="$t" 'BEGIN {printf "%.2f", a / b}')x"
+row() { # label, ours..., --, theirs...
+  local label=$1 o t
+  shift
+  local -a a=() b=()
+  while [[ $1 != -- ]]; do a+=("$1"); shift; done
+  shift
+  b=("$@")
+  o=$(median "${a[@]}")
+  t=$(median "${b[@]}")
+  echo "$label"
+  echo "  fcn-torch:        $o   (${a[*]})"
+  echo "  PyTorch pipeline: $t   (${b[*]})"
+  echo "  ratio: $(awk -v a="$o" -v b="$t" 'BEGIN {printf "%.2f", a / b}')x"
+}
+echo "images/s, median of $rounds rounds, $root ($(nproc) cores):"
+row "one core each${one_core[*]:+ (${one_core[*]})}:" "${ours1[@]}" -- "${theirs1[@]}"
+row "whole machine:" "${ours[@]}" -- "${theirs[@]}"

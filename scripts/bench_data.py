@@ -1,6 +1,7 @@
-"""The chapter's PyTorch data pipeline, timed on one core: PIL decode, voc_label_indices
-through d2l's 256^3 colormap2label table, a random crop, normalisation and batching.
-Prints one line: images per second. Usage: bench_data.py VOC2012_DIR CROP_H CROP_W BATCH"""
+"""The chapter's PyTorch data pipeline: PIL decode, voc_label_indices through d2l's 256^3
+colormap2label table, a random crop, normalisation and batching. Prints one line: images
+per second. THREADS=1 gives torch one thread; without it, torch's default.
+Usage: bench_data.py VOC2012_DIR CROP_H CROP_W BATCH [THREADS]"""
 import os
 import random
 import sys
@@ -35,7 +36,8 @@ def read(path):
 
 def main():
     root, crop_h, crop_w, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    torch.set_num_threads(1)
+    if len(sys.argv) > 5:
+        torch.set_num_threads(int(sys.argv[5]))
     mean = torch.tensor([0.485, 0.456, 0.406]).reshape(3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).reshape(3, 1, 1)
     names = open(os.path.join(root, 'ImageSets', 'Segmentation', 'train.txt')).read().split()

@@ -1,6 +1,7 @@
 /**
- * Fuzzes the weight-file readers with seeded mutations of real files (truncation, bit flips,
- * huge declared sizes, offsets past the end, foreign bytes in the pickle): every load must
+ * Fuzzes the weight-file readers (and, for .png files, the VOC label reader) with seeded
+ * mutations of real files (truncation, bit flips, huge declared sizes, offsets past the end,
+ * foreign bytes in the pickle): every load must
  * resolve or reject with an Error, never crash, hang or allocate without bound. The test
  * suite runs a short round; this script runs as many as asked.
  *   node dist/scripts/fuzz-loaders.js [ITERATIONS_PER_FILE=2000] [SEED=1]
@@ -8,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { load } from '../src';
+import { load, voc } from '../src';
 import { seededRandom } from '../src/voc/random';
 
 /** One mutation of bytes, chosen by random. */
@@ -55,7 +56,8 @@ export async function fuzz(files: string[], iterations: number, seed: number) {
         const target = path.join(dir, `${i}-${path.basename(file)}`);
         fs.writeFileSync(target, mutate(bytes, random));
         try {
-          for (const t of (await load(target)).values()) t.dispose();
+          if (target.endsWith('.png')) (await voc.readLabel(target)).dispose();
+          else for (const t of (await load(target)).values()) t.dispose();
           loaded++;
         } catch (err) {
           if (!(err instanceof Error)) throw new Error(`${target}: rejected with a non-Error`);

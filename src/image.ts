@@ -23,15 +23,18 @@ export const DECODE_MAX_PIXELS = 0x3fff * 0x3fff;
  */
 export async function decodeRgb(file: string, maxPixels = DECODE_MAX_PIXELS): Promise<RgbPixels> {
   try {
-    const { width = 0, height = 0 } = await sharp(file).metadata();
-    if (width * height > maxPixels) {
-      throw new Error(`it is ${width}x${height} (${width * height} pixels), more than the ${maxPixels} allowed`);
-    }
+    // sharp checks the header against limitInputPixels before it decodes; only a refused
+    // file costs a second look at its header, for the size the message gives.
     const { data, info } = await sharp(file, { failOn: 'truncated', limitInputPixels: maxPixels })
       .removeAlpha()
       .toColourspace('srgb')
       .raw()
-      .toBuffer({ resolveWithObject: true });
+      .toBuffer({ resolveWithObject: true })
+      .catch(async (err: Error) => {
+        if (!/pixel limit/.test(err.message)) throw err;
+        const { width = 0, height = 0 } = await sharp(file).metadata();
+        throw new Error(`it is ${width}x${height} (${width * height} pixels), more than the ${maxPixels} allowed`);
+      });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
     return { data, height: info.height, width: info.width };
   } catch (err) {

@@ -238,6 +238,12 @@ export interface NativeAddon {
     voidColour: [number, number, number];
     ignoreIndex: number;
     labelIndices(rgb: NativeTensor): Promise<NativeTensor>;
+    paletteLabelIndices(
+      scanlines: NativeTensor,
+      height: number,
+      width: number,
+      palette: NativeTensor,
+    ): Promise<NativeTensor>;
     cropBatch(
       images: NativeTensor[],
       labels: NativeTensor[],

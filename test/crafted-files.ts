@@ -1,7 +1,8 @@
 /**
  * Hostile files made byte by byte for the tests: zip archives in torch.save's layout (with
  * compressed, oversized or overlapping records on request), pickles with memo cycles, deep
- * nesting and shared dicts, and the legacy torch.save layout around a pickle.
+ * nesting and shared dicts, the legacy torch.save layout around a pickle, and indexed PNGs
+ * whose rows use any of PNG's filters.
  */
 import zlib from 'node:zlib';
 
@@ -136,4 +137,55 @@ export function legacyFile(top: Buffer): Buffer {
   const long1 = Buffer.concat([Buffer.from([0x8a, magic.length]), magic]);
   const protocol = Buffer.from([0x4d, 0xe9, 0x03]); // BININT2 1001
   return Buffer.concat([pickle(long1), pickle(protocol), pickle(op.emptyDict), top, pickle(op.emptyList)]);
+}
+
+/** One PNG chunk: length, type, body and the CRC of type and body. */
+export function pngChunk(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(body.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(zlib.crc32(Buffer.concat([head.subarray(4), body])));
+  return Buffer.concat([head, body, crc]);
+}
+
+/** PNG's Paeth predictor, as the spec defines it. */
+function paeth(a: number, b: number, c: number): number {
+  const p = a + b - c;
+  const [pa, pb, pc] = [Math.abs(p - a), Math.abs(p - b), Math.abs(p - c)];
+  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+/**
+ * An 8-bit indexed PNG of rows of palette indices; row y is stored with filter type
+ * filters[y % filters.length] (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth). `imageData`
+ * replaces the deflated rows when given (for files that lie about their contents).
+ */
+export function indexedPng(
+  rows: readonly (readonly number[])[],
+  palette: readonly (readonly number[])[],
+  filters: readonly number[] = [0],
+  imageData?: Buffer,
+): Buffer {
+  const [height, width] = [rows.length, rows[0].length];
+  const filtered = rows.flatMap((row, y) => {
+    const up = y > 0 ? rows[y - 1] : new Array<number>(width).fill(0);
+    const filter = filters[y % filters.length];
+    const predict = (x: number) => {
+      const [left, corner] = [x > 0 ? row[x - 1] : 0, x > 0 ? up[x - 1] : 0];
+      return [0, left, up[x], Math.floor((left + up[x]) / 2), paeth(left, up[x], corner)][filter];
+    };
+    return [filter, ...row.map((v, x) => (v - predict(x)) & 0xff)];
+  });
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 3, 0, 0, 0], 8);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', header),
+    pngChunk('PLTE', Buffer.from(palette.flat())),
+    pngChunk('IDAT', imageData ?? zlib.deflateSync(Buffer.from(filtered))),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
 }

@@ -7,12 +7,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import test from 'ava';
 import sharp from 'sharp';
-import { createFcn, load, loadCheckpoint, readImage, saveCheckpoint } from '../src';
+import { createFcn, load, loadCheckpoint, readImage, saveCheckpoint, voc } from '../src';
 import {
   deepDictPickle,
   deepListPickle,
+  indexedPng,
   legacyFile,
   selfDictPickle,
   sharedDictPickle,
@@ -107,6 +109,68 @@ test('pixel bombs are refused from the header, before decoding', async (t) => {
   t.true(fs.statSync(file).size < 2_000_000);
   await t.throwsAsync(readImage(file, { maxPixels: 4096 * 4096 }), {
     message: /cannot read image '.*huge\.png': it is 10000x10000 \(100000000 pixels\), more than the 16777216 allowed/,
+  });
+});
+
+test('indexed PNG labels that lie end in an error naming the file and the fault', async (t) => {
+  const rows = [
+    [0, 1, 2, 0],
+    [1, 2, 0, 1],
+    [2, 0, 1, 2],
+    [0, 1, 2, 0],
+  ];
+  const palette = [
+    [0, 0, 0],
+    [128, 0, 0],
+    [224, 224, 192],
+  ];
+  const good = indexedPng(rows, palette, [0, 1, 2, 3, 4]);
+  t.deepEqual(
+    Array.from((await voc.readLabel(write('good.png', good))).toTypedArray() as Uint8Array),
+    [0, 1, 255, 0, 1, 255, 0, 1, 255, 0, 1, 255, 0, 1, 255, 0],
+  );
+  const damaged = Buffer.from(good);
+  damaged[damaged.indexOf('IDAT') + 6] ^= 1;
+  const zeros = (n: number) => zlib.deflateSync(Buffer.alloc(n));
+  const cases: [string, Buffer, RegExp][] = [
+    ['damaged', damaged, /cannot read image '.*damaged\.png': its IDAT chunk at byte \d+ fails its CRC check/],
+    ['truncated', good.subarray(0, good.length - 20), /cannot read image '.*truncated\.png': truncated/],
+    [
+      'bomb',
+      indexedPng(rows, palette, [0], zeros(50_000_000)),
+      /cannot read image '.*bomb\.png': its image data inflates to more than the 20 bytes of 4x4 pixels/,
+    ],
+    [
+      'not-deflate',
+      indexedPng(rows, palette, [0], Buffer.from('not deflate')),
+      /cannot read image '.*not-deflate\.png': its image data does not inflate/,
+    ],
+    ['short', indexedPng(rows, palette, [0], zeros(7)), /label '.*short\.png': the image data is 7 bytes/],
+    [
+      'filter',
+      indexedPng(rows, palette, [0], zlib.deflateSync(Buffer.from(Array.from({ length: 20 }, () => 9)))),
+      /label '.*filter\.png': row 0 has PNG filter type 9, not one of 0-4/,
+    ],
+    [
+      'index',
+      indexedPng([[0, 1, 2, 7], ...rows.slice(1)], palette),
+      /label '.*index\.png': palette index 7 at row 0, column 3 is past the palette's 3 colours/,
+    ],
+    [
+      'colour',
+      indexedPng(rows, [
+        [0, 0, 0],
+        [1, 2, 3],
+        [224, 224, 192],
+      ]),
+      /label '.*colour\.png': colour \(1, 2, 3\) at row 0, column 1 is not in the VOC palette/,
+    ],
+  ];
+  for (const [name, bytes, message] of cases) {
+    await t.throwsAsync(voc.readLabel(write(`${name}.png`, bytes)), { message }, name);
+  }
+  await t.throwsAsync(voc.readLabel(write('huge-label.png', good), 15), {
+    message: /it is 4x4 \(16 pixels\), more than the 15 allowed/,
   });
 });
 

@@ -7,6 +7,7 @@ import { decode } from 'fast-png';
 import sharp from 'sharp';
 import * as tar from 'tar';
 import { label2image, readImage, saveImageGrid, type Tensor, torch, voc } from '../src';
+import { indexedPng } from './crafted-files';
 import { serveBytes, syntheticVoc } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-voc-'));
@@ -82,6 +83,33 @@ test('VOCSegDataset maps label colours to class ids (boundary to 255) and drops 
   t.deepEqual(example.image.shape, [64, 96, 3]);
   t.is(example.label.dtype, 'uint8');
   t.deepEqual(Array.from(example.label.toTypedArray() as Uint8Array), await idsInJs(ds.labelPath(example.name)));
+});
+
+test('readLabel reads indexed PNGs in every row filter as sharp (libspng) decodes them', async (t) => {
+  // VOC's palette at its class ids and 255, other entries unused; rows of random classes.
+  const palette = Array.from({ length: 256 }, (_, i) => voc.VOC_COLORMAP[i] ?? [9, 9, 9]);
+  palette[255] = [...voc.VOC_VOID_COLOUR];
+  let state = 7;
+  const next = () => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return state;
+  };
+  const rows = Array.from({ length: 23 }, () =>
+    Array.from({ length: 31 }, () => (next() % 8 === 0 ? 255 : next() % voc.VOC_COLORMAP.length)),
+  );
+  const file = path.join(tmp, 'filters.png');
+  fs.writeFileSync(file, indexedPng(rows, palette, [0, 1, 2, 3, 4, 4, 3, 2, 1]));
+  const ids = await voc.readLabel(file);
+  t.deepEqual(ids.shape, [23, 31]);
+  t.deepEqual(Array.from(ids.toTypedArray() as Uint8Array), await idsInJs(file));
+  t.deepEqual(Array.from(ids.toTypedArray() as Uint8Array), rows.flat());
+  ids.dispose();
+  // An RGB label (not indexed) goes through sharp and gives the same ids.
+  const rgb = path.join(tmp, 'filters-rgb.png');
+  await sharp(file).removeAlpha().png({ palette: false }).toFile(rgb);
+  const fromRgb = await voc.readLabel(rgb);
+  t.deepEqual(Array.from(fromRgb.toTypedArray() as Uint8Array), rows.flat());
+  fromRgb.dispose();
 });
 
 test('batches: shapes, dtypes, ImageNet normalisation, seeded and prefetched', async (t) => {

@@ -1,4 +1,5 @@
-// Bindings of the VOC data helpers: label colours to class ids, and batches of random crops.
+// Bindings of the VOC data helpers: label colours (or indexed PNG data) to class ids, and
+// batches of random crops.
 #include "addon/bindings.h"
 #include "addon/js_interop.h"
 #include "addon/tensor.h"
@@ -20,6 +21,18 @@ Napi::Value labelIndices(const Napi::CallbackInfo& info) {
   at::Tensor rgb = Tensor::unwrap(info[0], "label");
   return runAsync(info.Env(), [rgb]() -> Settle {
     at::Tensor ids = voc::labelIndices(rgb);
+    return [ids](Napi::Env env) { return Tensor::wrap(env, ids); };
+  });
+}
+
+/// paletteLabelIndices(scanlines uint8 [N], height, width, palette uint8 [P, 3])
+///   -> Promise<uint8 [H, W]>
+Napi::Value paletteLabelIndices(const Napi::CallbackInfo& info) {
+  at::Tensor scanlines = Tensor::unwrap(info[0], "scanlines");
+  int64_t height = toInt(info[1], "height"), width = toInt(info[2], "width");
+  at::Tensor palette = Tensor::unwrap(info[3], "palette");
+  return runAsync(info.Env(), [=]() -> Settle {
+    at::Tensor ids = voc::paletteLabelIndices(scanlines, height, width, palette);
     return [ids](Napi::Env env) { return Tensor::wrap(env, ids); };
   });
 }
@@ -62,6 +75,7 @@ void initVoc(Napi::Env env, Napi::Object exports) {
   voc.Set("voidColour", voidColour);
   voc.Set("ignoreIndex", voc::kIgnore);
   voc.Set("labelIndices", Napi::Function::New<labelIndices>(env));
+  voc.Set("paletteLabelIndices", Napi::Function::New<paletteLabelIndices>(env));
   voc.Set("cropBatch", Napi::Function::New<cropBatch>(env));
   exports.Set("voc", voc);
 }

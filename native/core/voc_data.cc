@@ -2,6 +2,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -16,6 +18,56 @@ const std::array<std::array<uint8_t, 3>, 21> kColormap = {{
 
 namespace {
 constexpr uint32_t pack(uint8_t r, uint8_t g, uint8_t b) { return (uint32_t{r} << 16) | (uint32_t{g} << 8) | b; }
+
+/// The class of a colour: 0..20, kIgnore for the boundary colour, -1 outside the VOC palette.
+int classOf(uint32_t colour) {
+  for (size_t c = 0; c < kColormap.size(); ++c) {
+    if (colour == pack(kColormap[c][0], kColormap[c][1], kColormap[c][2])) return static_cast<int>(c);
+  }
+  return colour == pack(kVoidColour[0], kVoidColour[1], kVoidColour[2]) ? kIgnore : -1;
+}
+
+std::string notInPalette(const uint8_t* rgb, int64_t row, int64_t column) {
+  return "colour (" + std::to_string(rgb[0]) + ", " + std::to_string(rgb[1]) + ", " + std::to_string(rgb[2]) +
+         ") at row " + std::to_string(row) + ", column " + std::to_string(column) + " is not in the VOC palette";
+}
+
+/// PNG's Paeth predictor of a byte from its left (a), upper (b) and upper-left (c) neighbours.
+uint8_t paeth(int a, int b, int c) {
+  int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
+  if (pa <= pb && pa <= pc) return static_cast<uint8_t>(a);
+  return static_cast<uint8_t>(pb <= pc ? b : c);
+}
+
+/// Reverses one row's PNG filter (one byte per pixel) in place; `up` is the row above,
+/// already unfiltered (nullptr for the first row, which the spec treats as zeros).
+void unfilterRow(uint8_t filter, uint8_t* row, const uint8_t* up, int64_t width, int64_t rowIndex) {
+  switch (filter) {
+    case 0: return;
+    case 1:
+      for (int64_t x = 1; x < width; ++x) row[x] = static_cast<uint8_t>(row[x] + row[x - 1]);
+      return;
+    case 2:
+      if (up)
+        for (int64_t x = 0; x < width; ++x) row[x] = static_cast<uint8_t>(row[x] + up[x]);
+      return;
+    case 3:
+      for (int64_t x = 0; x < width; ++x) {
+        int left = x > 0 ? row[x - 1] : 0, above = up ? up[x] : 0;
+        row[x] = static_cast<uint8_t>(row[x] + (left + above) / 2);
+      }
+      return;
+    case 4:
+      for (int64_t x = 0; x < width; ++x) {
+        int left = x > 0 ? row[x - 1] : 0, above = up ? up[x] : 0, corner = up && x > 0 ? up[x - 1] : 0;
+        row[x] = static_cast<uint8_t>(row[x] + paeth(left, above, corner));
+      }
+      return;
+    default:
+      throw std::invalid_argument("row " + std::to_string(rowIndex) + " has PNG filter type " + std::to_string(filter) +
+                                  ", not one of 0-4");
+  }
+}
 /// Fresh memory costs a page fault per 4 KiB on first touch (about 130 ms for one 59 MB batch
 /// here, more than filling it), so batch buffers are recycled: a cached tensor is reused once
 /// nothing but this cache refers to it or its storage. The cache keeps the last few.
@@ -48,20 +100,53 @@ at::Tensor labelIndices(const at::Tensor& rgb) {
   for (int64_t i = 0; i < height * width; ++i, p += 3) {
     uint32_t colour = pack(p[0], p[1], p[2]);
     if (colour != lastColour) {
-      int found = -1;
-      for (size_t c = 0; c < kColormap.size(); ++c) {
-        if (colour == pack(kColormap[c][0], kColormap[c][1], kColormap[c][2])) found = static_cast<int>(c);
-      }
-      if (found < 0 && colour == pack(kVoidColour[0], kVoidColour[1], kVoidColour[2])) found = kIgnore;
-      if (found < 0) {
-        throw std::invalid_argument("colour (" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ", " +
-                                    std::to_string(p[2]) + ") at row " + std::to_string(i / width) + ", column " +
-                                    std::to_string(i % width) + " is not in the VOC palette");
-      }
+      int found = classOf(colour);
+      if (found < 0) throw std::invalid_argument(notInPalette(p, i / width, i % width));
       lastColour = colour;
       lastClass = static_cast<uint8_t>(found);
     }
     q[i] = lastClass;
+  }
+  return out;
+}
+
+at::Tensor paletteLabelIndices(const at::Tensor& scanlines, int64_t height, int64_t width, const at::Tensor& palette) {
+  if (scanlines.scalar_type() != at::kByte || scanlines.dim() != 1 || palette.scalar_type() != at::kByte ||
+      palette.dim() != 2 || palette.size(1) != 3 || palette.size(0) < 1 || palette.size(0) > 256) {
+    throw std::invalid_argument("an indexed PNG needs uint8 image data [N] and a uint8 palette [1..256, 3]");
+  }
+  if (height < 1 || width < 1 || scanlines.numel() != height * (width + 1)) {
+    throw std::invalid_argument("the image data is " + std::to_string(scanlines.numel()) + " bytes, but " +
+                                std::to_string(height) + " rows of " + std::to_string(width) + " pixels take " +
+                                std::to_string(height * (width + 1)));
+  }
+  at::Tensor colours = palette.contiguous();
+  const uint8_t* rgb = colours.data_ptr<uint8_t>();
+  const int64_t paletteSize = colours.size(0);
+  // Each index's class (or -1: a colour outside VOC's, -2: past the palette), found once.
+  std::array<int, 256> classes;
+  for (int64_t i = 0; i < 256; ++i) {
+    classes[i] = i < paletteSize ? classOf(pack(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2])) : -2;
+  }
+  at::Tensor filtered = scanlines.contiguous();
+  const uint8_t* in = filtered.data_ptr<uint8_t>();
+  at::Tensor out = at::empty({height, width}, at::kByte);
+  uint8_t* ids = out.data_ptr<uint8_t>();
+  for (int64_t y = 0; y < height; ++y) {
+    uint8_t* row = ids + y * width;
+    std::memcpy(row, in + y * (width + 1) + 1, width);
+    unfilterRow(in[y * (width + 1)], row, y > 0 ? row - width : nullptr, width, y);
+  }
+  // Only after all rows are unfiltered: each row is reconstructed from the indices above it.
+  for (int64_t i = 0; i < height * width; ++i) {
+    int found = classes[ids[i]];
+    if (found == -2) {
+      throw std::invalid_argument("palette index " + std::to_string(ids[i]) + " at row " + std::to_string(i / width) +
+                                  ", column " + std::to_string(i % width) + " is past the palette's " +
+                                  std::to_string(paletteSize) + " colours");
+    }
+    if (found < 0) throw std::invalid_argument(notInPalette(rgb + 3 * ids[i], i / width, i % width));
+    ids[i] = static_cast<uint8_t>(found);
   }
   return out;
 }

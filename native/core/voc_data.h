@@ -20,6 +20,14 @@ constexpr uint8_t kIgnore = 255;
 /// palette throws std::invalid_argument naming the colour and its first pixel.
 at::Tensor labelIndices(const at::Tensor& rgb);
 
+/// Class ids [H, W] (uint8) of an 8-bit indexed PNG: `scanlines` is its inflated image data
+/// (uint8, per row a PNG filter-type byte then `width` palette indices, rows top to bottom),
+/// `palette` its PLTE colours (uint8 [P, 3]). Rows are unfiltered as the PNG spec says, then
+/// each index is mapped through its colour, so the result equals labelIndices() of the
+/// decoded RGB image. A bad filter type, an index past the palette or a colour outside the
+/// VOC palette throws std::invalid_argument naming the row and column.
+at::Tensor paletteLabelIndices(const at::Tensor& scanlines, int64_t height, int64_t width, const at::Tensor& palette);
+
 /// One crop of a sample: the top-left corner of a [cropH, cropW] window.
 struct Crop {
   int64_t top, left;

@@ -214,6 +214,31 @@ void vocTests() {
             "uint8 [H, W, 3]"),
         "labelIndices refuses a tensor that is not an RGB image");
 
+  // An indexed PNG's rows, each filtered differently (Sub, Paeth, Average, Up), of indices
+  // [1 0 1] [0 1 2] [1 1 0] [2 0 0] into a palette of black, aeroplane, boundary, (1, 2, 3).
+  // (Row 3 is Up-filtered: its stored first byte is the index less the 1 above it.)
+  at::Tensor palette = at::tensor({0, 0, 0, 128, 0, 0, 224, 224, 192, 1, 2, 3}, at::kByte).reshape({4, 3});
+  at::Tensor rows = at::tensor({1, 1, 255, 1, 4, 255, 1, 1, 3, 1, 0, 255, 2, 1, 255, 0}, at::kByte);
+  at::Tensor fromPng = fcn::voc::paletteLabelIndices(rows, 4, 3, palette);
+  check(at::equal(fromPng, at::tensor({1, 0, 1, 0, 1, 255, 1, 1, 0, 255, 0, 0}, at::kByte).reshape({4, 3})),
+        "paletteLabelIndices reverses each PNG filter and maps indices to class ids");
+  auto withByte = [&](int64_t at, int value) {
+    at::Tensor changed = rows.clone();
+    changed[at] = value;
+    return changed;
+  };
+  check(
+      throwsWith([&] { fcn::voc::paletteLabelIndices(withByte(4, 5), 4, 3, palette); }, "row 1 has PNG filter type 5"),
+      "paletteLabelIndices refuses an unknown filter type");
+  check(throwsWith([&] { fcn::voc::paletteLabelIndices(withByte(13, 2), 4, 3, palette); },
+                   "colour (1, 2, 3) at row 3, column 0 is not in the VOC palette"),
+        "paletteLabelIndices names a colour outside the VOC palette and where it is");
+  check(throwsWith([&] { fcn::voc::paletteLabelIndices(withByte(13, 8), 4, 3, palette); },
+                   "palette index 9 at row 3, column 0 is past the palette's 4 colours"),
+        "paletteLabelIndices refuses an index past the palette");
+  check(throwsWith([&] { fcn::voc::paletteLabelIndices(rows, 5, 3, palette); }, "5 rows of 3 pixels take 20"),
+        "paletteLabelIndices refuses image data of the wrong length");
+
   at::Tensor image = at::arange(4 * 5 * 3, at::kByte).reshape({4, 5, 3});
   at::Tensor label = at::arange(20, at::kByte).reshape({4, 5});
   auto [X, Y] = fcn::voc::cropBatch({image}, {label}, {{1, 2}}, 2, 3, {0.5, 0.25, 0.0}, {0.5, 1.0, 2.0});

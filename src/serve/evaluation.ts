@@ -13,7 +13,7 @@ import { type Confusion, segmentationMetrics } from '../metrics';
 import type { Tensor } from '../tensor';
 import * as torch from '../torch';
 import { VOC_IGNORE_INDEX, VOCSegDataset } from '../voc';
-import { labelToClassIds } from '../voc/labels';
+import { readLabel } from '../voc/labels';
 import { classColour, type LoadedModel, labelImage } from './models';
 
 /** The kinds of picture kept per grid image. */
@@ -130,14 +130,12 @@ export async function evaluateValSplit(
   for (const [index, name] of names.entries()) {
     await torch.tidy(async () => {
       const rgb = await decodeRgb(dataset.imagePath(name));
-      const labelRgb = await decodeRgb(dataset.labelPath(name));
-      if (labelRgb.width !== rgb.width || labelRgb.height !== rgb.height) {
-        throw new Error(
-          `the label of '${name}' is ${labelRgb.width}x${labelRgb.height}, its image ${rgb.width}x${rgb.height}`,
-        );
+      const labels = await readLabel(dataset.labelPath(name));
+      const [labelHeight, labelWidth] = labels.shape;
+      if (labelWidth !== rgb.width || labelHeight !== rgb.height) {
+        throw new Error(`the label of '${name}' is ${labelWidth}x${labelHeight}, its image ${rgb.width}x${rgb.height}`);
       }
       const hwc = pixelsToTensor(rgb);
-      const labels = await labelToClassIds(labelRgb);
       const image = hwc.permute([2, 0, 1]).contiguous();
       const predicted = await labelImage(model, image);
       const predictedIds = predicted.to('int32').toTypedArray() as Int32Array;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { decodeRgb, pixelsToTensor } from '../image';
 import { keep, type Tensor } from '../tensor';
-import { labelToClassIds } from './labels';
+import { readLabel } from './labels';
 
 /**
  * The VOC2012 folder of dir: dir itself when it holds ImageSets, or the tree that
@@ -120,20 +120,19 @@ export class VOCSegDataset {
   }
 
   async #decodeOne(name: string): Promise<Example | null> {
-    const [pixels, labelPixels] = await Promise.all([decodeRgb(this.imagePath(name)), decodeRgb(this.labelPath(name))]);
-    if (pixels.height !== labelPixels.height || pixels.width !== labelPixels.width) {
+    const [pixels, label] = await Promise.all([decodeRgb(this.imagePath(name)), readLabel(this.labelPath(name))]);
+    const [labelHeight, labelWidth] = label.shape;
+    if (pixels.height !== labelHeight || pixels.width !== labelWidth) {
+      label.dispose();
       throw new Error(
-        `label '${this.labelPath(name)}' is ${labelPixels.width}x${labelPixels.height} but its image is ` +
+        `label '${this.labelPath(name)}' is ${labelWidth}x${labelHeight} but its image is ` +
           `${pixels.width}x${pixels.height}`,
       );
     }
     const [h, w] = this.cropSize;
-    if (pixels.height < h || pixels.width < w) return null;
-    let label: Tensor;
-    try {
-      label = await labelToClassIds(labelPixels);
-    } catch (err) {
-      throw new Error(`label '${this.labelPath(name)}': ${(err as Error).message}`);
+    if (pixels.height < h || pixels.width < w) {
+      label.dispose();
+      return null;
     }
     // The dataset owns its tensors for its lifetime, whatever tidy scope loaded it.
     return { name, image: keep(pixelsToTensor(pixels)), label: keep(label) };

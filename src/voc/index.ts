@@ -5,6 +5,7 @@
 export { VOC_CLASSES, VOC_COLORMAP, VOC_IGNORE_INDEX, VOC_VOID_COLOUR } from './colours';
 export { resolveVocRoot, VOCSegDataset, type VOCSegDatasetOptions } from './dataset';
 export { download, VOC2012_TRAINVAL } from './download';
+export { readLabel } from './labels';
 export {
   type Batch,
   IMAGENET_MEAN,
