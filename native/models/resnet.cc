@@ -24,13 +24,16 @@ std::shared_ptr<Sequential> downsample(int64_t in, int64_t out, int64_t stride) 
   d->append("", torch::nn::BatchNorm2d(out).ptr());
   return d;
 }
+/// ReLU in place, as torchvision's ResNets have it: it overwrites a BatchNorm output (or the
+/// block's sum) that nothing else reads, and saves a tensor and a pass over memory per use.
+torch::nn::ReLU inplaceRelu() { return torch::nn::ReLU(torch::nn::ReLUOptions().inplace(true)); }
 }  // namespace
 
 BasicBlock::BasicBlock(int64_t inPlanes, int64_t planes, int64_t stride)
     : torch::nn::Module("BasicBlock"), inPlanes_(inPlanes), planes_(planes), stride_(stride) {
   conv1_ = register_module("conv1", conv(inPlanes, planes, 3, stride, 1));
   bn1_ = register_module("bn1", torch::nn::BatchNorm2d(planes));
-  relu_ = register_module("relu", torch::nn::ReLU());
+  relu_ = register_module("relu", inplaceRelu());
   conv2_ = register_module("conv2", conv(planes, planes, 3, 1, 1));
   bn2_ = register_module("bn2", torch::nn::BatchNorm2d(planes));
   if (stride != 1 || inPlanes != planes)
@@ -41,7 +44,7 @@ at::Tensor BasicBlock::forward(const at::Tensor& input) {
   at::Tensor out = relu_->forward(bn1_->forward(conv1_->forward(input)));
   out = bn2_->forward(conv2_->forward(out));
   at::Tensor identity = downsample_ ? downsample_->forward(input) : input;
-  return relu_->forward(out + identity);
+  return relu_->forward(out.add_(identity));
 }
 
 std::shared_ptr<torch::nn::Module> BasicBlock::clone(const std::optional<torch::Device>& device) const {
@@ -58,7 +61,7 @@ Bottleneck::Bottleneck(int64_t inPlanes, int64_t planes, int64_t stride, int64_t
   bn2_ = register_module("bn2", torch::nn::BatchNorm2d(planes));
   conv3_ = register_module("conv3", conv(planes, planes * expansion, 1, 1, 0));
   bn3_ = register_module("bn3", torch::nn::BatchNorm2d(planes * expansion));
-  relu_ = register_module("relu", torch::nn::ReLU());
+  relu_ = register_module("relu", inplaceRelu());
   if (stride != 1 || inPlanes != planes * expansion) {
     downsample_ = register_module("downsample", downsample(inPlanes, planes * expansion, stride));
   }
@@ -69,7 +72,7 @@ at::Tensor Bottleneck::forward(const at::Tensor& input) {
   out = relu_->forward(bn2_->forward(conv2_->forward(out)));
   out = bn3_->forward(conv3_->forward(out));
   at::Tensor identity = downsample_ ? downsample_->forward(input) : input;
-  return relu_->forward(out + identity);
+  return relu_->forward(out.add_(identity));
 }
 
 std::shared_ptr<torch::nn::Module> Bottleneck::clone(const std::optional<torch::Device>& device) const {
@@ -82,7 +85,7 @@ ResNet::ResNet(const ResNetConfig& config) : torch::nn::Module("ResNet"), config
   int64_t inPlanes = 64, dilation = 1;
   conv1_ = register_module("conv1", conv(3, 64, 7, 2, 3));
   bn1_ = register_module("bn1", torch::nn::BatchNorm2d(64));
-  relu_ = register_module("relu", torch::nn::ReLU());
+  relu_ = register_module("relu", inplaceRelu());
   maxpool_ = register_module("maxpool", torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(3).stride(2).padding(1)));
   const auto& dilate = config.replaceStrideWithDilation;
   layer1_ = register_module("layer1", makeStage(inPlanes, dilation, 64, config.layers[0], 1, false));
