@@ -6,6 +6,7 @@
 #include "addon/bindings.h"
 #include "addon/js_interop.h"
 #include "addon/tensor.h"
+#include "core/channel_argmax.h"
 
 namespace fcn {
 
@@ -108,7 +109,11 @@ at::Tensor sumDim(const at::Tensor& t, int64_t d, bool k) { return t.sum(d, k); 
 at::Tensor meanAll(const at::Tensor& t) { return t.mean(); }
 at::Tensor meanDim(const at::Tensor& t, int64_t d, bool k) { return t.mean(d, k); }
 at::Tensor argmaxAll(const at::Tensor& t) { return t.argmax(); }
-at::Tensor argmaxDim(const at::Tensor& t, int64_t d, bool k) { return t.argmax(d, k); }
+at::Tensor argmaxDim(const at::Tensor& t, int64_t d, bool k) {
+  // Over the channels of [N, C, H, W] scores (labels from logits): the cache-friendly kernel.
+  if (t.dim() == 4 && (d == 1 || d == -3)) return k ? channelArgmax(t).unsqueeze(1) : channelArgmax(t);
+  return t.argmax(d, k);
+}
 at::Tensor maxAll(const at::Tensor& t) { return t.max(); }
 at::Tensor maxDim(const at::Tensor& t, int64_t d, bool k) { return std::get<0>(t.max(d, k)); }
 

@@ -2,6 +2,7 @@
 
 #include <c10/core/DeviceGuard.h>
 
+#include "core/channel_argmax.h"
 #include "core/describe.h"
 #include "models/run_model.h"
 
@@ -39,7 +40,9 @@ at::Tensor tiledArgmax(torch::nn::Module& model, const at::Tensor& images, int64
   std::vector<int64_t> tops = tileStarts(paddedH, th), lefts = tileStarts(paddedW, tw);
   if (tops.size() == 1 && lefts.size() == 1) {
     // One tile, the whole (padded) image: its labels at once, without a mean's full-size copies.
-    return tileLogits(0, 0).narrow(2, 0, height).narrow(3, 0, width).argmax(1);
+    at::Tensor logits = tileLogits(0, 0);
+    if (paddedH == height && paddedW == width) return channelArgmax(logits);
+    return logits.narrow(2, 0, height).narrow(3, 0, width).argmax(1);
   }
   at::Tensor sum, count = at::zeros({1, 1, paddedH, paddedW}, input.options());
   for (int64_t top : tops) {
@@ -51,7 +54,7 @@ at::Tensor tiledArgmax(torch::nn::Module& model, const at::Tensor& images, int64
     }
   }
   at::Tensor mean = (sum / count).narrow(2, 0, height).narrow(3, 0, width);
-  return mean.argmax(1);
+  return channelArgmax(mean.contiguous());
 }
 
 /// x (float pixels in [0, 255]) scaled to [0, 1] and normalised per channel.
@@ -125,7 +128,7 @@ at::Tensor predictResized(torch::nn::Module& model, const at::Tensor& images, co
       throw std::invalid_argument("predict: the model turned images " + shapeString(x) + " into " +
                                   shapeString(logits) + "; expected logits [N, classes, h, w]");
     }
-    labels = at::upsample_bilinear2d(logits, {height, width}, /*align_corners=*/false).argmax(1);
+    labels = channelArgmax(at::upsample_bilinear2d(logits, {height, width}, /*align_corners=*/false));
   }
   return labels.to(at::kCPU).clone();
 }

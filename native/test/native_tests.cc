@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/channel_argmax.h"
 #include "core/cpu_allocator.h"
 #include "core/json.h"
 #include "core/pickle.h"
@@ -255,6 +256,20 @@ void vocTests() {
         "cropBatch refuses a window outside the image");
 }
 
+void channelArgmaxTests() {
+  // Scores with many ties (small integers), a few NaNs, and a plane (37 x 1100) that is no
+  // multiple of the kernel's block: the labels must be at::argmax's, index for index.
+  at::manual_seed(3);
+  at::Tensor scores = at::randint(0, 4, {2, 21, 37, 1100}, at::kFloat);
+  scores.view(-1).index_put_({at::randint(0, scores.numel(), {500}, at::kLong)}, NAN);
+  at::Tensor labels = fcn::channelArgmax(scores);
+  check(labels.scalar_type() == at::kLong && at::equal(labels, scores.argmax(1)),
+        "channelArgmax gives at::argmax(x, 1): first of equal maxima, NaN above numbers");
+  at::Tensor strided = scores.permute({0, 1, 3, 2});
+  check(at::equal(fcn::channelArgmax(strided), strided.argmax(1)), "channelArgmax of non-contiguous scores");
+  check(at::equal(fcn::channelArgmax(scores.to(at::kDouble)), scores.argmax(1)), "channelArgmax of float64 scores");
+}
+
 void cpuAllocatorTests() {
   constexpr int64_t MiB = int64_t{1} << 20;
   fcn::installCachingCpuAllocator();
@@ -297,6 +312,7 @@ int main() {
   safetensorsTests();
   pickleTests();
   vocTests();
+  channelArgmaxTests();
   std::cout << "native: " << passed << " passed, " << failed << " failed\n";
   return failed == 0 ? 0 : 1;
 }
