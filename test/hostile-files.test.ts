@@ -169,9 +169,15 @@ test('indexed PNG labels that lie end in an error naming the file and the fault'
   for (const [name, bytes, message] of cases) {
     await t.throwsAsync(voc.readLabel(write(`${name}.png`, bytes)), { message }, name);
   }
-  await t.throwsAsync(voc.readLabel(write('huge-label.png', good), 15), {
+  await t.throwsAsync(voc.readLabel(write('huge-label.png', good), { maxPixels: 15 }), {
     message: /it is 4x4 \(16 pixels\), more than the 15 allowed/,
   });
+  await t.throwsAsync(
+    voc.readLabel(write('long-label.png', Buffer.concat([good, Buffer.alloc(2 ** 24 + 100)])), { maxPixels: 16 }),
+    {
+      message: /it is \d+ bytes, more than an image of 16 pixels takes/,
+    },
+  );
 });
 
 test("a checkpoint's metadata is validated, and checked against its tensors before a model is built", async (t) => {

@@ -89,6 +89,22 @@ function parseIndexedPng(bytes: Buffer, maxPixels: number): IndexedPng | null {
   return { ...header, palette, compressed: Buffer.concat(idat) };
 }
 
+/**
+ * A file's bytes, refusing from its size a file larger than an image of maxPixels pixels
+ * stored uncompressed at 4 bytes a pixel, with 16 MiB of other chunks, could be.
+ */
+async function readBounded(file: string, maxPixels: number): Promise<Buffer> {
+  const handle = await fs.open(file);
+  try {
+    const { size } = await handle.stat();
+    const limit = 4 * maxPixels + 2 ** 24;
+    if (size > limit) throw new Error(`it is ${size} bytes, more than an image of ${maxPixels} pixels takes`);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** PNG image data inflated, refusing to inflate past what width x height pixels take. */
 async function inflateRows(png: IndexedPng): Promise<Buffer> {
   const size = png.height * (png.width + 1);
@@ -107,14 +123,15 @@ async function inflateRows(png: IndexedPng): Promise<Buffer> {
  * The class ids uint8 [H, W] of a VOC label file: each palette colour becomes its class,
  * the boundary colour the ignore index, any other colour is an error naming the colour and
  * where it is. Indexed PNGs are read without expanding them to RGB; any other image goes
- * through {@link decodeRgb}. Files of more than `maxPixels` pixels are refused from their
- * header. Errors name the file.
+ * through {@link decodeRgb}. Files of more than `maxPixels` pixels (default
+ * {@link DECODE_MAX_PIXELS}) are refused from their header. Errors name the file.
  */
-export async function readLabel(file: string, maxPixels = DECODE_MAX_PIXELS): Promise<Tensor> {
+export async function readLabel(file: string, options: { maxPixels?: number } = {}): Promise<Tensor> {
+  const maxPixels = options.maxPixels ?? DECODE_MAX_PIXELS;
   let png: IndexedPng | null;
   let rows: Buffer;
   try {
-    png = parseIndexedPng(await fs.readFile(file), maxPixels);
+    png = parseIndexedPng(await readBounded(file, maxPixels), maxPixels);
     rows = png ? await inflateRows(png) : Buffer.alloc(0);
   } catch (err) {
     throw new Error(`cannot read image '${file}': ${(err as Error).message}`);
