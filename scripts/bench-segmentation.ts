@@ -20,17 +20,15 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
 async function ours(model: models.segmentation.SegmentationModel, device: Device, size: number, iters: number) {
   const X = torch.rand([1, 3, size, size], { device });
   const times: number[] = [];
-  await torch.noGrad(async () => {
-    for (let i = 0; i < iters; i++) {
-      const start = performance.now();
-      const out = await model.forwardAsync(X);
-      const labels = out.argmax(1);
-      if (device !== 'cpu') await torch.cuda.synchronize(device);
-      times.push((performance.now() - start) / 1000);
-      out.dispose();
-      labels.dispose();
-    }
-  });
+  for (let i = 0; i < iters; i++) {
+    const start = performance.now();
+    const out = await torch.noGrad(() => model.forwardAsync(X));
+    const labels = out.argmax(1);
+    if (device !== 'cpu') await torch.cuda.synchronize(device);
+    times.push((performance.now() - start) / 1000);
+    out.dispose();
+    labels.dispose();
+  }
   X.dispose();
   return median(times);
 }

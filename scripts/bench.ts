@@ -43,17 +43,15 @@ export class Ours {
     const X = torch.rand([batch, 3, h, w], { device: this.device });
     this.net.eval();
     const times: number[] = [];
-    await torch.noGrad(async () => {
-      for (let i = 0; i < iters; i++) {
-        const start = performance.now();
-        const Y = await this.net.forwardAsync(X);
-        const labels = Y.argmax(1);
-        if (this.device !== 'cpu') await torch.cuda.synchronize(this.device);
-        times.push((performance.now() - start) / 1000);
-        Y.dispose();
-        labels.dispose();
-      }
-    });
+    for (let i = 0; i < iters; i++) {
+      const start = performance.now();
+      const Y = await torch.noGrad(() => this.net.forwardAsync(X));
+      const labels = Y.argmax(1);
+      if (this.device !== 'cpu') await torch.cuda.synchronize(this.device);
+      times.push((performance.now() - start) / 1000);
+      Y.dispose();
+      labels.dispose();
+    }
     X.dispose();
     return median(times);
   }

@@ -139,8 +139,11 @@ export function manualSeed(seed: number | bigint): void {
 }
 
 /**
- * Runs fn with autograd off (PyTorch's `torch.no_grad()`), restoring the previous mode after.
- * Async calls started inside fn run without grad too.
+ * Runs fn with autograd off (PyTorch's `torch.no_grad()`), restoring the previous mode when fn
+ * returns. An async call started inside fn (`forwardAsync`, `predict`) runs without autograd
+ * to its end. The mode is one per process, so code of an async fn that runs after an `await`
+ * has the mode of that moment: wrap each call instead, as in
+ * `for (...) y = await torch.noGrad(() => net.forwardAsync(x))`.
  */
 export function noGrad<T>(fn: () => T): T {
   const previous = native.isGradEnabled();

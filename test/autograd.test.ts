@@ -15,6 +15,15 @@ test('backward fills grad of leaves; noGrad records nothing', (t) => {
   });
 });
 
+test('an async call started inside noGrad runs without autograd to its end', async (t) => {
+  const net = new nn.Sequential(new nn.Conv2d(1, 2, { kernelSize: 3 }));
+  const x = torch.ones([1, 1, 5, 5]);
+  const pending = torch.noGrad(() => net.forwardAsync(x));
+  t.true(torch.isGradEnabled(), 'restored when fn returns');
+  t.false((await pending).requiresGrad);
+  t.true((await net.forwardAsync(x)).requiresGrad);
+});
+
 test('SGD with weight decay and momentum updates as PyTorch documents', (t) => {
   const w = torch.tensor([1], { dtype: 'float32', requiresGrad: true });
   const sgd = new optim.SGD([w], { lr: 0.1, weightDecay: 0.5 });
