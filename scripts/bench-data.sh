@@ -13,8 +13,14 @@ if [[ -z $root ]]; then
   root=$(node -e "require('./dist/src').voc.synthesize('/tmp/fcn-torch-bench', { count: 200, height: 375, width: 500, valFraction: 0.05 }).then(console.log)")
 fi
 rounds=${2:-5}
-one_core=()
-command -v taskset > /dev/null && one_core=(taskset -c 0)
+# The first CPU this process may use (CPU 0 may be outside a container's set).
+one_core=(env)
+pinned="not pinned: no taskset"
+if command -v taskset > /dev/null; then
+  cpu=$(taskset -pc $$ | sed 's/.*: *//; s/[-,].*//')
+  one_core=(taskset -c "$cpu")
+  pinned="taskset -c $cpu"
+fi
 ours1=() theirs1=() ours=() theirs=()
 for ((r = 0; r < rounds; r++)); do
   ours1+=("$("${one_core[@]}" node dist/scripts/bench-data.js "$root" 320 480 32 1)")
@@ -38,5 +44,5 @@ row() { # label, ours..., --, theirs...
   echo "  ratio: $(awk -v a="$o" -v b="$t" 'BEGIN {printf "%.2f", a / b}')x"
 }
 echo "images/s, median of $rounds rounds, $root ($(nproc) cores):"
-row "one core each${one_core[*]:+ (${one_core[*]})}:" "${ours1[@]}" -- "${theirs1[@]}"
+row "one core each ($pinned):" "${ours1[@]}" -- "${theirs1[@]}"
 row "whole machine:" "${ours[@]}" -- "${theirs[@]}"

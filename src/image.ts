@@ -3,6 +3,7 @@
  * the chapter's label colouring, and PNG grids of input | prediction | ground truth.
  */
 import sharp from 'sharp';
+import { checkInteger } from './checks';
 import type { Tensor } from './tensor';
 import * as torch from './torch';
 import { VOC_COLORMAP, VOC_VOID_COLOUR } from './voc/colours';
@@ -22,6 +23,7 @@ export const DECODE_MAX_PIXELS = 0x3fff * 0x3fff;
  * file. An image of more than maxPixels pixels is refused from its header, before decoding.
  */
 export async function decodeRgb(file: string, maxPixels = DECODE_MAX_PIXELS): Promise<RgbPixels> {
+  checkInteger(maxPixels, 'maxPixels', 1); // sharp reads a limit of 0 as none
   try {
     // sharp checks the header against limitInputPixels before it decodes; only a refused
     // file costs a second look at its header, for the size the message gives.
@@ -31,7 +33,7 @@ export async function decodeRgb(file: string, maxPixels = DECODE_MAX_PIXELS): Pr
       .raw()
       .toBuffer({ resolveWithObject: true })
       .catch(async (err: Error) => {
-        if (!/pixel limit/.test(err.message)) throw err;
+        if (!/Input image exceeds pixel limit/.test(err.message)) throw err;
         const { width = 0, height = 0 } = await sharp(file).metadata();
         throw new Error(`it is ${width}x${height} (${width * height} pixels), more than the ${maxPixels} allowed`);
       });

@@ -4,12 +4,13 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 
 namespace fcn {
 
 at::Tensor channelArgmax(const at::Tensor& scores) {
   if (scores.dim() != 4 || !scores.device().is_cpu() || scores.scalar_type() != at::kFloat || !scores.is_contiguous() ||
-      scores.numel() == 0) {
+      scores.numel() == 0 || scores.size(1) > std::numeric_limits<int32_t>::max()) {
     return scores.argmax(1);
   }
   const int64_t images = scores.size(0), channels = scores.size(1), plane = scores.size(2) * scores.size(3);

@@ -115,7 +115,9 @@ at::Tensor paletteLabelIndices(const at::Tensor& scanlines, int64_t height, int6
       palette.dim() != 2 || palette.size(1) != 3 || palette.size(0) < 1 || palette.size(0) > 256) {
     throw std::invalid_argument("an indexed PNG needs uint8 image data [N] and a uint8 palette [1..256, 3]");
   }
-  if (height < 1 || width < 1 || scanlines.numel() != height * (width + 1)) {
+  constexpr int64_t kMostSide = int64_t{1} << 31;  // PNG's own bound; keeps height * (width + 1) in range
+  if (height < 1 || width < 1 || height >= kMostSide || width >= kMostSide ||
+      scanlines.numel() != height * (width + 1)) {
     throw std::invalid_argument("the image data is " + std::to_string(scanlines.numel()) + " bytes, but " +
                                 std::to_string(height) + " rows of " + std::to_string(width) + " pixels take " +
                                 std::to_string(height * (width + 1)));

@@ -120,7 +120,16 @@ export class VOCSegDataset {
   }
 
   async #decodeOne(name: string): Promise<Example | null> {
-    const [pixels, label] = await Promise.all([decodeRgb(this.imagePath(name)), readLabel(this.labelPath(name))]);
+    const [image, labelRead] = await Promise.allSettled([
+      decodeRgb(this.imagePath(name)),
+      readLabel(this.labelPath(name)),
+    ]);
+    if (image.status === 'rejected') {
+      if (labelRead.status === 'fulfilled') labelRead.value.dispose();
+      throw image.reason;
+    }
+    if (labelRead.status === 'rejected') throw labelRead.reason;
+    const [pixels, label] = [image.value, labelRead.value];
     const [labelHeight, labelWidth] = label.shape;
     if (pixels.height !== labelHeight || pixels.width !== labelWidth) {
       label.dispose();

@@ -10,6 +10,7 @@
 import fs from 'node:fs/promises';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
+import { checkInteger } from '../checks';
 import { DECODE_MAX_PIXELS, decodeRgb, pixelsToTensor, type RgbPixels } from '../image';
 import { native } from '../native';
 import { Tensor } from '../tensor';
@@ -90,15 +91,18 @@ function parseIndexedPng(bytes: Buffer, maxPixels: number): IndexedPng | null {
 }
 
 /**
- * A file's bytes, refusing from its size a file larger than an image of maxPixels pixels
- * stored uncompressed at 4 bytes a pixel, with 16 MiB of other chunks, could be.
+ * A regular file's bytes, refusing from its size a file larger than an image of maxPixels
+ * pixels stored uncompressed at 8 bytes a pixel (16-bit RGBA), with 64 MiB of metadata, could be.
  */
 async function readBounded(file: string, maxPixels: number): Promise<Buffer> {
   const handle = await fs.open(file);
   try {
-    const { size } = await handle.stat();
-    const limit = 4 * maxPixels + 2 ** 24;
-    if (size > limit) throw new Error(`it is ${size} bytes, more than an image of ${maxPixels} pixels takes`);
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new Error('it is not a regular file');
+    const limit = 8 * maxPixels + 2 ** 26;
+    if (stat.size > limit) {
+      throw new Error(`it is ${stat.size} bytes, more than an image of ${maxPixels} pixels takes`);
+    }
     return await handle.readFile();
   } finally {
     await handle.close();
@@ -109,8 +113,10 @@ async function readBounded(file: string, maxPixels: number): Promise<Buffer> {
 async function inflateRows(png: IndexedPng): Promise<Buffer> {
   const size = png.height * (png.width + 1);
   try {
-    // One output chunk: Node's zlib makes a thread-pool round trip per chunk (16 KiB default).
-    return await inflate(png.compressed, { maxOutputLength: size, chunkSize: Math.max(size, 64) });
+    // One output chunk (Node's zlib makes a thread-pool round trip per chunk, 16 KiB by
+    // default), but no larger than the data could inflate to (deflate's most is 1032:1).
+    const chunkSize = Math.max(64, Math.min(size, png.compressed.length * 1032 + 64));
+    return await inflate(png.compressed, { maxOutputLength: size, chunkSize });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
       throw new Error(`its image data inflates to more than the ${size} bytes of ${png.width}x${png.height} pixels`);
@@ -127,7 +133,7 @@ async function inflateRows(png: IndexedPng): Promise<Buffer> {
  * {@link DECODE_MAX_PIXELS}) are refused from their header. Errors name the file.
  */
 export async function readLabel(file: string, options: { maxPixels?: number } = {}): Promise<Tensor> {
-  const maxPixels = options.maxPixels ?? DECODE_MAX_PIXELS;
+  const maxPixels = checkInteger(options.maxPixels ?? DECODE_MAX_PIXELS, 'maxPixels', 1);
   let png: IndexedPng | null;
   let rows: Buffer;
   try {
