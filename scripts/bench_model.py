@@ -95,11 +95,14 @@ def memory_mb(field):
 def rss_run(steps, h, w, batch, peer='eager'):
     torch.manual_seed(0)
     runner = make_peer(peer, chapter_net(), loss, DEVICE, THREADS)  # one copy of the model, as ours
-    samples = []
+    samples = []  # the highest RSS of each tenth of the run (RSS may alternate step by step)
+    window = max(1, steps // 10)
     for step in range(steps):
         runner.train(batch, 1, h, w)
-        if step % max(1, steps // 10) == 0 or step == steps - 1:
-            samples.append(round(memory_mb('VmRSS'), 1))
+        rss = round(memory_mb('VmRSS'), 1)
+        if step % window == 0:
+            samples.append(rss)
+        samples[-1] = max(samples[-1], rss)
     print(json.dumps({'samples': samples, 'peak': round(memory_mb('VmHWM'), 1)}))
 
 
