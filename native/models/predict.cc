@@ -40,9 +40,7 @@ at::Tensor tiledArgmax(torch::nn::Module& model, const at::Tensor& images, int64
   std::vector<int64_t> tops = tileStarts(paddedH, th), lefts = tileStarts(paddedW, tw);
   if (tops.size() == 1 && lefts.size() == 1) {
     // One tile, the whole (padded) image: its labels at once, without a mean's full-size copies.
-    at::Tensor logits = tileLogits(0, 0);
-    if (paddedH == height && paddedW == width) return channelArgmax(logits);
-    return logits.narrow(2, 0, height).narrow(3, 0, width).argmax(1);
+    return channelArgmax(tileLogits(0, 0).narrow(2, 0, height).narrow(3, 0, width));
   }
   at::Tensor sum, count = at::zeros({1, 1, paddedH, paddedW}, input.options());
   for (int64_t top : tops) {
