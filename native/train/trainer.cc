@@ -5,6 +5,7 @@
 #include <c10/core/DeviceGuard.h>
 
 #include <exception>
+#include <limits>
 #include <thread>
 
 #include "core/cpu_allocator.h"
@@ -29,19 +30,9 @@ void checkBatch(const at::Tensor& X, const at::Tensor& Y) {
   }
 }
 
-/// Labels that are neither a class of logits nor the ignore index.
-void checkLabels(const at::Tensor& labels, int64_t numClasses, int64_t ignoreIndex) {
-  at::Tensor bad = (labels != ignoreIndex) & ((labels < 0) | (labels >= numClasses));
-  if (bad.any().item<bool>()) {
-    int64_t value = labels.masked_select(bad)[0].item<int64_t>();
-    throw std::invalid_argument("label " + std::to_string(value) + " is not a class of the model's " +
-                                std::to_string(numClasses) + " outputs (0.." + std::to_string(numClasses - 1) +
-                                ") nor the ignore index " + std::to_string(ignoreIndex));
-  }
-}
-
-/// Checks that logits fit labels [B, H, W] and that every label is a class or ignored.
-void checkOutput(const at::Tensor& logits, const at::Tensor& labels, int64_t ignoreIndex) {
+/// Checks that logits fit labels [B, H, W] and that every label (their range) is a class or
+/// ignored: from the shapes and the range alone, with no device sync.
+void checkOutput(const at::Tensor& logits, const at::Tensor& labels, int64_t ignoreIndex, const LabelRange& range) {
   if (logits.dim() != 4 || logits.size(0) != labels.size(0) || logits.size(2) != labels.size(1) ||
       logits.size(3) != labels.size(2)) {
     throw std::invalid_argument("the model's output " + shapeString(logits) + " does not fit the labels " +
@@ -49,32 +40,43 @@ void checkOutput(const at::Tensor& logits, const at::Tensor& labels, int64_t ign
                                 ": an FCN must give [B, classes, H, W] for [B, H, W] labels (crop sides that are "
                                 "multiples of 32 keep the size)");
   }
-  checkLabels(labels, logits.size(1), ignoreIndex);
+  int64_t numClasses = logits.size(1);
+  if (range.min > range.max || (range.min >= 0 && range.max < numClasses)) return;
+  int64_t value = range.min < 0 ? range.min : range.max;
+  throw std::invalid_argument("label " + std::to_string(value) + " is not a class of the model's " +
+                              std::to_string(numClasses) + " outputs (0.." + std::to_string(numClasses - 1) +
+                              ") nor the ignore index " + std::to_string(ignoreIndex));
 }
 
-/// Correctly labelled and labelled (not ignored) pixels of a batch.
-std::pair<int64_t, int64_t> pixelAccuracy(const at::Tensor& logits, const at::Tensor& labels, int64_t ignoreIndex) {
-  at::Tensor valid = labels != ignoreIndex;
-  int64_t correct = ((logits.argmax(1) == labels) & valid).sum().item<int64_t>();
-  return {correct, valid.sum().item<int64_t>()};
-}
+/// What a part of a step gave, still on its device: read after the optimizer's update is
+/// queued, so that a GPU runs the whole step without waiting for the host in between.
+struct PartResult {
+  at::Tensor loss, correct, pixels;
+  /// The values on the host (one copy, one wait).
+  StepResult read() const {
+    at::Tensor values = at::stack({loss.to(at::kDouble), correct.to(at::kDouble), pixels.to(at::kDouble)}).cpu();
+    const double* v = values.const_data_ptr<double>();
+    return {v[0], static_cast<int64_t>(v[1]), static_cast<int64_t>(v[2])};
+  }
+};
 
 /// Forward, loss and backward of one part of a batch on one device. A model already in
 /// training mode keeps the modes of its modules (BatchNorm or Dropout frozen in eval mode
 /// stay so); one in eval mode is put in training mode. denominator: the torchvision loss's,
 /// of the whole batch.
-StepResult runPart(torch::nn::Module& model, const SegmentationLoss& loss, c10::Device device, const at::Tensor& X,
-                   const at::Tensor& Y, const at::Tensor& denominator) {
+PartResult runPart(torch::nn::Module& model, const SegmentationLoss& loss, c10::Device device, const at::Tensor& X,
+                   const at::Tensor& Y, const at::Tensor& denominator, const LabelRange& range) {
   c10::DeviceGuard deviceGuard(device);
   at::AutoGradMode gradMode(true);
   if (!model.is_training()) model.train(true);
   at::Tensor y = Y.to(device, /*non_blocking=*/true);
   NamedOutputs outputs = runModelOutputs(model, X.to(device, /*non_blocking=*/true));
-  at::Tensor value = loss(outputs, y, denominator.to(device));
+  at::Tensor value = loss(outputs, y, denominator.to(device), range);
   value.backward();
   at::NoGradGuard noGrad;
-  auto [correct, pixels] = pixelAccuracy(outputs.front().second.detach(), y, loss.ignoreIndex);
-  return {value.item<double>(), correct, pixels};
+  at::Tensor valid = y != loss.ignoreIndex;
+  at::Tensor correct = ((outputs.front().second.detach().argmax(1) == y) & valid).sum();
+  return {value.detach(), correct, valid.sum()};
 }
 
 /// Replicas of the model for devices[1..], made once; cloning draws no random numbers that
@@ -115,18 +117,19 @@ void sumReplicaGradients(torch::nn::Module& model, const std::vector<std::shared
 
 /// As DDP with broadcast_buffers: rank 0's BatchNorm statistics before the forward, the
 /// gradients averaged across the ranks after the backward.
-StepResult stepDistributed(TrainerState& s, const at::Tensor& X, const at::Tensor& Y, const at::Tensor& denominator) {
+std::vector<PartResult> stepDistributed(TrainerState& s, const at::Tensor& X, const at::Tensor& Y,
+                                        const at::Tensor& denominator, const LabelRange& range) {
   if (!s.model->buffers(true).empty()) broadcastState(*s.group, *s.model, false, true, 0);
-  StepResult r = runPart(*s.model, s.loss, s.devices[0], X, Y, denominator);
+  PartResult r = runPart(*s.model, s.loss, s.devices[0], X, Y, denominator, range);
   averageGradients(*s.group, *s.model);
-  return r;
+  return {r};
 }
 
 /// The batch split over `ways` devices: replicas refreshed from the model run their parts
 /// (one thread per GPU; CPU parts one after the other, sharing the cores' OpenMP team), and
 /// their gradients are summed onto the model.
-StepResult stepDataParallel(TrainerState& s, const at::Tensor& X, const at::Tensor& Y, const at::Tensor& denominator,
-                            size_t ways) {
+std::vector<PartResult> stepDataParallel(TrainerState& s, const at::Tensor& X, const at::Tensor& Y,
+                                         const at::Tensor& denominator, const LabelRange& range, size_t ways) {
   ensureReplicas(s);
   std::vector<std::shared_ptr<torch::nn::Module>> models{s.model};
   for (size_t i = 0; i + 1 < ways; ++i) {
@@ -135,11 +138,11 @@ StepResult stepDataParallel(TrainerState& s, const at::Tensor& X, const at::Tens
     models.push_back(s.replicas[i]);
   }
   auto xs = X.chunk(static_cast<int64_t>(ways)), ys = Y.chunk(static_cast<int64_t>(ways));
-  std::vector<StepResult> parts(xs.size());
+  std::vector<PartResult> parts(xs.size());
   std::vector<std::exception_ptr> errors(xs.size());
   auto run = [&](size_t i) {
     try {
-      parts[i] = runPart(*models[i], s.loss, s.devices[i], xs[i], ys[i], denominator);
+      parts[i] = runPart(*models[i], s.loss, s.devices[i], xs[i], ys[i], denominator, range);
     } catch (...) {
       errors[i] = std::current_exception();
     }
@@ -157,16 +160,21 @@ StepResult stepDataParallel(TrainerState& s, const at::Tensor& X, const at::Tens
     if (e) std::rethrow_exception(e);
   }
   sumReplicaGradients(*s.model, {models.begin() + 1, models.begin() + static_cast<std::ptrdiff_t>(xs.size())});
-  StepResult total;
-  for (const auto& p : parts) {
-    total.loss += p.loss;
-    total.correct += p.correct;
-    total.pixels += p.pixels;
-  }
-  return total;
+  return parts;
 }
 
 }  // namespace
+
+LabelRange LabelRange::of(const at::Tensor& labels, int64_t ignoreIndex) {
+  if (labels.numel() == 0) return {};
+  at::NoGradGuard noGrad;
+  at::Tensor valid = labels != ignoreIndex;
+  at::Tensor low = at::where(valid, labels, std::numeric_limits<int64_t>::max()).min();
+  at::Tensor high = at::where(valid, labels, std::numeric_limits<int64_t>::min()).max();
+  at::Tensor both = at::stack({low, high}).cpu();
+  const int64_t* v = both.const_data_ptr<int64_t>();
+  return {v[0], v[1]};
+}
 
 at::Tensor SegmentationLoss::denominator(const at::Tensor& labels) const {
   at::NoGradGuard noGrad;
@@ -178,12 +186,12 @@ at::Tensor SegmentationLoss::denominator(const at::Tensor& labels) const {
 }
 
 at::Tensor SegmentationLoss::operator()(const NamedOutputs& outputs, const at::Tensor& labels,
-                                        const at::Tensor& denominator) const {
+                                        const at::Tensor& denominator, const LabelRange& range) const {
   at::Tensor total;
   for (const auto& [name, logits] : outputs) {
     double weight = name == "out" ? 1.0 : name == "aux" ? auxWeight : 0.0;
     if (weight == 0) continue;
-    checkOutput(logits, labels, ignoreIndex);
+    checkOutput(logits, labels, ignoreIndex, range);
     at::Tensor term;
     if (kind == Kind::Chapter) {
       at::Tensor perPixel =
@@ -214,11 +222,20 @@ StepResult trainStep(TrainerState& s, const at::Tensor& X, const at::Tensor& Y) 
   PeakBound peakBound;  // the allocator's cache may not raise the step's peak memory
   s.optimizer->zero_grad(true);
   size_t ways = std::min<size_t>(s.devices.size(), static_cast<size_t>(X.size(0)));
+  LabelRange range = LabelRange::of(Y, s.loss.ignoreIndex);
   at::Tensor denominator = s.loss.denominator(Y);
-  StepResult r = s.group    ? stepDistributed(s, X, Y, denominator)
-                 : ways > 1 ? stepDataParallel(s, X, Y, denominator, ways)
-                            : runPart(*s.model, s.loss, s.devices[0], X, Y, denominator);
+  std::vector<PartResult> parts =
+      s.group    ? stepDistributed(s, X, Y, denominator, range)
+      : ways > 1 ? stepDataParallel(s, X, Y, denominator, range, ways)
+                 : std::vector<PartResult>{runPart(*s.model, s.loss, s.devices[0], X, Y, denominator, range)};
   s.optimizer->step();
+  StepResult r;
+  for (const auto& part : parts) {
+    StepResult p = part.read();
+    r.loss += p.loss;
+    r.correct += p.correct;
+    r.pixels += p.pixels;
+  }
   if (s.loss.kind == SegmentationLoss::Kind::Torchvision) r.loss *= static_cast<double>(X.size(0));
   return r;
 }
@@ -229,9 +246,10 @@ EvalResult evaluateBatch(TrainerState& s, const at::Tensor& X, const at::Tensor&
   c10::DeviceGuard deviceGuard(device);
   at::NoGradGuard noGrad;
   s.model->train(false);
+  LabelRange range = LabelRange::of(Y, s.loss.ignoreIndex);
   at::Tensor y = Y.to(device);
   NamedOutputs outputs = runModelOutputs(*s.model, X.to(device));
-  double loss = s.loss(outputs, y, s.loss.denominator(y)).item<double>();
+  double loss = s.loss(outputs, y, s.loss.denominator(y), range).item<double>();
   if (s.loss.kind == SegmentationLoss::Kind::Torchvision) loss *= static_cast<double>(X.size(0));
   const at::Tensor& logits = outputs.front().second;
   int64_t classes = logits.size(1);

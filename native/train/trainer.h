@@ -25,6 +25,14 @@ namespace fcn {
 /// mean-reduced cross_entropy (over the labelled pixels, weighted by classWeights), as
 /// torchvision's references/segmentation does. Either adds auxWeight times the same loss of
 /// the model's "aux" output when it has one.
+/// The smallest and largest label of a batch other than the ignore index (min > max: none).
+/// Read once per batch, from the labels where they arrive (the CPU, as a loader gives them),
+/// so that checking them against the model's classes stalls no GPU in the middle of a step.
+struct LabelRange {
+  int64_t min = 0, max = -1;
+  static LabelRange of(const at::Tensor& labels, int64_t ignoreIndex);
+};
+
 struct SegmentationLoss {
   enum class Kind { Chapter, Torchvision };
   Kind kind = Kind::Chapter;
@@ -38,8 +46,10 @@ struct SegmentationLoss {
   at::Tensor denominator(const at::Tensor& labels) const;
   /// The loss of a model's outputs for labels, the value to back-propagate: the chapter's
   /// sum over the images; torchvision's sum over the labelled pixels divided by denominator
-  /// (that of the whole batch when labels are a part of it).
-  at::Tensor operator()(const NamedOutputs& outputs, const at::Tensor& labels, const at::Tensor& denominator) const;
+  /// (that of the whole batch when labels are a part of it). Throws std::invalid_argument
+  /// for outputs that do not fit the labels or labels (their range) that are no class.
+  at::Tensor operator()(const NamedOutputs& outputs, const at::Tensor& labels, const at::Tensor& denominator,
+                        const LabelRange& range) const;
 };
 
 /// A model bound to its optimizer (null: evaluation only), devices, loss and process group.
