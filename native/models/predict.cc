@@ -63,6 +63,10 @@ at::Tensor normalized(const at::Tensor& x, const Normalize& normalize) {
   return (x / 255 - channel(normalize.mean)) / channel(normalize.std);
 }
 
+/// labels (made in inference mode) as a normal CPU tensor, usable outside it: a GPU's are
+/// copied to the host once, a CPU's cloned.
+at::Tensor onHost(const at::Tensor& labels) { return labels.is_cpu() ? labels.clone() : labels.to(at::kCPU); }
+
 void checkImages(const at::Tensor& images) {
   if (images.dim() != 4 || images.size(1) != 3 ||
       (images.scalar_type() != at::kByte && !at::isFloatingType(images.scalar_type()))) {
@@ -90,7 +94,7 @@ at::Tensor predictLabels(torch::nn::Module& model, const at::Tensor& images, int
     if (images.scalar_type() == at::kByte) x = normalized(x.to(at::kFloat), normalize);
     labels = tiledArgmax(model, x, tileH, tileW);
   }
-  return labels.to(at::kCPU).clone();  // a normal tensor, usable outside inference mode
+  return onHost(labels);
 }
 
 std::array<int64_t, 2> shorterSideSize(int64_t height, int64_t width, int64_t size) {
@@ -128,7 +132,7 @@ at::Tensor predictResized(torch::nn::Module& model, const at::Tensor& images, co
     }
     labels = channelArgmax(at::upsample_bilinear2d(logits, {height, width}, /*align_corners=*/false));
   }
-  return labels.to(at::kCPU).clone();
+  return onHost(labels);
 }
 
 }  // namespace fcn
