@@ -7,9 +7,10 @@
  * number of threads. Prints medians (s) and per row the best peer and its time / ours (above 1
  * means we are faster; for memory, our peak / theirs), then weight loading, import time and
  * memory against PyTorch.
- *   node dist/scripts/bench.js PYTHON [--rounds 5] [--long] [--quick] [--device cuda] [--autocast]
+ *   node dist/scripts/bench.js PYTHON [--rounds 5] [--long] [--quick] [--device cuda] [--autocast] [--cuda-graphs]
  * --quick times one iteration per round and call (and 10 steps for memory), for development.
  * --autocast runs ours under torch.setAutocast (bfloat16) on the bench's device; the peers are as always.
+ * --cuda-graphs turns torch.backends.cudaGraphs on for ours (inference rows on a GPU).
  * With --device cuda (a CUDA build and a CUDA PyTorch) only the model workloads run, on the GPU.
  * `rss STEPS H W BATCH` is the child mode that measures a fresh process's memory.
  */
@@ -250,12 +251,13 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       device: { type: 'string', default: 'cpu' },
       autocast: { type: 'boolean', default: false },
+      'cuda-graphs': { type: 'boolean', default: false },
     },
   });
   const python = positionals[0];
   if (!python)
     throw new Error(
-      'usage: node dist/scripts/bench.js PYTHON [--rounds N] [--long] [--quick] [--device cuda] [--autocast]',
+      'usage: node dist/scripts/bench.js PYTHON [--rounds N] [--long] [--quick] [--device cuda] [--autocast] [--cuda-graphs]',
     );
   const rounds = Number(values.rounds);
   const device = values.device as Device;
@@ -265,6 +267,10 @@ async function main(): Promise<void> {
   if (values.autocast) {
     torch.setAutocast(gpu ? 'cuda' : 'cpu', 'bfloat16');
     console.log('ours: torch.setAutocast (bfloat16 mixed precision, channels-last)');
+  }
+  if (values['cuda-graphs']) {
+    torch.backends.cudaGraphs = true;
+    console.log('ours: torch.backends.cudaGraphs (inference forwards replayed as CUDA graphs)');
   }
 
   const theirs = new Theirs(python, device);

@@ -139,6 +139,32 @@ async function main(): Promise<void> {
     `updates ${paramDiff.toExponential(2)} (relative)`,
   );
 
+  // Labels that are no class (on the host or already on the GPU) are refused before the
+  // forward: a clear error, the weights untouched, and the GPU still usable (an out-of-range
+  // class in CUDA's cross-entropy would be a device-side assert that ends the process).
+  const [, guarded] = twins(device, plainNet);
+  const untouched = snapshot(guarded);
+  const guardedTrainer = new Trainer(guarded, new optim.SGD(guarded.parameters(), { lr: 0.1 }), { devices: [device] });
+  const badLabels = torch.full([2, 32, 32], 99, { dtype: 'int64' });
+  const refusals: string[] = [];
+  for (const labels of [badLabels, badLabels.to(device)]) {
+    try {
+      await guardedTrainer.step(torch.rand([2, 3, 32, 32]), labels);
+    } catch (err) {
+      refusals.push((err as Error).message);
+    }
+  }
+  const unchanged = [...guarded.namedParameters()].every(([k, p]) => relativeDiff(untouched.get(k) as Tensor, p) === 0);
+  const after = await guardedTrainer.step(torch.rand([2, 3, 32, 32]), torch.zeros([2, 32, 32], { dtype: 'int64' }));
+  check(
+    'labels that are no class, on the host and on the GPU',
+    refusals.length === 2 &&
+      refusals.every((m) => /label 99 is not a class/.test(m)) &&
+      unchanged &&
+      Number.isFinite(after.loss),
+    `${refusals.length} refused (${refusals[0] ?? 'none'}); weights unchanged: ${unchanged}; a later step's loss ${after.loss.toFixed(4)}`,
+  );
+
   // bfloat16 autocast on the GPU (torch.setAutocast): the same steps' losses within 1e-2 of
   // float32's, weights and outputs still float32, labels mostly the same.
   const [fp32, mixed] = twins(device);
@@ -165,6 +191,62 @@ async function main(): Promise<void> {
     'prediction under bfloat16 autocast vs float32, cuda',
     agree > 0.95,
     `${(agree * 100).toFixed(2)}% of labels equal`,
+  );
+
+  // CUDA graphs (torch.backends.cudaGraphs): the first call of a shape runs as usual, the
+  // second is captured and replayed, later ones replayed; each must equal the plain forward,
+  // see weights loaded in place, and hand out copies that later replays leave alone.
+  torch.manualSeed(1);
+  const chapter = createFcn().to(device);
+  chapter.eval();
+  const inputs = [0, 1, 2, 3].map(() => torch.rand([1, 3, 160, 224], { device }));
+  const forwardAll = () => Promise.all(inputs.map((x) => torch.noGrad(() => chapter.forwardAsync(x))));
+  const plain: Tensor[] = [];
+  for (const x of inputs) plain.push(await torch.noGrad(() => chapter.forwardAsync(x)));
+  torch.backends.cudaGraphs = true;
+  const replayed: Tensor[] = [];
+  for (const x of inputs) replayed.push(await torch.noGrad(() => chapter.forwardAsync(x)));
+  const graphDiff = Math.max(...plain.map((y, i) => relativeDiff(y, replayed[i])));
+  const kept = torch.backends.cudaGraphsKept();
+  check(
+    'CUDA graphs: four forwards (plain, captured, replayed) vs without',
+    graphDiff < 1e-5 && kept === 1,
+    `relative max difference ${graphDiff.toExponential(2)}; graphs kept ${kept}`,
+  );
+  torch.manualSeed(2);
+  chapter.loadStateDict(createFcn().stateDict());
+  const afterLoad = await forwardAll();
+  torch.backends.cudaGraphs = false;
+  const afterLoadPlain = await forwardAll();
+  const loadDiff = Math.max(...afterLoad.map((y, i) => relativeDiff(afterLoadPlain[i], y)));
+  const keptDiff = relativeDiff(plain[1], replayed[1]);
+  check(
+    'CUDA graphs: weights loaded in place are seen; earlier outputs are kept',
+    loadDiff < 1e-5 && keptDiff < 1e-5 && relativeDiff(plain[1], afterLoadPlain[1]) > 1e-3,
+    `after loading ${loadDiff.toExponential(2)}, an earlier output ${keptDiff.toExponential(2)}`,
+  );
+  torch.backends.cudaGraphs = true;
+  torch.setAutocast('cuda', 'bfloat16');
+  const mixedGraphs: Tensor[] = [];
+  for (const x of inputs) mixedGraphs.push(await torch.noGrad(() => chapter.forwardAsync(x)));
+  const labelsGraphs = await predict(chapter, image, { mode: 'whole', tileSize: [64, 64] });
+  await predict(chapter, image, { mode: 'whole', tileSize: [64, 64] });
+  const labelsGraphs3 = await predict(chapter, image, { mode: 'whole', tileSize: [64, 64] });
+  const keptMixed = torch.backends.cudaGraphsKept();
+  torch.backends.cudaGraphs = false;
+  const mixedPlain = await forwardAll();
+  const labelsPlain = await predict(chapter, image, { mode: 'whole', tileSize: [64, 64] });
+  torch.setAutocast('cuda', null);
+  const mixedGraphDiff = Math.max(...mixedPlain.map((y, i) => relativeDiff(y, mixedGraphs[i])));
+  const lp = labelsPlain.toTypedArray() as BigInt64Array;
+  const sameLabels = [labelsGraphs, labelsGraphs3].every((l) =>
+    (l.toTypedArray() as BigInt64Array).every((v, i) => v === lp[i]),
+  );
+  check(
+    'CUDA graphs under bfloat16 autocast, and in predict',
+    mixedGraphDiff < 1e-5 && sameLabels,
+    `forwards ${mixedGraphDiff.toExponential(2)}; predict's labels equal: ${sameLabels}; ` +
+      `graphs kept before switching off ${keptMixed}, after ${torch.backends.cudaGraphsKept()}`,
   );
 
   const group = await initProcessGroup({

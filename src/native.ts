@@ -184,6 +184,8 @@ export interface NativeAddon {
     subpixelUpsampling: boolean;
     channelsLast: boolean;
     cachingCpuAllocator: boolean;
+    cudaGraphs: boolean;
+    cudaGraphsKept(): number;
     emptyCpuCache(): void;
     cachedCpuBytes(): number;
   };

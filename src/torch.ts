@@ -225,8 +225,9 @@ export function getAutocast(deviceType: (typeof AUTOCAST_DEVICE_TYPES)[number]):
 export const version: string = native.torchVersion;
 
 /**
- * Switches for fcn-torch's speed-ups (like `torch.backends`), all on by default; turning one
- * off is for measuring what it brings, results are the same either way.
+ * Switches for fcn-torch's speed-ups (like `torch.backends`), on by default except
+ * `cudaGraphs`; turning one off is for measuring what it brings, results are the same
+ * either way.
  * - `subpixelUpsampling`: a CPU float32 ConvTranspose2d whose kernel is twice its stride
  *   (>= 8) runs as a 2x2 convolution followed by a fused pixel shuffle and crop.
  * - `channelsLast`: on the CPU, models keep 4-d weights channels-last (NHWC) and inputs are
@@ -238,11 +239,23 @@ export const version: string = native.torchVersion;
  *   that must be fresh evicts kept ones first), so the cache adds little to training's peak;
  *   inference keeps a block of every size. `emptyCpuCache()` gives the kept memory back and
  *   `cachedCpuBytes()` tells how much is kept.
+ * - `cudaGraphs` (off by default; CUDA builds): a forward on a GPU without autograd (under
+ *   `noGrad`, in `predict`, in evaluation) of a model whose modules are all in eval mode is
+ *   captured as a CUDA graph on its second call with an input of the same shape, layout and
+ *   dtype, and replayed from then on: its kernels launch as one, which takes the launch
+ *   cost off small batches (as torch.compile's "reduce-overhead" mode). Weights changed in
+ *   place (loaded, trained) are seen; weights moved are captured again; outputs are copies.
+ *   Each graph keeps its activations' GPU memory, for at most 8 graphs (the least recently
+ *   used goes; turning the switch off frees them at the next forward). A forward that cannot
+ *   be captured runs as usual. Without a CUDA build it changes nothing. `cudaGraphsKept()`
+ *   tells how many captured graphs are kept.
  */
 export const backends: {
   subpixelUpsampling: boolean;
   channelsLast: boolean;
   cachingCpuAllocator: boolean;
+  cudaGraphs: boolean;
+  cudaGraphsKept(): number;
   emptyCpuCache(): void;
   cachedCpuBytes(): number;
 } = native.backends;

@@ -55,6 +55,28 @@ test.serial('kernel = 2 x stride transposed convolutions: the sub-pixel path (no
   }
 });
 
+test.serial(
+  'torch.backends.cudaGraphs is off by default and leaves CPU forwards as PyTorch computes them',
+  async (t) => {
+    t.false(torch.backends.cudaGraphs);
+    const f = await fixture('conv.safetensors');
+    const layer = layerFor('tconvsub');
+    layer.weight.copy_(pick(f, 'tconvsub.weight'));
+    if (f.has('tconvsub.bias')) layer.bias?.copy_(pick(f, 'tconvsub.bias'));
+    layer.eval();
+    torch.backends.cudaGraphs = true;
+    try {
+      t.true(torch.backends.cudaGraphs);
+      for (let call = 0; call < 3; call++) {
+        const y = torch.noGrad(() => layer.forward(pick(f, 'tconvsub.x')));
+        t.true(maxAbsDiff(y, pick(f, 'tconvsub.y')) < 1e-5, `call ${call + 1}`);
+      }
+    } finally {
+      torch.backends.cudaGraphs = false;
+    }
+  },
+);
+
 test('default Conv2d init and xavierUniform_ draw the same numbers as PyTorch', async (t) => {
   const f = await fixture('init.safetensors');
   torch.manualSeed(7);

@@ -7,6 +7,7 @@
 #include "addon/js_interop.h"
 #include "core/autocast.h"
 #include "core/cpu_allocator.h"
+#include "models/cuda_graphs.h"
 
 namespace fcn {
 
@@ -68,12 +69,16 @@ void initBackends(Napi::Env env, Napi::Object exports) {
   property<backends::subpixelUpsampling>(env, object, "subpixelUpsampling");
   property<backends::channelsLast>(env, object, "channelsLast");
   property<backends::cachingCpuAllocator>(env, object, "cachingCpuAllocator");
+  property<backends::cudaGraphs>(env, object, "cudaGraphs");
   object.Set("emptyCpuCache", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
                releaseCachedCpuMemory();
                return info.Env().Undefined();
              }));
   object.Set("cachedCpuBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
                return Napi::Number::New(info.Env(), static_cast<double>(cachedCpuBytes()));
+             }));
+  object.Set("cudaGraphsKept", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+               return Napi::Number::New(info.Env(), static_cast<double>(cudaGraphs::kept()));
              }));
   exports.Set("backends", object);
   exports.Set("setAutocast", Napi::Function::New(env, setAutocast));

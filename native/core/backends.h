@@ -1,5 +1,6 @@
-// Switches for this addon's speed-ups, as torch.backends holds PyTorch's: all on by
-// default, and off only to measure what each one brings (the numbers do not change).
+// Switches for this addon's speed-ups, as torch.backends holds PyTorch's: on by default
+// (off only to measure what each one brings; the numbers do not change), except CUDA graphs,
+// which keep GPU memory for every input shape and are asked for.
 #pragma once
 
 #include <atomic>
@@ -12,5 +13,7 @@ inline std::atomic<bool> subpixelUpsampling{true};
 inline std::atomic<bool> channelsLast{true};
 /// Freed CPU blocks of 1 MiB and more kept for reuse (see cpu_allocator.h).
 inline std::atomic<bool> cachingCpuAllocator{true};
+/// Inference forwards on a GPU captured as CUDA graphs and replayed (see models/cuda_graphs.h).
+inline std::atomic<bool> cudaGraphs{false};
 
 }  // namespace fcn::backends

@@ -3,6 +3,7 @@
 #include "core/autocast.h"
 #include "core/backends.h"
 #include "core/describe.h"
+#include "models/cuda_graphs.h"
 #include "models/registry.h"
 
 namespace fcn {
@@ -67,21 +68,28 @@ at::Tensor fullPrecision(const at::Tensor& first, at::Tensor out) {
 }  // namespace
 
 at::Tensor runModel(torch::nn::Module& model, const at::Tensor& input) {
-  at::Tensor first = firstParameter(model);
-  checkInputType(first, input);
-  autocast::Scope scope(input.device());
-  at::Tensor out = forwardModule(model, prepareLayout(model, first, input, scope));
-  return scope.active() ? fullPrecision(first, out) : out;
+  return cudaGraphs::forward(model, input, /*key=*/0,
+                             [&model](const at::Tensor& x) -> NamedOutputs {
+                               at::Tensor first = firstParameter(model);
+                               checkInputType(first, x);
+                               autocast::Scope scope(x.device());
+                               at::Tensor out = forwardModule(model, prepareLayout(model, first, x, scope));
+                               return {{"out", scope.active() ? fullPrecision(first, out) : out}};
+                             })
+      .front()
+      .second;
 }
 
 NamedOutputs runModelOutputs(torch::nn::Module& model, const at::Tensor& input) {
-  at::Tensor first = firstParameter(model);
-  checkInputType(first, input);
-  autocast::Scope scope(input.device());
-  NamedOutputs outputs = forwardModuleOutputs(model, prepareLayout(model, first, input, scope));
-  if (scope.active())
-    for (auto& [name, out] : outputs) out = fullPrecision(first, out);
-  return outputs;
+  return cudaGraphs::forward(model, input, /*key=*/1, [&model](const at::Tensor& x) {
+    at::Tensor first = firstParameter(model);
+    checkInputType(first, x);
+    autocast::Scope scope(x.device());
+    NamedOutputs outputs = forwardModuleOutputs(model, prepareLayout(model, first, x, scope));
+    if (scope.active())
+      for (auto& [name, out] : outputs) out = fullPrecision(first, out);
+    return outputs;
+  });
 }
 
 c10::Device deviceOf(const torch::nn::Module& model) {
