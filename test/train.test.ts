@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { createFcn, load, loadCheckpoint, nn, optim, type Tensor, torch, train, voc } from '../src';
+import { createFcn, load, loadCheckpoint, nn, optim, type Tensor, Trainer, torch, train, voc } from '../src';
 import { fixture, fixtures, maxAbsDiff, pick, repeatBatch, syntheticVoc } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-train-'));
@@ -151,6 +151,32 @@ test('training errors are clear: labels out of range, wrong output size, missing
   await t.throwsAsync(loadCheckpoint(path.join(fixtures, 'python.safetensors')), {
     message: /is not an fcn-torch checkpoint/,
   });
+});
+
+test('a step checks the labels before the forward: a negative label or a class past the outputs changes no weight; ignored pixels are not counted', async (t) => {
+  torch.manualSeed(0);
+  const net = new nn.Sequential(new nn.Conv2d(3, 4, { kernelSize: 1 }));
+  const trainer = new Trainer(net, new optim.SGD(net.parameters(), { lr: 0.1 }));
+  const before = net.stateDict();
+  const X = torch.rand([2, 3, 8, 8]);
+  const labels = (values: number[]) =>
+    torch
+      .tensor(
+        Array.from({ length: 128 }, (_, i) => values[i % values.length]),
+        { dtype: 'int64' },
+      )
+      .reshape([2, 8, 8]);
+  await t.throwsAsync(trainer.step(X, labels([0, 1, -2, 255])), {
+    message: /label -2 is not a class of the model's 4 outputs \(0..3\) nor the ignore index 255/,
+  });
+  await t.throwsAsync(trainer.step(X, labels([0, 4, 255])), { message: /label 4 is not a class/ });
+  await t.throwsAsync(trainer.evaluate(X, labels([3, 9])), { message: /label 9 is not a class/ });
+  for (const [name, p] of net.stateDict()) t.is(maxAbsDiff(p, before.get(name) as Tensor), 0, name);
+  const ignored = await trainer.step(X, labels([255]));
+  t.deepEqual(ignored, { loss: 0, correct: 0, pixels: 0 });
+  const mixed = await trainer.step(X, labels([0, 3, 255, 255]));
+  t.is(mixed.pixels, 64);
+  t.true(mixed.correct >= 0 && mixed.correct <= 64 && Number.isFinite(mixed.loss) && mixed.loss > 0);
 });
 
 test('train() checks its output paths before the first step', async (t) => {
