@@ -140,7 +140,8 @@ async function main(): Promise<void> {
   );
 
   // Labels that are no class (on the host or already on the GPU) are refused before the
-  // forward: a clear error, the weights untouched, and the GPU still usable (an out-of-range
+  // loss (their range is read before the forward, compared with the output's classes after
+  // it): a clear error, the weights untouched, and the GPU still usable (an out-of-range
   // class in CUDA's cross-entropy would be a device-side assert that ends the process).
   const [, guarded] = twins(device, plainNet);
   const untouched = snapshot(guarded);
@@ -237,10 +238,27 @@ async function main(): Promise<void> {
   const mixedPlain = await forwardAll();
   const labelsPlain = await predict(chapter, image, { mode: 'whole', tileSize: [64, 64] });
   torch.setAutocast('cuda', null);
+  // A graph captured inside predict (inference mode) is replayed by a plain no-grad forward
+  // of the same input shape, and the other way round.
+  torch.backends.cudaGraphs = true;
+  const tile = torch.rand([1, 3, 64, 64], { device });
+  const fromPredict: string[] = [];
+  for (let i = 0; i < 2; i++) await predict(chapter, image, { mode: 'whole', tileSize: [64, 64] });
+  try {
+    await torch.noGrad(() => chapter.forwardAsync(tile));
+  } catch (err) {
+    fromPredict.push((err as Error).message);
+  }
+  torch.backends.cudaGraphs = false;
   const mixedGraphDiff = Math.max(...mixedPlain.map((y, i) => relativeDiff(y, mixedGraphs[i])));
   const lp = labelsPlain.toTypedArray() as BigInt64Array;
   const sameLabels = [labelsGraphs, labelsGraphs3].every((l) =>
     (l.toTypedArray() as BigInt64Array).every((v, i) => v === lp[i]),
+  );
+  check(
+    'CUDA graphs: a graph captured in predict serves a plain no-grad forward',
+    fromPredict.length === 0,
+    fromPredict[0] ?? 'no error',
   );
   check(
     'CUDA graphs under bfloat16 autocast, and in predict',

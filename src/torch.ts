@@ -244,7 +244,8 @@ export const version: string = native.torchVersion;
  *   captured as a CUDA graph on its second call with an input of the same shape, layout and
  *   dtype, and replayed from then on: its kernels launch as one, which takes the launch
  *   cost off small batches (as torch.compile's "reduce-overhead" mode). Weights changed in
- *   place (loaded, trained) are seen; weights moved are captured again; outputs are copies.
+ *   place (loaded, trained) are seen; weights moved or modules added are captured again;
+ *   outputs are copies.
  *   Each graph keeps its activations' GPU memory, for at most 8 graphs (the least recently
  *   used goes; turning the switch off frees them at the next forward). A forward that cannot
  *   be captured runs as usual. Without a CUDA build it changes nothing. `cudaGraphsKept()`

@@ -153,7 +153,7 @@ test('training errors are clear: labels out of range, wrong output size, missing
   });
 });
 
-test('a step checks the labels before the forward: a negative label or a class past the outputs changes no weight; ignored pixels are not counted', async (t) => {
+test('a step refuses a negative label or a class past the outputs before the loss, changing no weight; ignored pixels are not counted', async (t) => {
   torch.manualSeed(0);
   const net = new nn.Sequential(new nn.Conv2d(3, 4, { kernelSize: 1 }));
   const trainer = new Trainer(net, new optim.SGD(net.parameters(), { lr: 0.1 }));

@@ -5,7 +5,7 @@
 // torch.compile's "reduce-overhead" mode does. The first call of a shape runs as usual (it
 // warms cuDNN and lays the weights out), the second captures. A graph reads the weights where
 // they are, so values loaded or trained in place are seen; weights moved (another device,
-// dtype or layout) are captured again. Outputs are copies, never the graph's own memory.
+// dtype or layout) or modules added are captured again. Outputs are copies, never the graph's own memory.
 // Each graph keeps its activations' memory: at most 8 are kept (least recently used goes).
 #pragma once
 
@@ -16,9 +16,6 @@
 #include "models/registry.h"
 
 namespace fcn::cudaGraphs {
-
-/// Whether this build can capture CUDA graphs (it was built against a CUDA libtorch).
-bool built();
 
 /// run(input), replayed from a captured graph when the switch is on and the call qualifies
 /// (input on a GPU, autograd off, every module of model in eval mode), else called as is.

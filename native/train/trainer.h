@@ -20,11 +20,6 @@
 
 namespace fcn {
 
-/// The loss of a step. Chapter: per-pixel cross-entropy (pixels labelled ignoreIndex count
-/// as 0) averaged over each image's pixels, summed over the images. Torchvision: PyTorch's
-/// mean-reduced cross_entropy (over the labelled pixels, weighted by classWeights), as
-/// torchvision's references/segmentation does. Either adds auxWeight times the same loss of
-/// the model's "aux" output when it has one.
 /// The smallest and largest label of a batch other than the ignore index (min > max: none).
 /// Read once per batch, from the labels where they arrive (the CPU, as a loader gives them),
 /// so that checking them against the model's classes stalls no GPU in the middle of a step.
@@ -33,6 +28,11 @@ struct LabelRange {
   static LabelRange of(const at::Tensor& labels, int64_t ignoreIndex);
 };
 
+/// The loss of a step. Chapter: per-pixel cross-entropy (pixels labelled ignoreIndex count
+/// as 0) averaged over each image's pixels, summed over the images. Torchvision: PyTorch's
+/// mean-reduced cross_entropy (over the labelled pixels, weighted by classWeights), as
+/// torchvision's references/segmentation does. Either adds auxWeight times the same loss of
+/// the model's "aux" output when it has one.
 struct SegmentationLoss {
   enum class Kind { Chapter, Torchvision };
   Kind kind = Kind::Chapter;
