@@ -227,7 +227,7 @@ NamedOutputs forward(torch::nn::Module& model, const at::Tensor& input, int key,
 
 size_t kept() {
   std::lock_guard<std::mutex> lock(mutex);
-  graphs.remove_if([](const Graph& g) { return g.owner.expired(); });
+  prune();
   return static_cast<size_t>(
       std::count_if(graphs.begin(), graphs.end(), [](const Graph& g) { return g.graph != nullptr; }));
 }

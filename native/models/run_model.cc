@@ -65,31 +65,35 @@ at::Tensor fullPrecision(const at::Tensor& first, at::Tensor out) {
   return out.to(first.scalar_type());
 }
 
+/// forward(x laid out for model) under the autocast scope of x's device, its outputs in the
+/// weights' dtype, after checking x's dtype: one forward of runModel or runModelOutputs.
+template <typename Forward>
+NamedOutputs runOnce(torch::nn::Module& model, const at::Tensor& x, const Forward& forward) {
+  at::Tensor first = firstParameter(model);
+  checkInputType(first, x);
+  autocast::Scope scope(x.device());
+  NamedOutputs outputs = forward(prepareLayout(model, first, x, scope));
+  if (scope.active())
+    for (auto& [name, out] : outputs) out = fullPrecision(first, out);
+  return outputs;
+}
+
 }  // namespace
 
 at::Tensor runModel(torch::nn::Module& model, const at::Tensor& input) {
-  return cudaGraphs::forward(model, input, /*key=*/0,
-                             [&model](const at::Tensor& x) -> NamedOutputs {
-                               at::Tensor first = firstParameter(model);
-                               checkInputType(first, x);
-                               autocast::Scope scope(x.device());
-                               at::Tensor out = forwardModule(model, prepareLayout(model, first, x, scope));
-                               return {{"out", scope.active() ? fullPrecision(first, out) : out}};
-                             })
-      .front()
-      .second;
+  auto run = [&model](const at::Tensor& x) {
+    return runOnce(model, x, [&model](const at::Tensor& laidOut) {
+      return NamedOutputs{{"out", forwardModule(model, laidOut)}};
+    });
+  };
+  return cudaGraphs::forward(model, input, /*key=*/0, run).front().second;
 }
 
 NamedOutputs runModelOutputs(torch::nn::Module& model, const at::Tensor& input) {
-  return cudaGraphs::forward(model, input, /*key=*/1, [&model](const at::Tensor& x) {
-    at::Tensor first = firstParameter(model);
-    checkInputType(first, x);
-    autocast::Scope scope(x.device());
-    NamedOutputs outputs = forwardModuleOutputs(model, prepareLayout(model, first, x, scope));
-    if (scope.active())
-      for (auto& [name, out] : outputs) out = fullPrecision(first, out);
-    return outputs;
-  });
+  auto run = [&model](const at::Tensor& x) {
+    return runOnce(model, x, [&model](const at::Tensor& laidOut) { return forwardModuleOutputs(model, laidOut); });
+  };
+  return cudaGraphs::forward(model, input, /*key=*/1, run);
 }
 
 c10::Device deviceOf(const torch::nn::Module& model) {
