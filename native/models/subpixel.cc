@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 
 #include <cstring>
+#include <list>
+#include <mutex>
 
 #include "core/backends.h"
 
@@ -16,7 +18,8 @@ struct Geometry {
 
 /// Walks the output rows: for row (n, o, y) and every run of up to s pixels that come from
 /// one cell (q, q') of the scores, calls copy(outOffset, scoresOffset, length).
-/// Scores are channels-last [N, Hq, Wq, O*s*s]; the output is [N, O, outH, outW].
+/// Scores are rows (n, q, q') of columns (o, r, r'), i.e. channels-last [N, Hq, Wq, O*s*s];
+/// the output is [N, O, outH, outW].
 template <typename Copy>
 void forEachRun(const Geometry& g, Copy&& copy) {
   int64_t channels = g.outChannels * g.stride * g.stride;
@@ -35,14 +38,60 @@ void forEachRun(const Geometry& g, Copy&& copy) {
   });
 }
 
-/// The pixel shuffle and the crop as one copy out of the channels-last scores.
+/// The pixel shuffle and the crop as one copy out of the scores [cells, O*s*s].
 at::Tensor shuffleCrop(const at::Tensor& scores, const Geometry& g) {
-  at::Tensor z = scores.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor z = scores.contiguous();
   at::Tensor out = at::empty({g.batch, g.outChannels, g.outH, g.outW}, z.options());
   const float* src = z.const_data_ptr<float>();
   float* dst = out.mutable_data_ptr<float>();
   forEachRun(g, [&](int64_t o, int64_t s, int64_t n) { std::memcpy(dst + o, src + s, n * sizeof(float)); });
   return out;
+}
+
+/// The kernel matrix of a weight [C, O, 2s, 2s]: rows (di, dj, c), columns (o, r, r'), with
+/// kernel[(di, dj, c), (o, r, r')] = weight[c, o, r + s (1 - di), r' + s (1 - dj)].
+at::Tensor kernelMatrix(const at::Tensor& weight, int64_t s) {
+  int64_t inChannels = weight.size(0), outChannels = weight.size(1);
+  return weight.reshape({inChannels, outChannels, 2, s, 2, s})
+      .flip({2, 4})
+      .permute({2, 4, 0, 1, 3, 5})
+      .reshape({4 * inChannels, outChannels * s * s});
+}
+
+/// Kernel matrices kept between forwards (rearranging the FCN's 64x64 kernels is a 7 MB
+/// copy, ~2.6 ms here): one per weight, valid while that weight lives at the same address
+/// with the same version (an optimizer step, a load or any in-place change bumps it). The
+/// weight is held weakly; entries of freed weights are dropped at the next look-up.
+struct KeptKernel {
+  c10::weak_intrusive_ptr<c10::TensorImpl> weight;
+  const void* data;
+  int64_t version;
+  at::Tensor kernel;
+};
+constexpr size_t kKeptKernels = 4;
+std::mutex keptMutex;
+std::list<KeptKernel> kept;  // guarded by keptMutex, most recent first
+
+at::Tensor kernelFor(const at::Tensor& weight, int64_t s) {
+  if (weight.is_inference()) return kernelMatrix(weight, s);  // changes it has no version for
+  std::lock_guard<std::mutex> lock(keptMutex);
+  kept.remove_if([](const KeptKernel& k) { return k.weight.expired(); });
+  int64_t rows = 4 * weight.size(0), columns = weight.size(1) * s * s;
+  for (auto it = kept.begin(); it != kept.end(); ++it) {
+    if (it->weight._unsafe_get_target() != weight.unsafeGetTensorImpl()) continue;
+    if (it->data == weight.const_data_ptr() && it->version == weight._version() && it->kernel.size(0) == rows &&
+        it->kernel.size(1) == columns) {
+      kept.splice(kept.begin(), kept, it);
+      return kept.front().kernel;
+    }
+    kept.erase(it);
+    break;
+  }
+  at::Tensor kernel = kernelMatrix(weight, s);
+  kept.push_front(KeptKernel{c10::weak_intrusive_ptr<c10::TensorImpl>(weight.getIntrusivePtr()),
+                             weight.const_data_ptr(), weight._version(), kernel});
+  if (kept.size() > kKeptKernels) kept.pop_back();
+  return kernel;
 }
 
 }  // namespace
@@ -63,19 +112,21 @@ bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::
 at::Tensor subpixelTransposedConv(const at::Tensor& input, const at::Tensor& weight,
                                   const std::optional<at::Tensor>& bias, int64_t stride, int64_t padding) {
   int64_t inChannels = weight.size(0), outChannels = weight.size(1), s = stride;
-  // kernel[(o, r, r'), c, di, dj] = weight[c, o, r + s (1 - di), r' + s (1 - dj)]
-  at::Tensor kernel = weight.reshape({inChannels, outChannels, 2, s, 2, s})
-                          .flip({2, 4})
-                          .permute({1, 3, 5, 0, 2, 4})
-                          .reshape({outChannels * s * s, inChannels, 2, 2});
-  std::optional<at::Tensor> scoreBias;
-  if (bias && bias->defined()) scoreBias = bias->repeat_interleave(s * s);
-  at::Tensor padded = at::constant_pad_nd(input, {1, 1, 1, 1}, 0).contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor scores = at::conv2d(padded, kernel, scoreBias);
-  int64_t h = input.size(2), w = input.size(3);
-  Geometry g{input.size(0), outChannels, s, padding, (h + 1) * s - 2 * padding, (w + 1) * s - 2 * padding,
-             h + 1,         w + 1};
+  int64_t batch = input.size(0), h = input.size(2), w = input.size(3);
+  Geometry g{batch, outChannels, s, padding, (h + 1) * s - 2 * padding, (w + 1) * s - 2 * padding, h + 1, w + 1};
   if (g.outH <= 0 || g.outW <= 0) throw std::invalid_argument("transposed convolution: the output would be empty");
+  // The 2x2 convolution as one matrix product whose rows are the cells (n, q, q') and whose
+  // columns are the channels (o, r, r'): exactly the channels-last scores that the shuffle
+  // reads, with no layout change after it. (As a convolution, a batch of one with few input
+  // channels left oneDNN for im2col into a channels-first output, then a copy back.)
+  // taps[(n, q, q'), (di, dj, c)] = padded[n, c, q + di, q' + dj]
+  at::Tensor padded = at::constant_pad_nd(input, {1, 1, 1, 1}, 0).contiguous(at::MemoryFormat::ChannelsLast);
+  int64_t sN = padded.stride(0), sH = padded.stride(2), sW = padded.stride(3);
+  at::Tensor taps = padded.as_strided({batch, h + 1, w + 1, 2, 2, inChannels}, {sN, sH, sW, sH, sW, 1})
+                        .reshape({batch * (h + 1) * (w + 1), 4 * inChannels});
+  at::Tensor kernel = kernelFor(weight, s);
+  at::Tensor scores =
+      bias && bias->defined() ? at::addmm(bias->repeat_interleave(s * s), taps, kernel) : at::mm(taps, kernel);
   return shuffleCrop(scores, g);
 }
 
