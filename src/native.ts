@@ -186,6 +186,7 @@ export interface NativeAddon {
     cachingCpuAllocator: boolean;
     cudaGraphs: boolean;
     cudaGraphsKept(): number;
+    fusedInference: boolean;
     emptyCpuCache(): void;
     cachedCpuBytes(): number;
   };

@@ -250,6 +250,11 @@ export const version: string = native.torchVersion;
  *   used goes; turning the switch off frees them at the next forward). A forward that cannot
  *   be captured runs as usual. Without a CUDA build it changes nothing. `cudaGraphsKept()`
  *   tells how many captured graphs are kept.
+ * - `fusedInference`: a CPU model in eval mode run without gradients (`noGrad`, `predict`)
+ *   runs each Conv2d + BatchNorm2d (+ ReLU, and in ResNet blocks + the residual add) as one
+ *   convolution with the BatchNorm folded into its weight and bias; the folded weights are
+ *   cached and refolded whenever the weights or running statistics change. Training and
+ *   calls that record gradients always run the layers one by one.
  */
 export const backends: {
   subpixelUpsampling: boolean;
@@ -257,6 +262,7 @@ export const backends: {
   cachingCpuAllocator: boolean;
   cudaGraphs: boolean;
   cudaGraphsKept(): number;
+  fusedInference: boolean;
   emptyCpuCache(): void;
   cachedCpuBytes(): number;
 } = native.backends;

@@ -70,6 +70,7 @@ void initBackends(Napi::Env env, Napi::Object exports) {
   property<backends::channelsLast>(env, object, "channelsLast");
   property<backends::cachingCpuAllocator>(env, object, "cachingCpuAllocator");
   property<backends::cudaGraphs>(env, object, "cudaGraphs");
+  property<backends::fusedInference>(env, object, "fusedInference");
   object.Set("emptyCpuCache", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
                releaseCachedCpuMemory();
                return info.Env().Undefined();

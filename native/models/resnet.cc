@@ -41,6 +41,11 @@ BasicBlock::BasicBlock(int64_t inPlanes, int64_t planes, int64_t stride)
 }
 
 at::Tensor BasicBlock::forward(const at::Tensor& input) {
+  if (fusedInferenceFor(*this, input)) {
+    at::Tensor out = folded_.run(*conv1_, *bn1_, input, true);
+    at::Tensor identity = downsample_ ? downsample_->forward(input) : input;
+    return folded_.run(*conv2_, *bn2_, out, true, identity);
+  }
   at::Tensor out = relu_->forward(bn1_->forward(conv1_->forward(input)));
   out = bn2_->forward(conv2_->forward(out));
   at::Tensor identity = downsample_ ? downsample_->forward(input) : input;
@@ -68,6 +73,12 @@ Bottleneck::Bottleneck(int64_t inPlanes, int64_t planes, int64_t stride, int64_t
 }
 
 at::Tensor Bottleneck::forward(const at::Tensor& input) {
+  if (fusedInferenceFor(*this, input)) {
+    at::Tensor out = folded_.run(*conv1_, *bn1_, input, true);
+    out = folded_.run(*conv2_, *bn2_, out, true);
+    at::Tensor identity = downsample_ ? downsample_->forward(input) : input;
+    return folded_.run(*conv3_, *bn3_, out, true, identity);
+  }
   at::Tensor out = relu_->forward(bn1_->forward(conv1_->forward(input)));
   out = relu_->forward(bn2_->forward(conv2_->forward(out)));
   out = bn3_->forward(conv3_->forward(out));
@@ -136,7 +147,9 @@ std::shared_ptr<Sequential> ResNet::makeStage(int64_t& inPlanes, int64_t& dilati
 }
 
 at::Tensor ResNet::forward(const at::Tensor& input) {
-  at::Tensor x = maxpool_->forward(relu_->forward(bn1_->forward(conv1_->forward(input))));
+  at::Tensor x = fusedInferenceFor(*this, input) ? folded_.run(*conv1_, *bn1_, input, true)
+                                                 : relu_->forward(bn1_->forward(conv1_->forward(input)));
+  x = maxpool_->forward(x);
   x = layer4_->forward(layer3_->forward(layer2_->forward(layer1_->forward(x))));
   if (!config_.classifier) return x;
   x = avgpool_->forward(x).flatten(1);

@@ -3,13 +3,15 @@
 // (ResNet-18: conv1 bn1 relu conv2 bn2 downsample) or v1.5 Bottlenecks (ResNet-50/101: conv1
 // bn1 conv2 bn2 conv3 bn3 relu downsample, the stride on the 3x3 conv2), and torchvision's
 // replace_stride_with_dilation for the segmentation backbones (output stride 8), which also
-// drop avgpool and fc as torchvision's IntermediateLayerGetter does.
+// drop avgpool and fc as torchvision's IntermediateLayerGetter does. In inference each
+// conv + BN (+ residual) + ReLU runs as one folded convolution (fused_conv.h).
 #pragma once
 
 #include <torch/torch.h>
 
 #include <array>
 
+#include "models/fused_conv.h"
 #include "models/sequential.h"
 
 namespace fcn {
@@ -26,6 +28,7 @@ class BasicBlock : public torch::nn::Module {
   torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
   torch::nn::ReLU relu_{nullptr};
   std::shared_ptr<Sequential> downsample_;
+  FoldedConvs folded_;
 };
 
 /// torchvision's Bottleneck (ResNet v1.5): 1x1 to planes, 3x3 with the stride and dilation
@@ -43,6 +46,7 @@ class Bottleneck : public torch::nn::Module {
   torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
   torch::nn::ReLU relu_{nullptr};
   std::shared_ptr<Sequential> downsample_;
+  FoldedConvs folded_;
 };
 
 /// What a ResNet is made of: torchvision's resnet18 is {Basic, {2, 2, 2, 2}}, resnet50
@@ -78,6 +82,7 @@ class ResNet : public torch::nn::Module {
   std::shared_ptr<Sequential> layer1_, layer2_, layer3_, layer4_;
   torch::nn::AdaptiveAvgPool2d avgpool_{nullptr};
   torch::nn::Linear fc_{nullptr};
+  FoldedConvs folded_;
 };
 
 }  // namespace fcn

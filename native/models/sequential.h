@@ -1,8 +1,11 @@
 // Sequential: children run in order in one native call; names are "0", "1", ... unless
-// given, as in torch.nn.Sequential.
+// given, as in torch.nn.Sequential. In inference (fused_conv.h) a Conv2d, BatchNorm2d(, ReLU)
+// run of children (the chapter's FCN stem, ResNet downsamples) runs as one convolution.
 #pragma once
 
 #include <torch/torch.h>
+
+#include "models/fused_conv.h"
 
 namespace fcn {
 
@@ -15,6 +18,9 @@ class Sequential : public torch::nn::Module {
   void append(const std::string& name, std::shared_ptr<torch::nn::Module> m);
   at::Tensor forward(const at::Tensor& input);
   std::shared_ptr<torch::nn::Module> clone(const std::optional<torch::Device>& device) const override;
+
+ private:
+  FoldedConvs folded_;
 };
 
 }  // namespace fcn

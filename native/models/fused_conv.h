@@ -1,0 +1,44 @@
+// Inference fusion for the CPU: when a model runs in eval mode with no gradient wanted, a
+// Conv2d followed by an eval-mode BatchNorm2d runs as one convolution with the BatchNorm
+// folded into its weight and bias (cached per module and rebuilt whenever a source tensor
+// changes), with the ReLU, and in ResNet blocks the residual add, fused into it through
+// oneDNN's pointwise convolution where libtorch registers it. The ResNet blocks and stem and
+// Sequential's Conv2d, BatchNorm2d(, ReLU) runs use it; training and autograd never do.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace fcn {
+
+/// Whether m (a module owning conv + BN pairs) should take the fused path for x: the
+/// backends.fusedInference switch is on, m is in eval mode, no gradient is wanted (NoGrad or
+/// InferenceMode) and x is a 4-d dense CPU tensor.
+bool fusedInferenceFor(const torch::nn::Module& m, const at::Tensor& x);
+
+/// The folded convolutions of one module's conv + BN pairs, keyed by the Conv2d. A pair is
+/// folded again when any of its source tensors (the conv's weight and bias, the BN's weight,
+/// bias, running stats and batch count) has a new data pointer or version (training steps,
+/// loadStateDict, copy_, to(device), the channels-last relayout), so it is never stale.
+class FoldedConvs {
+ public:
+  /// relu(bn(conv(x)) + residual), without the add when residual is undefined and without
+  /// the relu when relu is false; the unfused modules run instead when the pair cannot be
+  /// folded (BN in train mode or without running stats, non-zero padding modes, inference
+  /// tensors as parameters).
+  at::Tensor run(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, bool relu,
+                 const at::Tensor& residual = {});
+
+ private:
+  struct Folded {
+    std::vector<std::pair<const void*, int64_t>> sources;  // data pointer and version of each
+    at::Tensor weight, bias;
+  };
+  std::mutex mutex_;
+  std::unordered_map<const torch::nn::Module*, Folded> folded_;
+};
+
+}  // namespace fcn
