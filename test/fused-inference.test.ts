@@ -1,0 +1,146 @@
+// torch.backends.fusedInference: in eval mode without gradients, Conv2d + BatchNorm2d (+ ReLU,
+// + residual) runs as one folded convolution. These tests hold it to the unfused model (the
+// switch off, which the PyTorch parity tests cover) within 1e-4 relative, in both memory
+// formats, and check that the cached folded weights follow every change of the weights.
+// Serial: the switches are process-wide.
+import test from 'ava';
+import { createFcn, nn, optim, predict, type Tensor, torch } from '../src';
+import { exactlyEqual, maxAbsDiff } from './helpers';
+
+type Net = nn.Module;
+
+/** max |a - b| / max |b|. */
+function relativeDiff(a: Tensor, b: Tensor): number {
+  return maxAbsDiff(a, b) / (b.abs().max().item() as number);
+}
+
+/** fn's result with the fused path switched on (the default) and off. */
+function bothWays<T>(fn: () => T): { fused: T; unfused: T } {
+  const fused = fn();
+  torch.backends.fusedInference = false;
+  try {
+    return { fused, unfused: fn() };
+  } finally {
+    torch.backends.fusedInference = true;
+  }
+}
+
+/** A seeded model whose BatchNorms have moved off the identity: a few train-mode forwards. */
+function trainedStats(make: () => Net, seed: number, size: [number, number]): Net {
+  torch.manualSeed(seed);
+  const net = make();
+  net.train();
+  torch.noGrad(() => {
+    for (let i = 0; i < 3; i++)
+      net.forward(
+        torch
+          .randn([2, 3, ...size])
+          .mul(2)
+          .add(0.5),
+      );
+  });
+  return net.eval();
+}
+
+function expectFusedEqualsUnfused(t: import('ava').ExecutionContext, net: Net, x: Tensor, what: string) {
+  const { fused, unfused } = bothWays(() => torch.noGrad(() => net.forward(x)));
+  const diff = relativeDiff(fused, unfused);
+  t.true(diff < 1e-4, `${what}: fused differs from unfused by ${diff} relative`);
+  return fused;
+}
+
+const MODELS: [string, () => Net, [number, number]][] = [
+  ['fcn32s', () => createFcn({ arch: 'fcn32s' }), [64, 96]],
+  ['fcn16s', () => createFcn({ arch: 'fcn16s' }), [64, 96]],
+  ['fcn8s', () => createFcn({ arch: 'fcn8s' }), [64, 96]],
+  ['resnet18', () => nn.resnet18(), [64, 64]],
+  ['resnet50', () => nn.resnet50({ numClasses: 10 }), [64, 64]],
+];
+
+for (const channelsLast of [true, false]) {
+  const format = channelsLast ? 'channels-last' : 'contiguous';
+  for (const [name, make, size] of MODELS) {
+    test.serial(`${name} (${format}): fused noGrad forward equals the unfused one and follows new weights`, (t) => {
+      torch.backends.channelsLast = channelsLast;
+      try {
+        const net = trainedStats(make, 1, size);
+        const x = torch.randn([2, 3, ...size]);
+        const first = expectFusedEqualsUnfused(t, net, x, 'trained stats');
+
+        // Train-mode forwards move only the running statistics: the folded weights follow.
+        net.train();
+        torch.noGrad(() => net.forward(torch.randn([2, 3, ...size]).mul(3)));
+        net.eval();
+        const before = expectFusedEqualsUnfused(t, net, x, 'after more running-stat updates');
+        t.true(relativeDiff(before, first) > 1e-3, 'the running statistics changed the output');
+
+        // An SGD step changes every weight in place: the folded weights must follow.
+        net.train();
+        const sgd = new optim.SGD(net.parameters(), { lr: 0.1 });
+        net.forward(x).pow(2).mean().backward();
+        sgd.step();
+        net.eval();
+        const stepped = expectFusedEqualsUnfused(t, net, x, 'after an SGD step');
+        t.true(relativeDiff(stepped, before) > 1e-3, 'the step changed the output');
+
+        // Other weights loaded by name: the fused output is the other model's.
+        const other = trainedStats(make, 2, size);
+        net.loadStateDict(other.stateDict());
+        const loaded = expectFusedEqualsUnfused(t, net, x, 'after loadStateDict');
+        const expected = bothWays(() => torch.noGrad(() => other.forward(x))).unfused;
+        t.true(relativeDiff(loaded, expected) < 1e-4);
+      } finally {
+        torch.backends.channelsLast = true;
+      }
+    });
+  }
+
+  test.serial(`fcn32s (${format}): predict's labels are the same fused and unfused`, async (t) => {
+    torch.backends.channelsLast = channelsLast;
+    try {
+      const net = trainedStats(() => createFcn(), 3, [64, 96]);
+      const image = torch.randn([2, 3, 64, 96]);
+      const fused = await predict(net, image);
+      torch.backends.fusedInference = false;
+      const unfused = await predict(net, image).finally(() => {
+        torch.backends.fusedInference = true;
+      });
+      t.true(exactlyEqual(fused, unfused));
+    } finally {
+      torch.backends.channelsLast = true;
+    }
+  });
+}
+
+test.serial('a model in train mode under noGrad normalises with batch statistics, as unfused', (t) => {
+  for (const [name, make, size] of MODELS) {
+    const net = trainedStats(make, 4, size);
+    const x = torch.randn([2, 3, ...size]);
+    const evalOut = torch.noGrad(() => net.forward(x));
+    net.train();
+    const { fused, unfused } = bothWays(() => torch.noGrad(() => net.forward(x)));
+    t.true(relativeDiff(fused, unfused) < 1e-6, name);
+    t.true(relativeDiff(fused, evalOut) > 1e-3, `${name}: batch statistics differ from running ones`);
+  }
+});
+
+test.serial(
+  'a Sequential folds Conv2d, BatchNorm2d runs with or without a ReLU, and runs the rest as they are',
+  (t) => {
+    const make = () =>
+      new nn.Sequential(
+        new nn.Conv2d(3, 8, { kernelSize: 3, padding: 1 }),
+        new nn.BatchNorm2d(8),
+        new nn.ReLU(),
+        new nn.Conv2d(8, 8, { kernelSize: 3, padding: 'same' }), // not folded: 'same' padding
+        new nn.BatchNorm2d(8),
+        new nn.Conv2d(8, 8, { kernelSize: 3, padding: 1, paddingMode: 'reflect' }), // not folded either
+        new nn.BatchNorm2d(8),
+        new nn.Conv2d(8, 4, { kernelSize: 1 }),
+        new nn.BatchNorm2d(4),
+      );
+    const net = trainedStats(make, 5, [16, 16]);
+    const out = expectFusedEqualsUnfused(t, net, torch.randn([2, 3, 16, 16]), 'Sequential');
+    t.true((out.neg().max().item() as number) > 0, 'the last BatchNorm has no ReLU after it');
+  },
+);
