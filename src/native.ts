@@ -172,6 +172,7 @@ export interface NativeAddon {
     tileW: number,
     mean: readonly number[],
     std: readonly number[],
+    fused: boolean,
   ): Promise<NativeTensor>;
   predictResized(
     model: NativeModule,
@@ -179,6 +180,7 @@ export interface NativeAddon {
     resizeSize: number,
     mean: readonly number[],
     std: readonly number[],
+    fused: boolean,
   ): Promise<NativeTensor>;
   backends: {
     subpixelUpsampling: boolean;

@@ -14,14 +14,19 @@ function relativeDiff(a: Tensor, b: Tensor): number {
   return maxAbsDiff(a, b) / (b.abs().max().item() as number);
 }
 
-/** fn's result with the fused path switched on (the default) and off. */
+/** fn's result with the fused path switched on and off (the default). */
 function bothWays<T>(fn: () => T): { fused: T; unfused: T } {
-  const fused = fn();
-  torch.backends.fusedInference = false;
+  torch.backends.fusedInference = true;
   try {
-    return { fused, unfused: fn() };
+    return {
+      fused: fn(),
+      unfused: (() => {
+        torch.backends.fusedInference = false;
+        return fn();
+      })(),
+    };
   } finally {
-    torch.backends.fusedInference = true;
+    torch.backends.fusedInference = false;
   }
 }
 
@@ -46,6 +51,8 @@ function expectFusedEqualsUnfused(t: import('ava').ExecutionContext, net: Net, x
   const { fused, unfused } = bothWays(() => torch.noGrad(() => net.forward(x)));
   const diff = relativeDiff(fused, unfused);
   t.true(diff < 1e-4, `${what}: fused differs from unfused by ${diff} relative`);
+  // Folding rounds differently: equal to the last bit would mean the fused path never ran.
+  t.true(diff > 0, `${what}: the fused path was taken`);
   return fused;
 }
 
@@ -66,6 +73,9 @@ for (const channelsLast of [true, false]) {
         const net = trainedStats(make, 1, size);
         const x = torch.randn([2, 3, ...size]);
         const first = expectFusedEqualsUnfused(t, net, x, 'trained stats');
+        // Weights kept in oneDNN's layout are for one input size: another size, then the first.
+        expectFusedEqualsUnfused(t, net, torch.randn([1, 3, size[0] + 32, size[1]]), 'another input size');
+        t.true(exactlyEqual(bothWays(() => torch.noGrad(() => net.forward(x))).fused, first), 'the first size again');
 
         // Train-mode forwards move only the running statistics: the folded weights follow.
         net.train();
@@ -100,12 +110,11 @@ for (const channelsLast of [true, false]) {
     try {
       const net = trainedStats(() => createFcn(), 3, [64, 96]);
       const image = torch.randn([2, 3, 64, 96]);
-      const fused = await predict(net, image);
-      torch.backends.fusedInference = false;
-      const unfused = await predict(net, image).finally(() => {
-        torch.backends.fusedInference = true;
-      });
+      t.false(torch.backends.fusedInference, 'off by default: a plain forward stays PyTorch-exact');
+      const fused = await predict(net, image); // fused by default
+      const unfused = await predict(net, image, { fused: false });
       t.true(exactlyEqual(fused, unfused));
+      await t.throwsAsync(predict(net, image, { fused: 1 as unknown as boolean }), { message: /fused/ });
     } finally {
       torch.backends.channelsLast = true;
     }

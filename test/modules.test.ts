@@ -55,21 +55,32 @@ test.serial('kernel = 2 x stride transposed convolutions: the sub-pixel path (no
   }
 });
 
-test.serial('the sub-pixel path reads weights changed in place after a forward (its kernel is kept between forwards)', async (t) => {
-  const f = await fixture('conv.safetensors');
-  const layer = layerFor('tconvsub');
-  layer.weight.copy_(pick(f, 'tconvsub.weight'));
-  layer.bias?.copy_(pick(f, 'tconvsub.bias'));
-  const x = pick(f, 'tconvsub.x');
-  t.true(maxAbsDiff(torch.noGrad(() => layer.forward(x)), pick(f, 'tconvsub.y')) < 1e-5);
-  // A transposed convolution is linear in (weight, bias): doubling both doubles PyTorch's output.
-  torch.noGrad(() => {
-    layer.weight.copy_(pick(f, 'tconvsub.weight').mul(2));
-    layer.bias?.copy_(pick(f, 'tconvsub.bias').mul(2));
-  });
-  const diff = maxAbsDiff(torch.noGrad(() => layer.forward(x)), pick(f, 'tconvsub.y').mul(2));
-  t.true(diff < 2e-5, `after doubling the weights: ${diff}`);
-});
+test.serial(
+  'the sub-pixel path reads weights changed in place after a forward (its kernel is kept between forwards)',
+  async (t) => {
+    const f = await fixture('conv.safetensors');
+    const layer = layerFor('tconvsub');
+    layer.weight.copy_(pick(f, 'tconvsub.weight'));
+    layer.bias?.copy_(pick(f, 'tconvsub.bias'));
+    const x = pick(f, 'tconvsub.x');
+    t.true(
+      maxAbsDiff(
+        torch.noGrad(() => layer.forward(x)),
+        pick(f, 'tconvsub.y'),
+      ) < 1e-5,
+    );
+    // A transposed convolution is linear in (weight, bias): doubling both doubles PyTorch's output.
+    torch.noGrad(() => {
+      layer.weight.copy_(pick(f, 'tconvsub.weight').mul(2));
+      layer.bias?.copy_(pick(f, 'tconvsub.bias').mul(2));
+    });
+    const diff = maxAbsDiff(
+      torch.noGrad(() => layer.forward(x)),
+      pick(f, 'tconvsub.y').mul(2),
+    );
+    t.true(diff < 2e-5, `after doubling the weights: ${diff}`);
+  },
+);
 
 test.serial(
   'torch.backends.cudaGraphs is off by default and leaves CPU forwards as PyTorch computes them',

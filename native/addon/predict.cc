@@ -1,6 +1,8 @@
-// predictLabels(model, images, tileH, tileW, mean, std) -> Promise<int64 [N, H, W]>: the
-// tiled prediction of models/predict.h on the torch thread (uint8 pixels normalised there); predictResized(model,
-// images, resizeSize, mean, std) the whole-image one of torchvision's segmentation models.
+// predictLabels(model, images, tileH, tileW, mean, std, fused) -> Promise<int64 [N, H, W]>:
+// the tiled prediction of models/predict.h on the torch thread (uint8 pixels normalised
+// there); predictResized(model, images, resizeSize, mean, std, fused) the whole-image one of
+// torchvision's segmentation models. fused: BatchNorm folded into the convolutions
+// (models/fused_conv.h) for this call.
 #include "models/predict.h"
 
 #include "addon/bindings.h"
@@ -8,6 +10,7 @@
 #include "addon/module.h"
 #include "addon/tensor.h"
 #include "addon/torch_thread.h"
+#include "models/fused_conv.h"
 
 namespace fcn {
 
@@ -25,7 +28,9 @@ Napi::Value predictLabelsAsync(const Napi::CallbackInfo& info) {
   Normalize normalize;
   normalize.mean = triple(info[4], "mean");
   normalize.std = triple(info[5], "std");
-  return runAsync(info.Env(), [model, images, tileH, tileW, normalize]() -> Settle {
+  bool fused = toBool(info[6], "fused");
+  return runAsync(info.Env(), [model, images, tileH, tileW, normalize, fused]() -> Settle {
+    FusedInferenceScope scope(fused);
     at::Tensor labels = predictLabels(*model, images, tileH, tileW, normalize);
     return [labels](Napi::Env env) { return Tensor::wrap(env, labels); };
   });
@@ -38,7 +43,9 @@ Napi::Value predictResizedAsync(const Napi::CallbackInfo& info) {
   transforms.resizeSize = toInt(info[2], "resizeSize");
   transforms.mean = triple(info[3], "mean");
   transforms.std = triple(info[4], "std");
-  return runAsync(info.Env(), [model, images, transforms]() -> Settle {
+  bool fused = toBool(info[5], "fused");
+  return runAsync(info.Env(), [model, images, transforms, fused]() -> Settle {
+    FusedInferenceScope scope(fused);
     at::Tensor labels = predictResized(*model, images, transforms);
     return [labels](Napi::Env env) { return Tensor::wrap(env, labels); };
   });

@@ -11,9 +11,10 @@ namespace fcn::backends {
 inline std::atomic<bool> subpixelUpsampling{true};
 /// Convolution weights and inputs kept channels-last (NHWC) on the CPU.
 inline std::atomic<bool> channelsLast{true};
-/// In eval mode without gradients on the CPU, Conv2d + BatchNorm2d (+ ReLU, + residual add)
-/// run as one convolution with the BatchNorm folded in (see models/fused_conv.h).
-inline std::atomic<bool> fusedInference{true};
+/// In eval mode without gradients on the CPU, every forward runs Conv2d + BatchNorm2d (+ ReLU,
+/// + residual add) as one convolution with the BatchNorm folded in (see models/fused_conv.h).
+/// Off by default: a forward stays PyTorch-exact; predict asks for it itself.
+inline std::atomic<bool> fusedInference{false};
 /// Freed CPU blocks of 1 MiB and more kept for reuse (see cpu_allocator.h).
 inline std::atomic<bool> cachingCpuAllocator{true};
 /// Inference forwards on a GPU captured as CUDA graphs and replayed (see models/cuda_graphs.h).

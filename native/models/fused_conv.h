@@ -14,10 +14,25 @@
 
 namespace fcn {
 
-/// Whether m (a module owning conv + BN pairs) should take the fused path for x: the
-/// backends.fusedInference switch is on, m is in eval mode, no gradient is wanted (NoGrad or
-/// InferenceMode) and x is a 4-d dense CPU tensor.
+/// Whether m (a module owning conv + BN pairs) should take the fused path for x: fused
+/// inference is asked for (backends.fusedInference, or a FusedInferenceScope on this thread),
+/// m is in eval mode, no gradient is wanted (NoGrad or InferenceMode) and x is a 4-d dense
+/// CPU tensor.
 bool fusedInferenceFor(const torch::nn::Module& m, const at::Tensor& x);
+
+/// Asks for fused inference on this thread while it lives (predict does, so that its
+/// default is the fast path while a plain forward stays PyTorch-exact), whatever
+/// backends.fusedInference says; on = false leaves things as they are.
+class FusedInferenceScope {
+ public:
+  explicit FusedInferenceScope(bool on);
+  ~FusedInferenceScope();
+  FusedInferenceScope(const FusedInferenceScope&) = delete;
+  FusedInferenceScope& operator=(const FusedInferenceScope&) = delete;
+
+ private:
+  bool previous_;
+};
 
 /// The folded convolutions of one module's conv + BN pairs, keyed by the Conv2d. A pair is
 /// folded again when any of its source tensors (the conv's weight and bias, the BN's weight,
@@ -36,6 +51,8 @@ class FoldedConvs {
   struct Folded {
     std::vector<std::pair<const void*, int64_t>> sources;  // data pointer and version of each
     at::Tensor weight, bias;
+    at::Tensor packed;  // weight in oneDNN's blocked layout for inputs of packedFor's sizes
+    std::vector<int64_t> packedFor;
   };
   std::mutex mutex_;
   std::unordered_map<const torch::nn::Module*, Folded> folded_;
