@@ -7,10 +7,12 @@
  * number of threads. Prints medians (s) and per row the best peer and its time / ours (above 1
  * means we are faster; for memory, our peak / theirs), then weight loading, import time and
  * memory against PyTorch.
- *   node dist/scripts/bench.js PYTHON [--rounds 5] [--long] [--quick] [--device cuda] [--autocast] [--cuda-graphs]
+ *   node dist/scripts/bench.js PYTHON [--rounds 5] [--long] [--quick] [--device cuda] [--autocast] [--cuda-graphs] [--unfused]
  * --quick times one iteration per round and call (and 10 steps for memory), for development.
  * --autocast runs ours under torch.setAutocast (bfloat16) on the bench's device; the peers are as always.
  * --cuda-graphs turns torch.backends.cudaGraphs on for ours (inference rows on a GPU).
+ * Ours runs its inference rows with torch.backends.fusedInference on (the prepared model's
+ * forward; predict has it by default); --unfused leaves it off (layer by layer, PyTorch-exact).
  * With --device cuda (a CUDA build and a CUDA PyTorch) only the model workloads run, on the GPU.
  * `rss STEPS H W BATCH` is the child mode that measures a fresh process's memory.
  */
@@ -65,7 +67,7 @@ export class Ours {
     const times: number[] = [];
     for (let i = 0; i < iters; i++) {
       const start = performance.now();
-      const labels = await predict(this.net, image); // on the CPU when it returns
+      const labels = await predict(this.net, image, { fused: torch.backends.fusedInference }); // on the CPU
       times.push((performance.now() - start) / 1000);
       labels.dispose();
     }
@@ -252,12 +254,13 @@ async function main(): Promise<void> {
       device: { type: 'string', default: 'cpu' },
       autocast: { type: 'boolean', default: false },
       'cuda-graphs': { type: 'boolean', default: false },
+      unfused: { type: 'boolean', default: false },
     },
   });
   const python = positionals[0];
   if (!python)
     throw new Error(
-      'usage: node dist/scripts/bench.js PYTHON [--rounds N] [--long] [--quick] [--device cuda] [--autocast] [--cuda-graphs]',
+      'usage: node dist/scripts/bench.js PYTHON [--rounds N] [--long] [--quick] [--device cuda] [--autocast] [--cuda-graphs] [--unfused]',
     );
   const rounds = Number(values.rounds);
   const device = values.device as Device;
@@ -268,6 +271,12 @@ async function main(): Promise<void> {
     torch.setAutocast(gpu ? 'cuda' : 'cpu', 'bfloat16');
     console.log('ours: torch.setAutocast (bfloat16 mixed precision, channels-last)');
   }
+  torch.backends.fusedInference = !values.unfused;
+  console.log(
+    values.unfused
+      ? 'ours: layer by layer (--unfused), predict with { fused: false }'
+      : 'ours: torch.backends.fusedInference (BatchNorm folded, oneDNN fused convolutions) for forwards and predict',
+  );
   if (values['cuda-graphs']) {
     torch.backends.cudaGraphs = true;
     console.log('ours: torch.backends.cudaGraphs (inference forwards replayed as CUDA graphs)');

@@ -255,9 +255,10 @@ export const version: string = native.torchVersion;
  *   gradients (under `noGrad`) runs each Conv2d + BatchNorm2d (+ ReLU, and in ResNet blocks
  *   + the residual add) as one oneDNN convolution with the BatchNorm folded into its weight
  *   and bias, the weight kept in oneDNN's layout for the input's size. The folded weights are
- *   kept and folded again whenever the weights or running statistics change. Logits stay
- *   within 1e-4 relative of the layer-by-layer forward. Training and calls that record
- *   gradients always run the layers one by one.
+ *   kept (two more copies of the convolution weights: folded, and packed for the last input
+ *   size) and made again whenever the weights, running statistics or input size change.
+ *   Logits stay within 1e-4 relative of the layer-by-layer forward. Training and calls that
+ *   record gradients always run the layers one by one.
  */
 export const backends: {
   subpixelUpsampling: boolean;
