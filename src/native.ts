@@ -188,6 +188,7 @@ export interface NativeAddon {
     cachingCpuAllocator: boolean;
     cudaGraphs: boolean;
     cudaGraphsKept(): number;
+    fusedConvolutionCalls(): number;
     fusedInference: boolean;
     emptyCpuCache(): void;
     cachedCpuBytes(): number;

@@ -34,8 +34,10 @@ export interface PredictOptions {
   /**
    * Each convolution and the BatchNorm after it as one convolution with the BatchNorm folded
    * in, ReLUs and residual adds fused, weights kept in oneDNN's layout (CPU; default true).
-   * Logits stay within 1e-4 relative of the layer-by-layer forward, labels the same except at
-   * exact ties; false runs the layers one by one, exactly as PyTorch does. See
+   * Logits stay within 1e-4 relative of the layer-by-layer forward, so labels are the same
+   * except where two classes' logits are that close; false runs the layers one by one,
+   * exactly as PyTorch does. The model then keeps two more copies of its convolution weights
+   * (folded, and packed for the last input size) for as long as it lives. See
    * `torch.backends.fusedInference` for plain forwards.
    */
   fused?: boolean;

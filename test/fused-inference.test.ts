@@ -48,7 +48,11 @@ function trainedStats(make: () => Net, seed: number, size: [number, number]): Ne
 }
 
 function expectFusedEqualsUnfused(t: import('ava').ExecutionContext, net: Net, x: Tensor, what: string) {
+  const calls = torch.backends.fusedConvolutionCalls();
   const { fused, unfused } = bothWays(() => torch.noGrad(() => net.forward(x)));
+  const ran = torch.backends.fusedConvolutionCalls() - calls;
+  // oneDNN's fused convolutions for channels-last inputs, folded at::conv2d for contiguous ones.
+  t.true(torch.backends.channelsLast ? ran > 0 : ran === 0, `${what}: ${ran} oneDNN fused convolutions`);
   const diff = relativeDiff(fused, unfused);
   t.true(diff < 1e-4, `${what}: fused differs from unfused by ${diff} relative`);
   // Folding rounds differently: equal to the last bit would mean the fused path never ran.
@@ -111,8 +115,16 @@ for (const channelsLast of [true, false]) {
       const net = trainedStats(() => createFcn(), 3, [64, 96]);
       const image = torch.randn([2, 3, 64, 96]);
       t.false(torch.backends.fusedInference, 'off by default: a plain forward stays PyTorch-exact');
+      const calls = torch.backends.fusedConvolutionCalls();
       const fused = await predict(net, image); // fused by default
+      const afterFused = torch.backends.fusedConvolutionCalls();
+      // oneDNN's fused convolutions take channels-last inputs; contiguous ones take at::conv2d.
+      if (channelsLast) t.true(afterFused > calls, 'predict ran oneDNN fused convolutions');
+      else t.is(afterFused, calls);
       const unfused = await predict(net, image, { fused: false });
+      t.is(torch.backends.fusedConvolutionCalls(), afterFused, '{ fused: false } runs none');
+      torch.noGrad(() => net.forward(image));
+      t.is(torch.backends.fusedConvolutionCalls(), afterFused, 'nor does a plain forward');
       t.true(exactlyEqual(fused, unfused));
       await t.throwsAsync(predict(net, image, { fused: 1 as unknown as boolean }), { message: /fused/ });
     } finally {
@@ -120,6 +132,24 @@ for (const channelsLast of [true, false]) {
     }
   });
 }
+
+test.serial('under CPU autocast the layers run one by one in bfloat16, fused inference asked for or not', async (t) => {
+  const net = trainedStats(() => createFcn(), 6, [64, 96]);
+  const x = torch.randn([1, 3, 64, 96]);
+  const float32 = torch.noGrad(() => net.forward(x));
+  torch.setAutocast('cpu', 'bfloat16');
+  try {
+    const calls = torch.backends.fusedConvolutionCalls();
+    const { fused, unfused } = bothWays(() => torch.noGrad(() => net.forward(x)));
+    t.true(exactlyEqual(fused, unfused), 'the fused float32 path would differ from bfloat16 layers');
+    t.is(torch.backends.fusedConvolutionCalls(), calls);
+    t.true(relativeDiff(unfused, float32) > 1e-4, 'autocast ran in bfloat16');
+    t.true(exactlyEqual(await predict(net, x), await predict(net, x, { fused: false })));
+    t.is(torch.backends.fusedConvolutionCalls(), calls, 'predict under autocast runs none');
+  } finally {
+    torch.setAutocast('cpu', null);
+  }
+});
 
 test.serial('a model in train mode under noGrad normalises with batch statistics, as unfused', (t) => {
   for (const [name, make, size] of MODELS) {

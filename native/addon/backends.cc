@@ -8,6 +8,7 @@
 #include "core/autocast.h"
 #include "core/cpu_allocator.h"
 #include "models/cuda_graphs.h"
+#include "models/fused_conv.h"
 
 namespace fcn {
 
@@ -80,6 +81,9 @@ void initBackends(Napi::Env env, Napi::Object exports) {
              }));
   object.Set("cudaGraphsKept", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
                return Napi::Number::New(info.Env(), static_cast<double>(cudaGraphs::kept()));
+             }));
+  object.Set("fusedConvolutionCalls", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+               return Napi::Number::New(info.Env(), static_cast<double>(fusedConvolutionCalls()));
              }));
   exports.Set("backends", object);
   exports.Set("setAutocast", Napi::Function::New(env, setAutocast));

@@ -2,6 +2,7 @@
 // fused convolution call (see fused_conv.h).
 #include "models/fused_conv.h"
 
+#include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
 
@@ -100,7 +101,7 @@ bool foldable(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn) {
 std::vector<std::pair<const void*, int64_t>> stampsOf(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn) {
   std::vector<std::pair<const void*, int64_t>> stamps;
   for (const auto& t : sourcesOf(conv, bn)) {
-    stamps.emplace_back(t.defined() ? t.data_ptr() : nullptr, t.defined() ? t._version() : 0);
+    stamps.emplace_back(t.defined() ? t.const_data_ptr() : nullptr, t.defined() ? t._version() : 0);
   }
   return stamps;
 }
@@ -134,6 +135,7 @@ at::Tensor unfused(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn, 
 }  // namespace
 
 thread_local bool fusedOnThisThread = false;
+std::atomic<uint64_t> fusedCalls{0};
 
 FusedInferenceScope::FusedInferenceScope(bool on) : previous_(fusedOnThisThread) {
   fusedOnThisThread = previous_ || on;
@@ -141,8 +143,11 @@ FusedInferenceScope::FusedInferenceScope(bool on) : previous_(fusedOnThisThread)
 FusedInferenceScope::~FusedInferenceScope() { fusedOnThisThread = previous_; }
 
 bool fusedInferenceFor(const torch::nn::Module& m, const at::Tensor& x) {
+  // Under CPU autocast the layers run one by one, in the precision autocast gives them (the
+  // fused ops are float32 and outside autocast's casts).
   return (fusedOnThisThread || backends::fusedInference.load()) && !m.is_training() && !at::GradMode::is_enabled() &&
-         x.defined() && x.dim() == 4 && x.device().is_cpu() && x.layout() == at::kStrided;
+         !at::autocast::is_autocast_enabled(at::kCPU) && x.defined() && x.dim() == 4 && x.device().is_cpu() &&
+         x.layout() == at::kStrided;
 }
 
 at::Tensor FoldedConvs::run(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, bool relu,
@@ -152,15 +157,16 @@ at::Tensor FoldedConvs::run(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dI
   }
   const auto& o = conv.options;
   const PointwiseOps& ops = pointwiseOps();
-  // oneDNN's fused ops where registered: on this 2-core machine (loaded), a b1 channels-last
-  // 3x3 conv + relu took ~16 ms against ~22 ms for at::conv2d + relu_, + add ~14 against ~38.
   bool onednn =
       x.scalar_type() == at::kFloat && x.numel() > 0 && (!residual.defined() || residual.scalar_type() == at::kFloat);
-  // Channels-last input takes the packed weight (whose output oneDNN makes channels-last);
-  // a contiguous model keeps plain weights, so its activations stay contiguous.
+  // A channels-last input takes oneDNN's fused convolution with the weight packed for its
+  // size (its output is channels-last); a contiguous model keeps plain folded weights through
+  // at::conv2d, so that its activations stay contiguous. Unpacked, or packed without the
+  // input's size, the fused op gained nothing in whole models (oneDNN reordered the weight on
+  // every call).
   bool packed =
       onednn && ops.unary && ops.binary && ops.reorder && x.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
-  at::Tensor weight, bias;
+  at::Tensor weight, packedWeight, bias;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     Folded& f = folded_[&conv];
@@ -174,22 +180,31 @@ at::Tensor FoldedConvs::run(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dI
       f.packed = packWeight(*ops.reorder, f.weight, o, x.sizes());
       f.packedFor = x.sizes().vec();
     }
-    weight = packed ? f.packed : f.weight;
+    weight = f.weight;
+    if (packed) packedWeight = f.packed;
     bias = f.bias;
   }
   c10::IntArrayRef padding = std::get<torch::ExpandingArray<2>>(o.padding());
   c10::IntArrayRef stride = o.stride(), dilation = o.dilation();
-  if (packed && !residual.defined()) {
-    return ops.unary->call(x, weight, bias, padding, stride, dilation, o.groups(), relu ? "relu" : "none", Scalars(),
-                           std::nullopt);
-  }
   if (packed) {
-    return ops.binary->call(x, residual, weight, bias, padding, stride, dilation, o.groups(), "add", std::nullopt,
-                            relu ? std::optional<std::string_view>("relu") : std::nullopt, Scalars(), std::nullopt);
+    try {
+      at::Tensor y =
+          residual.defined()
+              ? ops.binary->call(x, residual, packedWeight, bias, padding, stride, dilation, o.groups(), "add",
+                                 std::nullopt, relu ? std::optional<std::string_view>("relu") : std::nullopt, Scalars(),
+                                 std::nullopt)
+              : ops.unary->call(x, packedWeight, bias, padding, stride, dilation, o.groups(), relu ? "relu" : "none",
+                                Scalars(), std::nullopt);
+      fusedCalls.fetch_add(1, std::memory_order_relaxed);
+      return y;
+    } catch (const c10::Error&) {  // a case this oneDNN's fused op refuses: the plain folded path
+    }
   }
   at::Tensor y = at::conv2d(x, weight, bias, stride, padding, dilation, o.groups());
   if (residual.defined()) y.add_(residual);
   return relu ? y.relu_() : y;
 }
+
+uint64_t fusedConvolutionCalls() { return fusedCalls.load(std::memory_order_relaxed); }
 
 }  // namespace fcn

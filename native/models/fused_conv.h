@@ -8,6 +8,8 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
+#include <cstdint>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -16,8 +18,8 @@ namespace fcn {
 
 /// Whether m (a module owning conv + BN pairs) should take the fused path for x: fused
 /// inference is asked for (backends.fusedInference, or a FusedInferenceScope on this thread),
-/// m is in eval mode, no gradient is wanted (NoGrad or InferenceMode) and x is a 4-d dense
-/// CPU tensor.
+/// m is in eval mode, no gradient is wanted (NoGrad or InferenceMode), CPU autocast is off
+/// and x is a 4-d dense CPU tensor.
 bool fusedInferenceFor(const torch::nn::Module& m, const at::Tensor& x);
 
 /// Asks for fused inference on this thread while it lives (predict does, so that its
@@ -33,6 +35,10 @@ class FusedInferenceScope {
  private:
   bool previous_;
 };
+
+/// How many convolutions have run as oneDNN fused convolutions with packed weights in this
+/// process (a diagnostic: the tests check that the fast path is the one taken).
+uint64_t fusedConvolutionCalls();
 
 /// The folded convolutions of one module's conv + BN pairs, keyed by the Conv2d. A pair is
 /// folded again when any of its source tensors (the conv's weight and bias, the BN's weight,

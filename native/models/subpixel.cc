@@ -1,6 +1,7 @@
 #include "models/subpixel.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 
 #include <cstring>
 #include <list>
@@ -102,11 +103,13 @@ bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::
   auto p = options.padding();
   auto* padding = std::get_if<torch::ExpandingArray<2>>(&p);
   bool needsGrad = at::GradMode::is_enabled() && (input.requires_grad() || weight.requires_grad());
-  return backends::subpixelUpsampling && !needsGrad && input.dim() == 4 && input.device().is_cpu() &&
-         input.scalar_type() == at::kFloat && padding != nullptr && s->at(0) == s->at(1) && s->at(0) >= 8 &&
-         k->at(0) == 2 * s->at(0) && k->at(1) == 2 * s->at(1) && (*padding)->at(0) == (*padding)->at(1) &&
-         (*padding)->at(0) <= s->at(0) && d->at(0) == 1 && d->at(1) == 1 && op->at(0) == 0 && op->at(1) == 0 &&
-         options.groups() == 1 && std::holds_alternative<torch::enumtype::kZeros>(options.padding_mode());
+  // Under CPU autocast the product would come back in bfloat16: the general kernel runs.
+  return backends::subpixelUpsampling && !needsGrad && !at::autocast::is_autocast_enabled(at::kCPU) &&
+         input.dim() == 4 && input.device().is_cpu() && input.scalar_type() == at::kFloat && padding != nullptr &&
+         s->at(0) == s->at(1) && s->at(0) >= 8 && k->at(0) == 2 * s->at(0) && k->at(1) == 2 * s->at(1) &&
+         (*padding)->at(0) == (*padding)->at(1) && (*padding)->at(0) <= s->at(0) && d->at(0) == 1 && d->at(1) == 1 &&
+         op->at(0) == 0 && op->at(1) == 0 && options.groups() == 1 &&
+         std::holds_alternative<torch::enumtype::kZeros>(options.padding_mode());
 }
 
 at::Tensor subpixelTransposedConv(const at::Tensor& input, const at::Tensor& weight,

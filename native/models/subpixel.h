@@ -12,7 +12,7 @@
 namespace fcn {
 
 /// True when a ConvTranspose2d with these options and input runs faster as sub-pixel:
-/// CPU, float32, 4-d input, kernel 2s with s >= 8, no groups, dilation or output padding,
+/// CPU, float32 outside CPU autocast, 4-d input, kernel 2s with s >= 8, no groups, dilation or output padding,
 /// and no gradient to compute (measured: with channels-last weights the general kernel's
 /// backward is faster, so training keeps it; the numbers are the same either way).
 bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::Tensor& input,
