@@ -56,6 +56,25 @@ test.serial('kernel = 2 x stride transposed convolutions: the sub-pixel path (no
 });
 
 test.serial(
+  'under CPU autocast a kernel = 2 x stride transposed convolution runs in bfloat16, close to PyTorch',
+  async (t) => {
+    const f = await fixture('conv.safetensors');
+    const layer = layerFor('tconvsub');
+    layer.weight.copy_(pick(f, 'tconvsub.weight'));
+    layer.bias?.copy_(pick(f, 'tconvsub.bias'));
+    const expected = pick(f, 'tconvsub.y');
+    torch.setAutocast('cpu', 'bfloat16');
+    try {
+      const y = torch.noGrad(() => layer.forward(pick(f, 'tconvsub.x')));
+      const diff = maxAbsDiff(y, expected) / (expected.abs().max().item() as number);
+      t.true(diff < 2e-2, `bfloat16 against PyTorch's float32: ${diff} relative`);
+    } finally {
+      torch.setAutocast('cpu', null);
+    }
+  },
+);
+
+test.serial(
   'the sub-pixel path reads weights changed in place after a forward (its kernel is kept between forwards)',
   async (t) => {
     const f = await fixture('conv.safetensors');
