@@ -1,9 +1,10 @@
-// Inference fusion for the CPU: when a model runs in eval mode with no gradient wanted, a
-// Conv2d followed by an eval-mode BatchNorm2d runs as one convolution with the BatchNorm
-// folded into its weight and bias (cached per module and rebuilt whenever a source tensor
-// changes), with the ReLU, and in ResNet blocks the residual add, fused into it through
-// oneDNN's pointwise convolution where libtorch registers it. The ResNet blocks and stem and
-// Sequential's Conv2d, BatchNorm2d(, ReLU) runs use it; training and autograd never do.
+// Inference fusion for the CPU, when asked for (predict does; torch.backends.fusedInference
+// for every forward): in eval mode with no gradient wanted, a Conv2d followed by an eval-mode
+// BatchNorm2d runs as one convolution with the BatchNorm folded into its weight and bias
+// (kept per conv, folded again whenever a source tensor changes), with the ReLU, and in
+// ResNet blocks the residual add, fused into it through oneDNN's pointwise convolution with
+// the weight packed for the input's size. The ResNet blocks and stem and Sequential's Conv2d,
+// BatchNorm2d(, ReLU) runs use it; training, autograd and CPU autocast never do.
 #pragma once
 
 #include <torch/torch.h>
