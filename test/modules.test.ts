@@ -19,6 +19,14 @@ function layerFor(name: string): nn.Conv2d | nn.ConvTranspose2d {
   }
 }
 
+/** layerFor(name) holding the fixture's weight and bias (where it has one). */
+function loadedLayer(f: Map<string, Tensor>, name: string): nn.Conv2d | nn.ConvTranspose2d {
+  const layer = layerFor(name);
+  layer.weight.copy_(pick(f, `${name}.weight`));
+  if (f.has(`${name}.bias`)) layer.bias?.copy_(pick(f, `${name}.bias`));
+  return layer;
+}
+
 for (const name of ['conv', 'convreflect', 'tconv', 'tconvdil', 'tconvsub', 'tconvsubodd']) {
   test(`${name}: forward and input/weight/bias gradients equal PyTorch`, async (t) => {
     const f = await fixture('conv.safetensors');
@@ -42,9 +50,7 @@ for (const name of ['conv', 'convreflect', 'tconv', 'tconvdil', 'tconvsub', 'tco
 test.serial('kernel = 2 x stride transposed convolutions: the sub-pixel path (no grad) equals PyTorch', async (t) => {
   const f = await fixture('conv.safetensors');
   for (const name of ['tconvsub', 'tconvsubodd']) {
-    const layer = layerFor(name);
-    layer.weight.copy_(pick(f, `${name}.weight`));
-    if (f.has(`${name}.bias`)) layer.bias?.copy_(pick(f, `${name}.bias`));
+    const layer = loadedLayer(f, name);
     for (const subpixel of [true, false]) {
       torch.backends.subpixelUpsampling = subpixel;
       const y = torch.noGrad(() => layer.forward(pick(f, `${name}.x`)));
@@ -59,9 +65,7 @@ test.serial(
   'under CPU autocast a kernel = 2 x stride transposed convolution runs in bfloat16, close to PyTorch',
   async (t) => {
     const f = await fixture('conv.safetensors');
-    const layer = layerFor('tconvsub');
-    layer.weight.copy_(pick(f, 'tconvsub.weight'));
-    layer.bias?.copy_(pick(f, 'tconvsub.bias'));
+    const layer = loadedLayer(f, 'tconvsub');
     const expected = pick(f, 'tconvsub.y');
     torch.setAutocast('cpu', 'bfloat16');
     try {
@@ -78,9 +82,7 @@ test.serial(
   'the sub-pixel path reads weights changed in place after a forward (its kernel is kept between forwards)',
   async (t) => {
     const f = await fixture('conv.safetensors');
-    const layer = layerFor('tconvsub');
-    layer.weight.copy_(pick(f, 'tconvsub.weight'));
-    layer.bias?.copy_(pick(f, 'tconvsub.bias'));
+    const layer = loadedLayer(f, 'tconvsub');
     const x = pick(f, 'tconvsub.x');
     t.true(
       maxAbsDiff(
