@@ -189,6 +189,7 @@ export interface NativeAddon {
     cudaGraphs: boolean;
     cudaGraphsKept(): number;
     fusedConvolutionCalls(): number;
+    fusedConvolutionsKept(): number;
     fusedInference: boolean;
     emptyCpuCache(): void;
     cachedCpuBytes(): number;

@@ -261,7 +261,9 @@ export const version: string = native.torchVersion;
  *   one size gain most. Logits stay within 1e-4 relative of the layer-by-layer forward.
  *   Training, calls that record gradients and CPU autocast always run the layers one by one.
  *   `fusedConvolutionCalls()` counts the convolutions run as oneDNN fused convolutions
- *   (channels-last inputs) since the process started: a diagnostic.
+ *   (channels-last inputs) since the process started, and `fusedConvolutionsKept()` the
+ *   convolutions whose folded weights are kept now: diagnostics. A model's folded weights
+ *   are dropped at its first forward in train mode or on a GPU, and with the model.
  */
 export const backends: {
   subpixelUpsampling: boolean;
@@ -271,6 +273,7 @@ export const backends: {
   cudaGraphsKept(): number;
   fusedInference: boolean;
   fusedConvolutionCalls(): number;
+  fusedConvolutionsKept(): number;
   emptyCpuCache(): void;
   cachedCpuBytes(): number;
 } = native.backends;

@@ -133,6 +133,36 @@ for (const channelsLast of [true, false]) {
   });
 }
 
+test.serial(
+  "a model's folded weights are kept while it predicts and dropped at its first training forward",
+  async (t) => {
+    const kept = () => torch.backends.fusedConvolutionsKept();
+    // The count is process-wide: the models of earlier tests are collected first.
+    for (let i = 0; i < 2; i++) {
+      (globalThis as { gc?: () => void }).gc?.();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const before = kept();
+    const net = trainedStats(() => createFcn(), 7, [64, 96]);
+    const image = torch.randn([2, 3, 64, 96]);
+    await predict(net, image);
+    // ResNet-18: the stem, 16 block convolutions and 3 downsamples, each with its BatchNorm.
+    t.is(kept() - before, 20, 'predict folds each conv + BN pair once');
+    await predict(net, image);
+    t.is(kept() - before, 20, 'and the next predict uses them again');
+    torch.noGrad(() => net.forward(image));
+    t.is(kept() - before, 20, 'an exact forward in eval mode leaves them');
+    net.train();
+    const sgd = new optim.SGD(net.parameters(), { lr: 0.01 });
+    net.forward(image).pow(2).mean().backward();
+    sgd.step();
+    t.is(kept(), before, 'training drops them (they would be stale, and two more copies of the weights)');
+    const labels = await predict(net, image);
+    t.is(kept() - before, 20, 'the next predict folds the trained weights');
+    t.true(exactlyEqual(labels, await predict(net, image, { fused: false })));
+  },
+);
+
 test.serial('under CPU autocast the layers run one by one in bfloat16, fused inference asked for or not', async (t) => {
   const net = trainedStats(() => createFcn(), 6, [64, 96]);
   const x = torch.randn([1, 3, 64, 96]);

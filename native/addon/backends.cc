@@ -85,6 +85,9 @@ void initBackends(Napi::Env env, Napi::Object exports) {
   object.Set("fusedConvolutionCalls", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
                return Napi::Number::New(info.Env(), static_cast<double>(fusedConvolutionCalls()));
              }));
+  object.Set("fusedConvolutionsKept", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+               return Napi::Number::New(info.Env(), static_cast<double>(fusedConvolutionsKept()));
+             }));
   exports.Set("backends", object);
   exports.Set("setAutocast", Napi::Function::New(env, setAutocast));
   exports.Set("getAutocast", Napi::Function::New(env, getAutocast));

@@ -136,18 +136,27 @@ at::Tensor unfused(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn, 
 
 thread_local bool fusedOnThisThread = false;
 std::atomic<uint64_t> fusedCalls{0};
+std::atomic<uint64_t> foldedKept{0};
 
 FusedInferenceScope::FusedInferenceScope(bool on) : previous_(fusedOnThisThread) {
   fusedOnThisThread = previous_ || on;
 }
 FusedInferenceScope::~FusedInferenceScope() { fusedOnThisThread = previous_; }
 
-bool fusedInferenceFor(const torch::nn::Module& m, const at::Tensor& x) {
+FoldedConvs::~FoldedConvs() { foldedKept.fetch_sub(folded_.size(), std::memory_order_relaxed); }
+
+bool FoldedConvs::fuses(const torch::nn::Module& m, const at::Tensor& x) {
   // Under CPU autocast the layers run one by one, in the precision autocast gives them (the
   // fused ops are float32 and outside autocast's casts).
-  return (fusedOnThisThread || backends::fusedInference.load()) && !m.is_training() && !at::GradMode::is_enabled() &&
-         !at::autocast::is_autocast_enabled(at::kCPU) && x.defined() && x.dim() == 4 && x.device().is_cpu() &&
-         x.layout() == at::kStrided;
+  bool fused = (fusedOnThisThread || backends::fusedInference.load()) && !m.is_training() &&
+               !at::GradMode::is_enabled() && !at::autocast::is_autocast_enabled(at::kCPU) && x.defined() &&
+               x.dim() == 4 && x.device().is_cpu() && x.layout() == at::kStrided;
+  if (!fused && (m.is_training() || (x.defined() && !x.device().is_cpu()))) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    foldedKept.fetch_sub(folded_.size(), std::memory_order_relaxed);
+    folded_.clear();
+  }
+  return fused;
 }
 
 at::Tensor FoldedConvs::run(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, bool relu,
@@ -169,7 +178,9 @@ at::Tensor FoldedConvs::run(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dI
   at::Tensor weight, packedWeight, bias;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    Folded& f = folded_[&conv];
+    auto [entry, added] = folded_.try_emplace(&conv);
+    if (added) foldedKept.fetch_add(1, std::memory_order_relaxed);
+    Folded& f = entry->second;
     auto stamps = stampsOf(conv, bn);
     if (stamps != f.sources || !f.weight.defined()) {
       std::tie(f.weight, f.bias) = fold(conv, bn);
@@ -206,5 +217,7 @@ at::Tensor FoldedConvs::run(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dI
 }
 
 uint64_t fusedConvolutionCalls() { return fusedCalls.load(std::memory_order_relaxed); }
+
+uint64_t fusedConvolutionsKept() { return foldedKept.load(std::memory_order_relaxed); }
 
 }  // namespace fcn

@@ -17,12 +17,6 @@
 
 namespace fcn {
 
-/// Whether m (a module owning conv + BN pairs) should take the fused path for x: fused
-/// inference is asked for (backends.fusedInference, or a FusedInferenceScope on this thread),
-/// m is in eval mode, no gradient is wanted (NoGrad or InferenceMode), CPU autocast is off
-/// and x is a 4-d dense CPU tensor.
-bool fusedInferenceFor(const torch::nn::Module& m, const at::Tensor& x);
-
 /// Asks for fused inference on this thread while it lives (predict does, so that its
 /// default is the fast path while a plain forward stays PyTorch-exact), whatever
 /// backends.fusedInference says; on = false leaves things as they are.
@@ -41,12 +35,28 @@ class FusedInferenceScope {
 /// process (a diagnostic: the tests check that the fast path is the one taken).
 uint64_t fusedConvolutionCalls();
 
+/// How many convolutions have their folded weights kept now, in all modules of this process
+/// (a diagnostic: each holds two more copies of its conv's weight, folded and packed).
+uint64_t fusedConvolutionsKept();
+
 /// The folded convolutions of one module's conv + BN pairs, keyed by the Conv2d. A pair is
 /// folded again when any of its source tensors (the conv's weight and bias, the BN's weight,
 /// bias, running stats and batch count) has a new data pointer or version (training steps,
 /// loadStateDict, copy_, to(device), the channels-last relayout), so it is never stale.
 class FoldedConvs {
  public:
+  FoldedConvs() = default;
+  FoldedConvs(const FoldedConvs&) = delete;
+  FoldedConvs& operator=(const FoldedConvs&) = delete;
+  ~FoldedConvs();
+
+  /// Whether m (the module owning these pairs) takes the fused path for x: fused inference
+  /// is asked for (backends.fusedInference, or a FusedInferenceScope on this thread), m is in
+  /// eval mode, no gradient is wanted (NoGrad or InferenceMode), CPU autocast is off and x is
+  /// a 4-d dense CPU tensor. A forward in train mode or off the CPU drops the folded weights:
+  /// training makes them stale, and they would hold two more copies of the weights meanwhile.
+  bool fuses(const torch::nn::Module& m, const at::Tensor& x);
+
   /// relu(bn(conv(x)) + residual), without the add when residual is undefined and without
   /// the relu when relu is false; the unfused modules run instead when the pair cannot be
   /// folded (BN in train mode or without running stats, non-zero padding modes, inference

@@ -41,7 +41,7 @@ BasicBlock::BasicBlock(int64_t inPlanes, int64_t planes, int64_t stride)
 }
 
 at::Tensor BasicBlock::forward(const at::Tensor& input) {
-  if (fusedInferenceFor(*this, input)) {
+  if (folded_.fuses(*this, input)) {
     at::Tensor out = folded_.run(*conv1_, *bn1_, input, true);
     at::Tensor identity = downsample_ ? downsample_->forward(input) : input;
     return folded_.run(*conv2_, *bn2_, out, true, identity);
@@ -73,7 +73,7 @@ Bottleneck::Bottleneck(int64_t inPlanes, int64_t planes, int64_t stride, int64_t
 }
 
 at::Tensor Bottleneck::forward(const at::Tensor& input) {
-  if (fusedInferenceFor(*this, input)) {
+  if (folded_.fuses(*this, input)) {
     at::Tensor out = folded_.run(*conv1_, *bn1_, input, true);
     out = folded_.run(*conv2_, *bn2_, out, true);
     at::Tensor identity = downsample_ ? downsample_->forward(input) : input;
@@ -147,8 +147,8 @@ std::shared_ptr<Sequential> ResNet::makeStage(int64_t& inPlanes, int64_t& dilati
 }
 
 at::Tensor ResNet::forward(const at::Tensor& input) {
-  at::Tensor x = fusedInferenceFor(*this, input) ? folded_.run(*conv1_, *bn1_, input, true)
-                                                 : relu_->forward(bn1_->forward(conv1_->forward(input)));
+  at::Tensor x = folded_.fuses(*this, input) ? folded_.run(*conv1_, *bn1_, input, true)
+                                             : relu_->forward(bn1_->forward(conv1_->forward(input)));
   x = maxpool_->forward(x);
   x = layer4_->forward(layer3_->forward(layer2_->forward(layer1_->forward(x))));
   if (!config_.classifier) return x;

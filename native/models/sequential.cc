@@ -35,7 +35,7 @@ at::Tensor Sequential::forward(const at::Tensor& input) {
   for (size_t i = 0; i < children.size();) {
     const auto& child = children[i];
     try {
-      size_t fused = fusedInferenceFor(*this, x) ? convBnRun(children, i) : 0;
+      size_t fused = folded_.fuses(*this, x) ? convBnRun(children, i) : 0;
       if (fused > 0) {
         x = folded_.run(static_cast<torch::nn::Conv2dImpl&>(*child.value()),
                         static_cast<torch::nn::BatchNorm2dImpl&>(*children[i + 1].value()), x, fused == 3);
