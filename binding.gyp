@@ -23,7 +23,7 @@
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++20", "-frtti", "-fexceptions", "-fvisibility=hidden", "-Wno-unused-parameter", "-Wno-restrict", "-Wno-stringop-overflow", "-Wno-array-bounds"],
+      "cflags_cc": ["-std=c++20", "-frtti", "-fexceptions", "-fvisibility=hidden", "-fopenmp", "-Wno-unused-parameter", "-Wno-restrict", "-Wno-stringop-overflow", "-Wno-array-bounds"],
       "libraries": [
         "-L<(module_root_dir)/deps/libtorch/lib",
         "-ltorch",
@@ -31,7 +31,8 @@
         "-lc10",
         "-Wl,-rpath,'$$ORIGIN/../../deps/libtorch/lib'",
         "-Wl,--no-as-needed,-ltorch,--as-needed"
-      ]
+      ],
+      "ldflags": ["-fopenmp"]
     }
   ]
 }

@@ -2,6 +2,7 @@
 // safetensors reader/writer and the restricted unpickler. Prints one line per failure and
 // ends with "native: N passed, N failed"; exits non-zero when anything failed.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -9,7 +10,10 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/channel_argmax.h"
@@ -305,7 +309,23 @@ void cpuAllocatorTests() {
 
 }  // namespace
 
+/// at::parallel_for's OpenMP pragma compiles into our own code (batch crops, argmax, the
+/// sub-pixel shuffle): built without -fopenmp it ran everything on the calling thread.
+void parallelForTests() {
+  int previous = at::get_num_threads();
+  at::set_num_threads(2);
+  std::mutex mutex;
+  std::set<std::thread::id> threads;
+  at::parallel_for(0, 64, 1, [&](int64_t, int64_t) {
+    std::lock_guard<std::mutex> lock(mutex);
+    threads.insert(std::this_thread::get_id());
+  });
+  at::set_num_threads(previous);
+  check(threads.size() == 2, "at::parallel_for in our code splits the work over the 2 threads it is given");
+}
+
 int main() {
+  parallelForTests();
   cpuAllocatorTests();
   tensorDataTests();
   jsonTests();
