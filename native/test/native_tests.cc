@@ -1,6 +1,7 @@
 // Native tests of the pure C++ parts: tensor data from bytes, the JSON reader, the
-// safetensors reader/writer and the restricted unpickler. Prints one line per failure and
-// ends with "native: N passed, N failed"; exits non-zero when anything failed.
+// safetensors reader/writer, the restricted unpickler, and that at::parallel_for in our code
+// runs on several threads. Prints one line per failure and ends with "native: N passed, N
+// failed"; exits non-zero when anything failed.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -307,8 +308,6 @@ void cpuAllocatorTests() {
   check(cachedMiB() == 0 && fcn::cpuBytesInUse() == base, "releaseCachedCpuMemory empties the cache");
 }
 
-}  // namespace
-
 /// at::parallel_for's OpenMP pragma compiles into our own code (batch crops, argmax, the
 /// sub-pixel shuffle): built without -fopenmp it ran everything on the calling thread.
 void parallelForTests() {
@@ -324,8 +323,9 @@ void parallelForTests() {
   check(threads.size() == 2, "at::parallel_for in our code splits the work over the 2 threads it is given");
 }
 
+}  // namespace
+
 int main() {
-  parallelForTests();
   cpuAllocatorTests();
   tensorDataTests();
   jsonTests();
@@ -333,6 +333,7 @@ int main() {
   pickleTests();
   vocTests();
   channelArgmaxTests();
+  parallelForTests();
   std::cout << "native: " << passed << " passed, " << failed << " failed\n";
   return failed == 0 ? 0 : 1;
 }
