@@ -160,7 +160,11 @@ export function isGradEnabled(): boolean {
   return native.isGradEnabled();
 }
 
-/** Threads libtorch uses for one operation (intra-op parallelism). */
+/**
+ * Threads libtorch uses for one operation (intra-op parallelism): for synchronous calls on
+ * this thread, and for the async calls from their next one on (they run on one native
+ * thread, which takes the count before each call).
+ */
 export function setNumThreads(threads: number): void {
   native.setNumThreads(checkInteger(threads, 'threads', 1, 65_536));
 }

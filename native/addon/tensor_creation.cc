@@ -125,7 +125,7 @@ Napi::Value isGradEnabled(const Napi::CallbackInfo& info) {
 Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
   int64_t n = toInt(info[0], "threads");
   if (n < 1 || n > 65536) throw Napi::RangeError::New(info.Env(), "threads: expected an integer in [1, 65536]");
-  guard(info.Env(), [&] { at::set_num_threads(static_cast<int>(n)); });
+  guard(info.Env(), [&] { setIntraOpThreads(static_cast<int>(n)); });
   return info.Env().Undefined();
 }
 

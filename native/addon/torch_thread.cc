@@ -76,6 +76,8 @@ class EnvLink {
 
 namespace {
 
+std::atomic<int> intraOpThreads{0};  // 0 until torch.setNumThreads: libtorch's default
+
 struct Job {
   std::shared_ptr<EnvLink> link;
   std::function<Settle()> work;
@@ -172,6 +174,8 @@ class TorchThread {
     Completion& c = *job.completion;
     try {
       auto lock = lockModels();
+      int threads = intraOpThreads.load();
+      if (threads > 0 && at::get_num_threads() != threads) at::set_num_threads(threads);
       at::AutoGradMode mode(job.gradEnabled);
       c.settle = job.work();
     } catch (const std::exception& e) {
@@ -253,6 +257,11 @@ std::unique_lock<std::mutex> lockModels() { return std::unique_lock<std::mutex>(
 
 Settle settleUndefined() {
   return [](Napi::Env env) { return env.Undefined(); };
+}
+
+void setIntraOpThreads(int threads) {
+  at::set_num_threads(threads);
+  intraOpThreads.store(threads);
 }
 
 Napi::Promise runAsync(Napi::Env env, std::function<Settle()> work) {

@@ -26,6 +26,11 @@ Napi::Promise runAsync(Napi::Env env, std::function<Settle()> work);
 /// A Settle that resolves with undefined.
 Settle settleUndefined();
 
+/// torch.setNumThreads: libtorch's intra-op thread count. OpenMP and MKL keep a count per
+/// thread, so this sets the calling thread's and the torch thread takes it before its next
+/// job (otherwise that thread kept the count of its first parallel region for good).
+void setIntraOpThreads(int threads);
+
 /// Held by every job while it runs on the torch thread, and taken by the synchronous calls
 /// that run or change a model (forward, loadStateDict, to, train, zeroGrad, addModule,
 /// optimizer steps), so that no model is ever used by two threads at once: such a call made
