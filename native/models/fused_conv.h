@@ -36,7 +36,8 @@ class FusedInferenceScope {
 uint64_t fusedConvolutionCalls();
 
 /// How many convolutions have their folded weights kept now, in all modules of this process
-/// (a diagnostic: each holds two more copies of its conv's weight, folded and packed).
+/// (a diagnostic: each holds a folded copy of its conv's weight, and for channels-last inputs
+/// a packed one too; a conv folded by two modules that share it counts twice).
 uint64_t fusedConvolutionsKept();
 
 /// The folded convolutions of one module's conv + BN pairs, keyed by the Conv2d. A pair is
@@ -54,7 +55,7 @@ class FoldedConvs {
   /// is asked for (backends.fusedInference, or a FusedInferenceScope on this thread), m is in
   /// eval mode, no gradient is wanted (NoGrad or InferenceMode), CPU autocast is off and x is
   /// a 4-d dense CPU tensor. A forward in train mode or off the CPU drops the folded weights:
-  /// training makes them stale, and they would hold two more copies of the weights meanwhile.
+  /// training makes them stale, and they would hold more copies of the weights meanwhile.
   bool fuses(const torch::nn::Module& m, const at::Tensor& x);
 
   /// relu(bn(conv(x)) + residual), without the add when residual is undefined and without
