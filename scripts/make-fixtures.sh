@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 "$(bash scripts/python-env.sh)" scripts/make_fixtures.py
+"$(bash scripts/python-env.sh)" scripts/make_int8_fixtures.py
 "$(bash scripts/python-env.sh)" scripts/make_segmentation_fixtures.py

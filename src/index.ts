@@ -37,6 +37,7 @@ export {
 } from './fcn';
 export { DECODE_MAX_PIXELS, label2image, readImage, saveImageGrid } from './image';
 export { bilinearKernel } from './init';
+export { Int8Model, quantizeInt8 } from './int8';
 export { type Confusion, type EpochMetrics, type SegmentationMetrics, segmentationMetrics } from './metrics';
 export { historySvg, plotHistory } from './plot';
 export { normalizeImage, PREDICT_MAX_PIXELS, type PredictOptions, predict } from './predict';

@@ -182,6 +182,9 @@ export interface NativeAddon {
     std: readonly number[],
     fused: boolean,
   ): Promise<NativeTensor>;
+  quantizeInt8(model: NativeModule): NativeModule;
+  int8Observe(model: NativeModule, images: NativeTensor): Promise<number>;
+  int8Freeze(model: NativeModule): Promise<void>;
   backends: {
     subpixelUpsampling: boolean;
     channelsLast: boolean;

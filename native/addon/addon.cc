@@ -34,6 +34,7 @@ Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   initTrainerClass(env, exports);
   initProcessGroupClass(env, exports);
   initPredict(env, exports);
+  initInt8Model(env, exports);
   initSerialization(env, exports);
   initVoc(env, exports);
   initBackends(env, exports);

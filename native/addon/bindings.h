@@ -22,6 +22,7 @@ void initOptimizerClass(Napi::Env env, Napi::Object exports);     // optim.cc: N
 void initTrainerClass(Napi::Env env, Napi::Object exports);       // trainer.cc: NativeTrainer (src/train.ts)
 void initProcessGroupClass(Napi::Env env, Napi::Object exports);  // process_group.cc (src/distributed.ts)
 void initPredict(Napi::Env env, Napi::Object exports);            // predict.cc (src/predict.ts)
+void initInt8Model(Napi::Env env, Napi::Object exports);          // int8_model.cc (src/int8.ts)
 void initSerialization(Napi::Env env, Napi::Object exports);      // serialization.cc (src/serialization.ts)
 void initVoc(Napi::Env env, Napi::Object exports);                // voc.cc (src/voc/)
 void initBackends(Napi::Env env, Napi::Object exports);           // backends.cc (torch.backends, src/torch.ts)

@@ -83,21 +83,6 @@ std::array<at::Tensor, 7> sourcesOf(torch::nn::Conv2dImpl& conv, torch::nn::Batc
   return {conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.num_batches_tracked};
 }
 
-/// Whether bn(conv(x)) can run as one convolution: BN in eval mode with running stats, conv
-/// with explicit zero padding, float weights, and no inference tensors among the sources
-/// (they keep no version counter to tell a change by).
-bool foldable(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn) {
-  if (bn.is_training() || !bn.options.track_running_stats()) return false;
-  if (!bn.running_mean.defined() || !bn.running_var.defined()) return false;
-  if (!std::holds_alternative<torch::ExpandingArray<2>>(conv.options.padding())) return false;
-  if (!std::holds_alternative<torch::enumtype::kZeros>(conv.options.padding_mode())) return false;
-  if (conv.weight.dim() != 4 || !at::isFloatingType(conv.weight.scalar_type())) return false;
-  for (const auto& t : sourcesOf(conv, bn)) {
-    if (t.defined() && t.is_inference()) return false;
-  }
-  return true;
-}
-
 std::vector<std::pair<const void*, int64_t>> stampsOf(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn) {
   std::vector<std::pair<const void*, int64_t>> stamps;
   for (const auto& t : sourcesOf(conv, bn)) {
@@ -133,6 +118,18 @@ at::Tensor unfused(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn, 
 }
 
 }  // namespace
+
+bool foldable(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn) {
+  if (bn.is_training() || !bn.options.track_running_stats()) return false;
+  if (!bn.running_mean.defined() || !bn.running_var.defined()) return false;
+  if (!std::holds_alternative<torch::ExpandingArray<2>>(conv.options.padding())) return false;
+  if (!std::holds_alternative<torch::enumtype::kZeros>(conv.options.padding_mode())) return false;
+  if (conv.weight.dim() != 4 || !at::isFloatingType(conv.weight.scalar_type())) return false;
+  for (const auto& t : sourcesOf(conv, bn)) {
+    if (t.defined() && t.is_inference()) return false;
+  }
+  return true;
+}
 
 thread_local bool fusedOnThisThread = false;
 std::atomic<uint64_t> fusedCalls{0};

@@ -40,6 +40,11 @@ uint64_t fusedConvolutionCalls();
 /// a packed one too; a conv folded by two modules that share it counts twice).
 uint64_t fusedConvolutionsKept();
 
+/// Whether bn(conv(x)) can run as one convolution: BN in eval mode with running stats, conv
+/// with explicit zero padding, float weights, and no inference tensors among the sources
+/// (they keep no version counter to tell a change by).
+bool foldable(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn);
+
 /// The folded convolutions of one module's conv + BN pairs, keyed by the Conv2d. A pair is
 /// folded again when any of its source tensors (the conv's weight and bias, the BN's weight,
 /// bias, running stats and batch count) has a new data pointer or version (training steps,

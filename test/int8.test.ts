@@ -1,0 +1,132 @@
+// quantizeInt8: PyTorch's own int8 of the same ResNet-18 body (FX graph mode with the same
+// configuration, test/fixtures/int8.safetensors) is the reference; the int8 FCN-32s is held to
+// the float model's accuracy on the synthetic VOC split (the exact float path, which the
+// PyTorch parity tests cover, is the reference there); a model whose float weights changed is
+// refused, never run with stale weights.
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import {
+  createFcn,
+  evaluateWholeImages,
+  Int8Model,
+  load,
+  nn,
+  optim,
+  predict,
+  quantizeInt8,
+  type Tensor,
+  torch,
+  train,
+  voc,
+} from '../src';
+import { fixture, fixtures, maxAbsDiff, pick, syntheticVoc } from './helpers';
+
+const strided = path.join(fixtures, 'resnet18-strided.pth');
+
+async function backbone(): Promise<nn.ResNet> {
+  const resnet = nn.resnet18();
+  resnet.loadStateDict(await load(strided));
+  return resnet;
+}
+
+/** The batches of a [B, N, 3, H, W] tensor. */
+function batches(stacked: Tensor): Tensor[] {
+  return Array.from({ length: stacked.shape[0] }, (_, i) => stacked.narrow(0, i, 1).squeeze(0));
+}
+
+test("the int8 body equals PyTorch's int8 (FX, the same configuration) to float rounding", async (t) => {
+  const f = await fixture('int8.safetensors');
+  const body = new nn.Sequential(...(await backbone()).children().slice(0, -2));
+  const q = await quantizeInt8(body, batches(pick(f, 'calibration')));
+  t.true(q instanceof Int8Model);
+  t.is(q.kind, 'Int8Model');
+  const out = torch.noGrad(() => q.forward(pick(f, 'input')));
+  const expected = pick(f, 'int8');
+  const full = pick(f, 'float32');
+  // The same int8 computation: equal but for float rounding where the int8 values are dequantized.
+  const scale = expected.abs().max().item() as number;
+  t.true(maxAbsDiff(out, expected) <= 1e-5 * scale, `int8 vs PyTorch int8: ${maxAbsDiff(out, expected) / scale}`);
+  // and it is int8: not the float model.
+  t.true(maxAbsDiff(out, full) > 0.01 * scale, 'the int8 output differs from the float one');
+});
+
+test('an int8 FCN-32s keeps the accuracy of the float one on the synthetic VOC val split, through predict', async (t) => {
+  // A model that has learnt something: 10 epochs on the synthetic split (~45 s on 2 cores).
+  const root = await syntheticVoc(path.join(os.tmpdir(), 'fcn-torch-int8-voc'), { count: 48, height: 192, width: 256 });
+  torch.manualSeed(0);
+  const net = createFcn();
+  const { trainIter, testIter } = await voc.loadDataVoc(8, [160, 224], { root, log: null });
+  const optimizer = new optim.SGD(net.parameters(), { lr: 0.005, momentum: 0.9, weightDecay: 1e-3 });
+  await train(net, trainIter, testIter, { epochs: 10, optimizer, log: null });
+  const val = testIter.dataset.examples;
+  const calibration = trainIter.dataset.examples.slice(0, 16).map(({ image }) => image.permute([2, 0, 1]).contiguous());
+  const q = await quantizeInt8(net, calibration);
+  const float32 = await evaluateWholeImages(net, val);
+  const int8 = await evaluateWholeImages(q, val);
+  const points = (v: number) => (v * 100).toFixed(2);
+  t.log(
+    `float32: pixel accuracy ${points(float32.pixelAccuracy)}, mIoU ${points(float32.meanIoU)}; ` +
+      `int8: ${points(int8.pixelAccuracy)}, ${points(int8.meanIoU)}`,
+  );
+  t.true(float32.pixelAccuracy > 0.85 && float32.meanIoU > 0.2, 'the float model has learnt several classes');
+  t.true(Math.abs(int8.pixelAccuracy - float32.pixelAccuracy) <= 0.005, 'pixel accuracy within 0.5 points');
+  t.true(Math.abs(int8.meanIoU - float32.meanIoU) <= 0.01, 'mean IoU within 1 point');
+  const image = val[0].image.permute([2, 0, 1]).contiguous();
+  const same = (await predict(q, image))
+    .eq(await predict(net, image))
+    .to('float32')
+    .mean()
+    .item() as number;
+  t.log(`int8 and float32 labels agree on ${points(same)}% of the first val image's pixels`);
+  t.true(same > 0.95, 'int8 and float32 labels mostly agree');
+});
+
+test('an int8 model refuses to run once the float weights change, and runs after the float model predicts', async (t) => {
+  const f = await fixture('int8.safetensors');
+  const body = new nn.Sequential(...(await backbone()).children().slice(0, -2));
+  const x = pick(f, 'input');
+  const q = await quantizeInt8(body, batches(pick(f, 'calibration')));
+  const before = torch.noGrad(() => q.forward(x));
+  // The float model's own forward lays its weights out channels-last: not a change.
+  torch.noGrad(() => body.forward(x));
+  t.is(
+    maxAbsDiff(
+      torch.noGrad(() => q.forward(x)),
+      before,
+    ),
+    0,
+  );
+  body.loadStateDict(body.stateDict());
+  t.throws(() => q.forward(x), { message: /weights changed after it was quantized.*quantize it again/ });
+  const again = await quantizeInt8(body, batches(pick(f, 'calibration')));
+  t.is(
+    maxAbsDiff(
+      torch.noGrad(() => again.forward(x)),
+      before,
+    ),
+    0,
+  );
+  const sgd = new optim.SGD(body.parameters(), { lr: 0.1 });
+  body.train();
+  body.forward(x).mean().backward();
+  sgd.step();
+  await t.throwsAsync(predict(again, x), { message: /weights changed after it was quantized/ });
+});
+
+test('quantizeInt8 refuses what it cannot quantize, with errors that say what', async (t) => {
+  const resnet = await backbone();
+  await t.throwsAsync(quantizeInt8(createFcn({ arch: 'fcn8s', backbone: resnet }), []), {
+    message: /must be a Sequential whose first layers are a ResNet body.*got FCN8s/,
+  });
+  await t.throwsAsync(quantizeInt8(new nn.Sequential(new nn.Conv2d(3, 8, { kernelSize: 3 })), []), {
+    message: /does not start with a ResNet body.*Conv2d/,
+  });
+  const body = new nn.Sequential(...resnet.children().slice(0, -2));
+  await t.throwsAsync(quantizeInt8(body, []), { message: /no calibration batch/ });
+  await t.throwsAsync(quantizeInt8(body, 5 as unknown as Tensor[]), { instanceOf: TypeError });
+  await t.throwsAsync(quantizeInt8(body, [torch.zeros([2, 3])]), { message: /\[3, H, W\] or \[N, 3, H, W\]/ });
+  const q = await quantizeInt8(body, [torch.randn([1, 3, 64, 64])]);
+  t.throws(() => q.forward(torch.randn([1, 3, 64, 64]).to('float64')), { message: /float32 images/ });
+  t.throws(() => q.to('float64'), { message: /cannot be copied or moved/ });
+});
