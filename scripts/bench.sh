@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # `npm run bench`: the chapter's FCN (inference, predict, train steps) against PyTorch eager,
 # channels_last, torch.compile and ONNX Runtime, weight loading, start-up and memory against
-# PyTorch, then torchvision's segmentation models (scripts/bench-segmentation.ts, against eager
-# and channels_last), the data pipeline (scripts/bench-data.sh) and distributed training
-# against DistributedDataParallel (scripts/bench-distributed.ts), all on this machine in this
-# run. Extra arguments go to scripts/bench.ts (--rounds N, --long, --quick).
+# PyTorch, its int8 version (quantizeInt8) against its float32 one (scripts/bench-int8.ts),
+# then torchvision's segmentation models (scripts/bench-segmentation.ts, against eager and
+# channels_last), the data pipeline (scripts/bench-data.sh) and distributed training against
+# DistributedDataParallel (scripts/bench-distributed.ts), all on this machine in this run.
+# Extra arguments go to scripts/bench.ts (--rounds N, --long, --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=$(bash scripts/python-env.sh)
 node dist/scripts/bench.js "$python" "$@"
+echo
+node dist/scripts/bench-int8.js
 echo
 node dist/scripts/bench-segmentation.js "$python"
 echo

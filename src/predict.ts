@@ -36,8 +36,9 @@ export interface PredictOptions {
    * in, ReLUs and residual adds fused, weights kept in oneDNN's layout (CPU; default true).
    * Logits stay within 1e-4 relative of the layer-by-layer forward, so labels are the same
    * except where two classes' logits are that close; false runs the layers one by one,
-   * exactly as PyTorch does. The model then keeps two more copies of its convolution weights
-   * (folded, and packed for the last input size) for as long as it lives. See
+   * exactly as PyTorch does. The model then keeps up to two more copies of its convolution
+   * weights (folded, and packed for the last input size) until its next forward in train mode
+   * or off the CPU. See
    * `torch.backends.fusedInference` for plain forwards.
    */
   fused?: boolean;
