@@ -88,14 +88,23 @@ for (const channelsLast of [true, false]) {
         const before = expectFusedEqualsUnfused(t, net, x, 'after more running-stat updates');
         t.true(relativeDiff(before, first) > 1e-3, 'the running statistics changed the output');
 
+        // A step after a backward in eval mode: no training forward drops the folded weights,
+        // the parameters' versions tell them.
+        const evalSgd = new optim.SGD(net.parameters(), { lr: 0.01 });
+        net.forward(x).pow(2).mean().backward();
+        evalSgd.step();
+        const evalStepped = expectFusedEqualsUnfused(t, net, x, 'after an SGD step in eval mode');
+        t.true(relativeDiff(evalStepped, before) > 1e-4, 'the eval-mode step changed the output');
+
         // An SGD step changes every weight in place: the folded weights must follow.
+        net.zeroGrad();
         net.train();
         const sgd = new optim.SGD(net.parameters(), { lr: 0.1 });
         net.forward(x).pow(2).mean().backward();
         sgd.step();
         net.eval();
         const stepped = expectFusedEqualsUnfused(t, net, x, 'after an SGD step');
-        t.true(relativeDiff(stepped, before) > 1e-3, 'the step changed the output');
+        t.true(relativeDiff(stepped, evalStepped) > 1e-3, 'the step changed the output');
 
         // Other weights loaded by name: the fused output is the other model's.
         const other = trainedStats(make, 2, size);

@@ -10,6 +10,7 @@
 #include "addon/js_interop.h"
 #include "addon/tensor.h"
 #include "addon/torch_thread.h"
+#include "train/trainer.h"
 
 namespace fcn {
 
@@ -131,7 +132,7 @@ Optimizer::Optimizer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Optimize
 }
 
 Napi::Value Optimizer::step(const Napi::CallbackInfo& info) {
-  withModelLock(info.Env(), [&] { optimizer_->step(); });
+  withModelLock(info.Env(), [&] { optimizerStep(*optimizer_); });
   return info.Env().Undefined();
 }
 

@@ -206,6 +206,15 @@ at::Tensor SegmentationLoss::operator()(const NamedOutputs& outputs, const at::T
   return total;
 }
 
+void optimizerStep(torch::optim::Optimizer& optimizer) {
+  optimizer.step();
+  for (auto& group : optimizer.param_groups()) {
+    for (auto& p : group.params()) {
+      if (p.defined() && !p.is_inference()) p.unsafeGetTensorImpl()->bump_version();
+    }
+  }
+}
+
 void prepareTrainer(TrainerState& s) {
   if (s.devices.empty()) throw std::invalid_argument("devices: expected at least one device");
   if (s.group && (s.devices.size() != 1 || s.devices[0].type() != s.group->device.type())) {
@@ -228,7 +237,7 @@ StepResult trainStep(TrainerState& s, const at::Tensor& X, const at::Tensor& Y) 
       s.group    ? stepDistributed(s, X, Y, denominator, range)
       : ways > 1 ? stepDataParallel(s, X, Y, denominator, range, ways)
                  : std::vector<PartResult>{runPart(*s.model, s.loss, s.devices[0], X, Y, denominator, range)};
-  s.optimizer->step();
+  optimizerStep(*s.optimizer);
   StepResult r;
   for (const auto& part : parts) {
     StepResult p = part.read();

@@ -76,6 +76,12 @@ struct EvalResult {
   at::Tensor confusion;
 };
 
+/// optimizer.step(), then each of its parameters' version bumped: libtorch's optimizers
+/// update p.data(), whose version counter is not p's, so what is keyed by versions (fused
+/// inference's folded weights, the int8 model's check of its float model) would not see the
+/// step. PyTorch's Python optimizers update the parameters in place, which bumps them too.
+void optimizerStep(torch::optim::Optimizer& optimizer);
+
 /// Moves the model (and class weights) to devices[0]; checks that a distributed trainer
 /// has one device of its group's kind.
 void prepareTrainer(TrainerState& s);
