@@ -7,19 +7,30 @@
  */
 import { checkTensor } from './checks';
 import { native } from './native';
-import { Module, registerModuleClass, wrapModule } from './nn/module';
+import { Module, registerModuleClass, type StateDict, wrapModule } from './nn/module';
 import { normalizeImage } from './predict';
 import type { Tensor } from './tensor';
 
 /**
  * A model quantized by {@link quantizeInt8}. Its children are the float model's layers after
  * the body (shared with it); the body is an int8 copy. It refuses to run, with an error, once
- * the float model's weights change (a training step, `loadStateDict`): quantize again then. It
- * runs on the CPU only and cannot be moved, copied or saved (save the float model).
+ * the float model has changed (a training step, `loadStateDict`, `to()`, a new layer):
+ * quantize again then. It runs on the CPU in float32 only and cannot be moved, copied or
+ * saved: save the float model, and quantize it after loading.
  */
 export class Int8Model extends Module {
   static {
     registerModuleClass('Int8Model', Int8Model);
+  }
+
+  /** Refused: the int8 body has no state dict; save the float model's. */
+  override stateDict(): never {
+    throw new Error('Int8Model: an int8 model is not saved; save the float model and quantize it after loading');
+  }
+
+  /** Refused: load the weights into the float model, then quantize it again. */
+  override loadStateDict(_dict: StateDict | Record<string, Tensor>, _options?: { strict?: boolean }): never {
+    throw new Error('Int8Model: load the weights into the float model, then quantize it again');
   }
 }
 
@@ -30,10 +41,11 @@ export class Int8Model extends Module {
  * instance). `net` must be a float32 CPU `Sequential` that starts with a ResNet body (the
  * chapter's FCN-32s from `createFcn()`); it is put in eval mode.
  *
- * Post-training static quantization as PyTorch's 'x86' default configuration does it: each
- * BatchNorm folded into its convolution, weights int8 per output channel (symmetric),
- * activations uint8 in 7 bits at a scale from the range observed over the calibration
- * images, ReLUs and residual adds fused. Labels differ from the float model's where classes
+ * Post-training static quantization with PyTorch's 'x86' configuration but min/max ranges
+ * (its default observes histograms): each BatchNorm folded into its convolution as PyTorch
+ * folds it, weights int8 per output channel (symmetric), activations uint8 in 7 bits at a
+ * scale from the range observed over the calibration images, ReLUs and residual adds fused.
+ * The float model must not change while it is calibrated (an error says so). Labels differ from the float model's where classes
  * are close; measure the accuracy on your validation split before you ship it.
  */
 export async function quantizeInt8(

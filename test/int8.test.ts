@@ -8,6 +8,7 @@ import path from 'node:path';
 import test from 'ava';
 import {
   createFcn,
+  evaluate,
   evaluateWholeImages,
   Int8Model,
   load,
@@ -82,7 +83,7 @@ test('an int8 FCN-32s keeps the accuracy of the float one on the synthetic VOC v
   t.true(same > 0.95, 'int8 and float32 labels mostly agree');
 });
 
-test('an int8 model refuses to run once the float weights change, and runs after the float model predicts', async (t) => {
+test('an int8 model refuses to run once the float model changes, and runs after the float model predicts', async (t) => {
   const f = await fixture('int8.safetensors');
   const body = new nn.Sequential(...(await backbone()).children().slice(0, -2));
   const x = pick(f, 'input');
@@ -98,7 +99,7 @@ test('an int8 model refuses to run once the float weights change, and runs after
     0,
   );
   body.loadStateDict(body.stateDict());
-  t.throws(() => q.forward(x), { message: /weights changed after it was quantized.*quantize it again/ });
+  t.throws(() => q.forward(x), { message: /float model changed after it was quantized.*quantize it again/ });
   const again = await quantizeInt8(body, batches(pick(f, 'calibration')));
   t.is(
     maxAbsDiff(
@@ -107,11 +108,52 @@ test('an int8 model refuses to run once the float weights change, and runs after
     ),
     0,
   );
+  // An SGD step in eval mode: the weights move, the BatchNorm statistics do not.
   const sgd = new optim.SGD(body.parameters(), { lr: 0.1 });
-  body.train();
   body.forward(x).mean().backward();
   sgd.step();
-  await t.throwsAsync(predict(again, x), { message: /weights changed after it was quantized/ });
+  await t.throwsAsync(predict(again, x), { message: /float model changed after it was quantized/ });
+});
+
+test("an int8 model refuses changes to the float model's later layers, its dtype and its children", async (t) => {
+  const net = createFcn({ backbone: await backbone() });
+  const x = torch.randn([1, 3, 64, 96]);
+  const calibrated = () => quantizeInt8(net, [x]);
+  let q = await calibrated();
+  net.get('final_conv').weight.copy_(torch.zeros([21, 512, 1, 1]));
+  t.throws(() => q.forward(x), { message: /float model changed after it was quantized/ });
+  q = await calibrated();
+  net.to('float64'); // the float layers' dtype is checked first, then the int8 model's
+  t.throws(() => q.forward(x), { message: /weights are float64/ });
+  net.to('float32');
+  q = await calibrated();
+  net.addModule('extra', new nn.ReLU());
+  t.throws(() => q.forward(x), { message: /float model changed after it was quantized/ });
+  // ... and changes while it is calibrated.
+  const trainedMeanwhile = async function* () {
+    yield x;
+    net.get('final_conv').weight.copy_(torch.ones([21, 512, 1, 1]));
+    yield x;
+  };
+  const body = new nn.Sequential(...net.children().slice(0, 8), net.get('final_conv'));
+  await t.throwsAsync(quantizeInt8(body, trainedMeanwhile()), { message: /float model changed during calibration/ });
+});
+
+test('an int8 model is evaluated like the float one, stays on the CPU in float32 and is not saved', async (t) => {
+  const net = createFcn({ backbone: await backbone() }).eval();
+  const X = torch.randn([2, 3, 64, 96]);
+  const Y = torch.rand([2, 64, 96]).mul(21).to('int64');
+  const q = await quantizeInt8(net, [X]);
+  const batchesOf = async function* () {
+    yield { X: X.clone(), Y: Y.clone() }; // evaluate disposes its batches
+  };
+  const float32 = await evaluate(net, batchesOf());
+  const int8 = await evaluate(q, batchesOf());
+  t.true(Number.isFinite(int8.loss) && Math.abs(int8.loss - float32.loss) < 0.1 * float32.loss, `${int8.loss}`);
+  t.notThrows(() => q.to('cpu'));
+  t.throws(() => q.to('float64'), { message: /cannot be copied or moved off the CPU or float32/ });
+  t.throws(() => q.stateDict(), { message: /not saved; save the float model/ });
+  t.throws(() => q.loadStateDict(new Map()), { message: /load the weights into the float model/ });
 });
 
 test('quantizeInt8 refuses what it cannot quantize, with errors that say what', async (t) => {

@@ -40,6 +40,11 @@ struct Range {
   /// uint8 in 7 bits (0..127) over [min(lo, 0), max(hi, 0)], in float32 as PyTorch's
   /// observers compute it (its 'x86' qconfig).
   QParams params() const {
+    if (!std::isfinite(lo) || !std::isfinite(hi)) {
+      throw std::invalid_argument("quantizeInt8: the calibration images gave activations that are not finite (" +
+                                  std::to_string(lo) + " to " + std::to_string(hi) +
+                                  "); check them for NaN or infinite values");
+    }
     constexpr float qmax = 127;
     float scale =
         std::max((static_cast<float>(hi) - static_cast<float>(lo)) / qmax, std::numeric_limits<float>::epsilon());
@@ -73,10 +78,11 @@ struct QConv {
 
   QConv(const std::shared_ptr<torch::nn::Conv2dImpl>& c, torch::nn::BatchNorm2dImpl& bn, const std::string& where)
       : conv(c) {
-    if (!foldable(*c, bn) || c->weight.scalar_type() != at::kFloat) {
+    if (!foldable(*c, bn) || c->weight.scalar_type() != at::kFloat ||
+        bn.options.num_features() != c->options.out_channels()) {
       throw std::invalid_argument("quantizeInt8: " + where +
                                   " cannot be folded into int8 (a float32 Conv2d with zero padding followed by a "
-                                  "BatchNorm2d with running statistics is needed)");
+                                  "BatchNorm2d of its channels with running statistics is needed)");
     }
     std::tie(weight, bias) = foldAsPyTorch(*c, bn);
   }
@@ -194,15 +200,21 @@ bool isBlock(const torch::nn::Module& m) {
   return kind == "BasicBlock" || kind == "Bottleneck";
 }
 
-/// (TensorImpl, version) of each of m's parameters and buffers: a training step, an optimizer
-/// update or loadStateDict moves a version; the channels-last relayout keeps them.
-std::vector<std::pair<const void*, int64_t>> stampsOf(const torch::nn::Module& m) {
-  std::vector<std::pair<const void*, int64_t>> stamps;
+/// What the int8 model was made from, per tensor of m (its parameters and buffers): the
+/// TensorImpl, its version, device and dtype (a training step, an optimizer update,
+/// loadStateDict or to() moves one; the channels-last relayout keeps them all), and m's
+/// modules, so that a layer added later shows too.
+using Stamps = std::vector<std::tuple<const void*, int64_t, c10::Device, at::ScalarType>>;
+Stamps stampsOf(const torch::nn::Module& m) {
+  Stamps stamps;
   auto add = [&](const at::Tensor& t) {
-    stamps.emplace_back(t.unsafeGetTensorImpl(), t.defined() && !t.is_inference() ? t._version() : -1);
+    stamps.emplace_back(t.unsafeGetTensorImpl(), t.defined() && !t.is_inference() ? t._version() : -1,
+                        t.defined() ? t.device() : c10::Device(c10::kCPU),
+                        t.defined() ? t.scalar_type() : at::ScalarType::Undefined);
   };
   for (const auto& p : m.parameters(true)) add(p);
   for (const auto& b : m.buffers(true)) add(b);
+  for (const auto& child : m.modules(false)) stamps.emplace_back(child.get(), -2, c10::kCPU, at::ScalarType::Undefined);
   return stamps;
 }
 
@@ -215,7 +227,7 @@ struct Int8Model::Plan {
   std::vector<std::shared_ptr<torch::nn::Module>> tail;
   int64_t observed = 0;
   bool frozen = false;
-  std::vector<std::pair<const void*, int64_t>> sourceStamps;
+  Stamps sourceStamps;  // taken when the body is folded
 };
 
 Int8Model::Int8Model(std::shared_ptr<torch::nn::Module> source)
@@ -269,6 +281,15 @@ Int8Model::Int8Model(std::shared_ptr<torch::nn::Module> source)
   for (; i < children.size(); ++i) {
     plan_->tail.push_back(register_module(children[i].key(), children[i].value()));
   }
+  plan_->sourceStamps = stampsOf(*source_);
+}
+
+void Int8Model::checkSource(const char* when) const {
+  if (stampsOf(*source_) != plan_->sourceStamps) {
+    throw std::logic_error(std::string("Int8Model: the float model changed ") + when +
+                           " (its weights, device, dtype or layers: a training step, loadStateDict, an optimizer "
+                           "update, to(), addModule); quantize it again");
+  }
 }
 
 Int8Model::~Int8Model() = default;
@@ -278,6 +299,7 @@ bool Int8Model::frozen() const { return plan_->frozen; }
 
 void Int8Model::observe(const at::Tensor& images) {
   if (plan_->frozen) throw std::logic_error("Int8Model: already quantized; calibration is over");
+  checkSource("during calibration");
   if (images.dim() != 4 || images.size(1) != 3 || images.scalar_type() != at::kFloat || !images.device().is_cpu() ||
       images.numel() == 0) {
     throw std::invalid_argument(
@@ -312,6 +334,7 @@ void Int8Model::observe(const at::Tensor& images) {
 void Int8Model::freeze() {
   if (plan_->frozen) return;
   if (plan_->observed == 0) throw std::logic_error("quantizeInt8: no calibration batch was observed");
+  checkSource("during calibration");
   plan_->input = plan_->inputRange.params();
   forEachConv(plan_->steps, [](QConv& conv) { conv.freeze(); });
   for (auto& step : plan_->steps) {
@@ -319,18 +342,14 @@ void Int8Model::freeze() {
   }
   // Only now, so that a freeze that failed half way can be tried again.
   forEachConv(plan_->steps, [](QConv& conv) { conv.dropFloat(); });
-  plan_->sourceStamps = stampsOf(*source_);
   plan_->frozen = true;
 }
 
 at::Tensor Int8Model::forward(const at::Tensor& input) {
   if (!plan_->frozen) throw std::logic_error("Int8Model: not quantized yet (observe calibration batches, then freeze)");
-  if (stampsOf(*source_) != plan_->sourceStamps) {
-    throw std::logic_error(
-        "Int8Model: the float model's weights changed after it was quantized (a training step, "
-        "loadStateDict, an optimizer update); quantize it again");
-  }
-  if (input.dim() != 4 || input.size(1) != 3 || input.scalar_type() != at::kFloat || !input.device().is_cpu()) {
+  checkSource("after it was quantized");
+  if (input.dim() != 4 || input.size(1) != 3 || input.scalar_type() != at::kFloat || !input.device().is_cpu() ||
+      input.numel() == 0) {
     throw std::invalid_argument("Int8Model: input must be normalised float32 images [N, 3, H, W] on the CPU, got " +
                                 describeTensor(input));
   }
@@ -365,13 +384,23 @@ at::Tensor Int8Model::forward(const at::Tensor& input) {
 
 namespace {
 [[noreturn]] void refuseCopy() {
-  throw std::logic_error("Int8Model cannot be copied or moved: move or copy the float model, then quantize it again");
+  throw std::logic_error(
+      "Int8Model cannot be copied or moved off the CPU or float32: move or convert the float model, then quantize it "
+      "again");
 }
 }  // namespace
 
 std::shared_ptr<torch::nn::Module> Int8Model::clone(const std::optional<torch::Device>&) const { refuseCopy(); }
-void Int8Model::to(torch::Device, torch::Dtype, bool) { refuseCopy(); }
-void Int8Model::to(torch::Dtype, bool) { refuseCopy(); }
-void Int8Model::to(torch::Device, bool) { refuseCopy(); }
+
+// Where it already is (the trainer and evaluate put a model on its device) is allowed.
+void Int8Model::to(torch::Device device, torch::Dtype dtype, bool) {
+  if (!device.is_cpu() || dtype != at::kFloat) refuseCopy();
+}
+void Int8Model::to(torch::Dtype dtype, bool) {
+  if (dtype != at::kFloat) refuseCopy();
+}
+void Int8Model::to(torch::Device device, bool) {
+  if (!device.is_cpu()) refuseCopy();
+}
 
 }  // namespace fcn

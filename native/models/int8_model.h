@@ -5,8 +5,8 @@
 // (symmetric int8), activations uint8 at scales calibrated on sample inputs, and ReLUs and the
 // blocks' residual adds fused; the rest of the model (the 1x1 classifier and the transposed
 // convolution) runs in float32 on the dequantized features. It follows PyTorch's 'x86'
-// default: activations in 7 bits (reduce_range: AVX2's 8-bit pair products saturate
-// otherwise), ranges observed as min/max.
+// configuration (activations in 7 bits, reduce_range: AVX2's 8-bit pair products saturate
+// otherwise) but with min/max ranges where its default observes histograms.
 #pragma once
 
 #include <torch/torch.h>
@@ -18,8 +18,9 @@ namespace fcn {
 
 /// An int8 copy of a float model's ResNet body with the model's other layers: calibrate it
 /// (observe), then quantize it (freeze), then it runs as a module (forward, predict). It
-/// refuses to run once the float model's weights have changed (a training step,
-/// loadStateDict): it would mix the old body with the new layers.
+/// refuses to run once the float model has changed since the body was folded (a training
+/// step, loadStateDict, to(), a new layer), also during calibration: it would mix the old
+/// body with the new layers.
 class Int8Model : public torch::nn::Module {
  public:
   /// Plans the int8 body of source, a CPU float32 Sequential; throws std::invalid_argument
@@ -40,14 +41,17 @@ class Int8Model : public torch::nn::Module {
 
   /// Logits of the quantized model for normalised float32 images [N, 3, H, W] on the CPU.
   at::Tensor forward(const at::Tensor& input);
-  /// Copying and moving are refused: the int8 body is a CPU snapshot, and the float layers
-  /// are the float model's own.
+  /// Copying, and moving off the CPU or float32, are refused: the int8 body is a CPU
+  /// snapshot, and the float layers are the float model's own.
   std::shared_ptr<torch::nn::Module> clone(const std::optional<torch::Device>& device) const override;
   void to(torch::Device device, torch::Dtype dtype, bool nonBlocking = false) override;
   void to(torch::Dtype dtype, bool nonBlocking = false) override;
   void to(torch::Device device, bool nonBlocking = false) override;
 
  private:
+  /// Throws, saying when, if the float model is no longer what the body was folded from.
+  void checkSource(const char* when) const;
+
   struct Plan;
   std::shared_ptr<torch::nn::Module> source_;
   std::unique_ptr<Plan> plan_;
