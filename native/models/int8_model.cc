@@ -186,6 +186,7 @@ BlockStep blockStep(torch::nn::Module& block, const std::string& where) {
     if (!conv || !bn) break;
     step.convs.emplace_back(conv, *bn, where + ".conv" + std::to_string(i));
   }
+  if (step.convs.size() < 2) throw std::invalid_argument("quantizeInt8: " + where + " has no conv1, bn1, conv2, bn2");
   if (auto downsample = childAs<torch::nn::Module>(block, "downsample")) {
     auto conv = childAs<torch::nn::Conv2dImpl>(*downsample, "0");
     auto bn = childAs<torch::nn::BatchNorm2dImpl>(*downsample, "1");
