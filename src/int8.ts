@@ -2,8 +2,8 @@
  * Post-training static int8 inference on the CPU, opt-in: {@link quantizeInt8} calibrates a
  * trained FCN-32s on sample images and returns an {@link Int8Model} whose ResNet body runs in
  * int8 (libtorch's quantized convolutions: fbgemm or oneDNN) while its classifier and
- * transposed convolution stay float32. `predict` and `forward` take it as they take the float
- * model. Native side: native/models/int8_model.h.
+ * transposed convolution stay float32. `predict`, `evaluate` and `forward` take it as they
+ * take the float model. Native side: native/models/int8_model.h.
  */
 import { checkTensor } from './checks';
 import { native } from './native';
@@ -45,8 +45,9 @@ export class Int8Model extends Module {
  * (its default observes histograms): each BatchNorm folded into its convolution as PyTorch
  * folds it, weights int8 per output channel (symmetric), activations uint8 in 7 bits at a
  * scale from the range observed over the calibration images, ReLUs and residual adds fused.
- * The float model must not change while it is calibrated (an error says so). Labels differ from the float model's where classes
- * are close; measure the accuracy on your validation split before you ship it.
+ * The float model must not change while it is calibrated (an error says so). Labels differ
+ * from the float model's where classes are close; measure the accuracy on your validation
+ * split before you ship it.
  */
 export async function quantizeInt8(
   net: Module,
@@ -63,7 +64,12 @@ export async function quantizeInt8(
   const model = wrapModule(native.quantizeInt8(net.native)) as Int8Model;
   for await (const images of calibration) {
     checkTensor(images, 'quantizeInt8: a calibration batch');
-    await native.int8Observe(model.native, normalizeImage(images).native);
+    const normalised = normalizeImage(images);
+    try {
+      await native.int8Observe(model.native, normalised.native);
+    } finally {
+      if (normalised !== images) normalised.dispose(); // a copy or a view: the caller's images stay
+    }
   }
   await native.int8Freeze(model.native);
   return model;
