@@ -5,6 +5,7 @@
  * A progress bar is drawn on stderr when it is a terminal.
  */
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -101,7 +102,11 @@ export async function downloadVerified(options: VerifiedDownload): Promise<strin
         done(null, chunk);
       },
     });
-    await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), meter, fs.createWriteStream(partial));
+    // The file is created before any byte flows: a stream still opening when the body fails
+    // would create it after the cleanup below removed the name.
+    const out = fs.createWriteStream(partial);
+    await once(out, 'ready');
+    await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), meter, out);
     if (total > 0 && received !== total) throw new Error(`got ${received} of ${total} bytes`);
     const digest = hash.digest('hex');
     if (!digestMatches(digest, expected)) throw new Error(mismatch(algorithm, digest, expected));
