@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { createFcn, freePort, initProcessGroup, optim, Trainer, torch } from '../src';
+import { median } from './bench-report';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 interface Job {
   rank: number;

@@ -10,9 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createFcn, evaluateWholeImages, load, type nn, predict, quantizeInt8, type Tensor, torch, voc } from '../src';
-import { machineLines } from './bench-report';
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+import { machineLines, median } from './bench-report';
 
 /** Median seconds of iters calls of fn. */
 async function timed(fn: () => Promise<unknown>, iters: number): Promise<number> {

@@ -1,10 +1,14 @@
 /**
  * What `npm run bench` (scripts/bench.ts) prints besides its measurements: the machine it ran
  * on (CPU model, cores, the instruction sets that decide convolution speed) and the table of
- * fcn-torch against each peer, with the best peer and its time over ours per row.
+ * fcn-torch against each peer, with the best peer and its time over ours per row; and the median
+ * every bench script reports.
  */
 import fs from 'node:fs';
 import os from 'node:os';
+
+/** The median of timings (the lower middle one of an even count). */
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 /** A peer's median seconds for a row, or why it has none ('n/a', 'failed: ...'). */
 export type Cell = number | string;

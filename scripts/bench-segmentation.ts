@@ -11,10 +11,10 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { type Device, models, torch } from '../src';
+import { median } from './bench-report';
 
 const root = path.resolve(__dirname, '..', '..');
 const threads = Number(process.env.BENCH_THREADS ?? 2);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 /** Median seconds of iters forwards (and the argmax) of model on one size x size image. */
 async function ours(model: models.segmentation.SegmentationModel, device: Device, size: number, iters: number) {

@@ -23,12 +23,11 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs, promisify } from 'node:util';
 import { createFcn, type Device, load, optim, predict, type Tensor, Trainer, torch } from '../src';
-import { type Cell, machineLines, modelTable, progressLine, type Row } from './bench-report';
+import { type Cell, machineLines, median, modelTable, progressLine, type Row } from './bench-report';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
 const threads = Number(process.env.BENCH_THREADS ?? 2);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 /** The chapter's FCN with its optimizer, and timed inference, predict and train steps (median s). */
 export class Ours {
