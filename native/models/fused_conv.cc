@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/backends.h"
+#include "core/registered_ops.h"
 
 namespace fcn {
 
@@ -37,25 +38,10 @@ struct PointwiseOps {
   std::optional<c10::OperatorHandle> reorder;
 };
 
-template <class Fn>
-std::optional<c10::TypedOperatorHandle<Fn>> findOp(const char* name, const char* overload) {
-  try {
-    auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
-    if (!handle || !handle->hasKernelForDispatchKey(c10::DispatchKey::CPU)) return std::nullopt;
-    return handle->template typed<Fn>();
-  } catch (const c10::Error&) {  // a signature this build does not match
-    return std::nullopt;
-  }
-}
-
 const PointwiseOps& pointwiseOps() {
-  static const PointwiseOps ops = [] {
-    PointwiseOps o{findOp<UnaryFn>("mkldnn::_convolution_pointwise", ""),
-                   findOp<BinaryFn>("mkldnn::_convolution_pointwise", "binary"), std::nullopt};
-    auto reorder = c10::Dispatcher::singleton().findSchema({"mkldnn::_reorder_convolution_weight", ""});
-    if (reorder && reorder->hasKernelForDispatchKey(c10::DispatchKey::CPU)) o.reorder = reorder;
-    return o;
-  }();
+  static const PointwiseOps ops{findCpuOp<UnaryFn>("mkldnn::_convolution_pointwise", ""),
+                                findCpuOp<BinaryFn>("mkldnn::_convolution_pointwise", "binary"),
+                                findCpuOp("mkldnn::_reorder_convolution_weight", "")};
   return ops;
 }
 
