@@ -19,7 +19,14 @@
 namespace fcn {
 
 namespace {
-[[maybe_unused]] const bool registered = registerKind<Int8Model>("Int8Model");
+/// Before any input check: a model whose float model changed says so (its layers' dtype
+/// would otherwise be blamed on the input).
+void checkCurrent(const torch::nn::Module& m) {
+  const auto& model = static_cast<const Int8Model&>(m);
+  if (model.frozen()) model.checkSource("after it was quantized");
+}
+[[maybe_unused]] const bool registered =
+    registerKind<Int8Model>("Int8Model", nullptr, &detail::plainForward<Int8Model>, nullptr, &checkCurrent);
 
 using PackedConv = c10::intrusive_ptr<ConvPackedParamsBase<2>>;
 

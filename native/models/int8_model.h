@@ -47,11 +47,10 @@ class Int8Model : public torch::nn::Module {
   void to(torch::Device device, torch::Dtype dtype, bool nonBlocking = false) override;
   void to(torch::Dtype dtype, bool nonBlocking = false) override;
   void to(torch::Device device, bool nonBlocking = false) override;
-
- private:
   /// Throws, saying when, if the float model is no longer what the body was folded from.
   void checkSource(const char* when) const;
 
+ private:
   struct Plan;
   std::shared_ptr<torch::nn::Module> source_;
   std::unique_ptr<Plan> plan_;

@@ -47,6 +47,11 @@ std::shared_ptr<torch::nn::Module> createLayer(const std::string& name, const La
                               "'; layers built from options: " + c10::Join(", ", registry().creatable));
 }
 
+void checkReady(const torch::nn::Module& m) {
+  const ModuleKind* kind = kindOf(m);
+  if (kind != nullptr && kind->ready != nullptr) kind->ready(m);
+}
+
 at::Tensor forwardModule(torch::nn::Module& m, const at::Tensor& x) {
   const ModuleKind* kind = kindOf(m);
   if (kind == nullptr) throw std::invalid_argument("module " + m.name() + " has no forward registered");

@@ -38,12 +38,14 @@ using NamedOutputs = std::vector<std::pair<std::string, at::Tensor>>;
 using ForwardFn = at::Tensor (*)(torch::nn::Module&, const at::Tensor&);
 using CreateFn = std::shared_ptr<torch::nn::Module> (*)(const LayerOptions&);
 using OutputsFn = NamedOutputs (*)(torch::nn::Module&, const at::Tensor&);
+using ReadyFn = void (*)(const torch::nn::Module&);
 
 struct ModuleKind {
   std::string name;
   ForwardFn forward = nullptr;
   CreateFn create = nullptr;    // null for the models made by their own builders (ResNet, FCN16s, ...)
   OutputsFn outputs = nullptr;  // null for the kinds whose only output is forward's
+  ReadyFn ready = nullptr;      // throws when the module cannot run as it stands; null: it always can
 };
 
 namespace detail {
@@ -55,12 +57,12 @@ at::Tensor plainForward(torch::nn::Module& m, const at::Tensor& x) {
 }  // namespace detail
 
 /// Registers the module type Impl (a torch::nn::Module) under name; forward defaults to
-/// Impl::forward. Used as `const bool registered = registerKind<Impl>(...)` at namespace
-/// scope, so that the kind exists before any module is made.
+/// Impl::forward; ready, when given, is asked before every run (checkReady). Used as `const bool registered =
+/// registerKind<Impl>(...)` at namespace scope, so that the kind exists before any module is made.
 template <class Impl>
 bool registerKind(const char* name, CreateFn create = nullptr, ForwardFn forward = &detail::plainForward<Impl>,
-                  OutputsFn outputs = nullptr) {
-  detail::addKind(typeid(Impl), ModuleKind{name, forward, create, outputs});
+                  OutputsFn outputs = nullptr, ReadyFn ready = nullptr) {
+  detail::addKind(typeid(Impl), ModuleKind{name, forward, create, outputs, ready});
   return true;
 }
 
@@ -73,6 +75,10 @@ std::string kindName(const torch::nn::Module& m);
 /// Builds a layer of the kind named name from options; throws for an unknown name or a
 /// kind that is not built from options, listing those that are.
 std::shared_ptr<torch::nn::Module> createLayer(const std::string& name, const LayerOptions& options);
+
+/// Throws, saying why, when m's kind says it cannot run as it stands (an Int8Model whose float
+/// model changed): runModel asks before it checks the input against m's weights.
+void checkReady(const torch::nn::Module& m);
 
 /// Runs m (any registered kind) on x. Model entry points go through runModel instead.
 at::Tensor forwardModule(torch::nn::Module& m, const at::Tensor& x);

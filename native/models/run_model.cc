@@ -69,6 +69,7 @@ at::Tensor fullPrecision(const at::Tensor& first, at::Tensor out) {
 /// weights' dtype, after checking x's dtype: one forward of runModel or runModelOutputs.
 template <typename Forward>
 NamedOutputs runOnce(torch::nn::Module& model, const at::Tensor& x, const Forward& forward) {
+  checkReady(model);
   at::Tensor first = firstParameter(model);
   checkInputType(first, x);
   autocast::Scope scope(x.device());
