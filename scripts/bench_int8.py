@@ -5,12 +5,17 @@ channels_last in the same process. With trained weights (an fcn-torch `fcn.safet
 names are PyTorch's) and a VOC root, it also compares pixel accuracy and mean IoU of float32 and
 int8 on the val split (top-left crops, 320x480 or --crop HxW), calibrating on train crops.
   python scripts/bench_int8.py [WEIGHTS VOC_ROOT] [--crop 320x480] [--threads 2] [--calibration 100]
-The transposed convolution stays float32 (quantised, fbgemm's 64x64 kernel took 6.3 s a forward)."""
+The transposed convolution stays float32 (quantised, fbgemm's 64x64 kernel took 6.3 s a forward).
+ONNX Runtime's own int8 of the same model runs beside it: exported to ONNX, quantize_static
+(QDQ, int8 weights per output channel, uint8 activations from MinMax ranges over the same
+calibration batches, the transposed convolution left float32), CPU execution provider with all
+graph optimisations."""
 import argparse
 import copy
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 import torch
@@ -35,6 +40,51 @@ def timed(model, x, iters=5):
             model(x).argmax(1)
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+class OrtModel:
+    """An ONNX Runtime session called like a module: float32 images in, logits out (torch)."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __call__(self, x):
+        return torch.from_numpy(self.session.run(None, {'X': x.numpy()})[0])
+
+
+def ort_int8(net, calibration, threads):
+    """ONNX Runtime's post-training static int8 of net: (seconds to export and quantize, model)."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(calibration)
+
+        def get_next(self):
+            x = next(self.batches, None)
+            return None if x is None else {'X': x.numpy()}
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        exported, prepared, quantized = (os.path.join(folder, f) for f in ('fcn.onnx', 'pre.onnx', 'int8.onnx'))
+        torch.onnx.export(net, (torch.rand(1, 3, H, W),), exported, dynamo=False, opset_version=17,
+                          input_names=['X'], output_names=['logits'],
+                          dynamic_axes={'X': {0: 'n', 2: 'h', 3: 'w'}, 'logits': {0: 'n', 2: 'h', 3: 'w'}})
+        quant_pre_process(exported, prepared, skip_symbolic_shape=True)
+        import onnx
+
+        upsampling = [n.name for n in onnx.load(prepared).graph.node if n.op_type == 'ConvTranspose']
+        quantize_static(prepared, quantized, Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=upsampling)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(quantized, options, providers=['CPUExecutionProvider'])
+    return time.perf_counter() - start, OrtModel(session)
 
 
 def crops(root, split, size, limit=None):
@@ -86,32 +136,40 @@ def main():
     qconfig = get_default_qconfig_mapping('x86').set_module_name('transpose_conv', None)
     # prepare_fx folds each BatchNorm into its convolution: it gets the loaded model itself
     prepared = prepare_fx(copy.deepcopy(net), qconfig, (torch.rand(1, 3, H, W),))
+    if args.root:
+        calibration = [x for x, _ in crops(args.root, 'train', size, args.calibration)]
+    else:
+        calibration = [torch.randn(2, 3, H, W) for _ in range(16)]
     with torch.no_grad():
-        if args.root:
-            for x, _ in crops(args.root, 'train', size, args.calibration):
-                prepared(x)
-        else:
-            for _ in range(16):
-                prepared(torch.randn(2, 3, H, W))
+        for x in calibration:
+            prepared(x)
     int8 = convert_fx(prepared)
+    ort_seconds, ort_model = ort_int8(net, calibration, args.threads)
     channels_last = chapter_net().eval().to(memory_format=torch.channels_last)
     channels_last.load_state_dict(net.state_dict())
-    print(f'torch {torch.__version__}, {args.threads} threads, quantized engine {torch.backends.quantized.engine}')
+    import onnxruntime
+
+    print(f'torch {torch.__version__}, {args.threads} threads, quantized engine {torch.backends.quantized.engine}; '
+          f'onnxruntime {onnxruntime.__version__} (int8 exported and quantized in {ort_seconds:.1f} s)')
     for batch in (1, 8):
         x = torch.randn(batch, 3, H, W)
         eager = timed(net, x)
         cl = timed(channels_last, x.contiguous(memory_format=torch.channels_last))
         q = timed(int8, x)
+        o = timed(ort_model, x)
         print(
             f'batch {batch} (s/iter, forward + argmax): float32 eager {eager:.3f}, channels_last {cl:.3f}, '
-            f'int8 {q:.3f}; int8 over the faster float32 {min(eager, cl) / q:.2f}x',
+            f'int8 {q:.3f}; int8 over the faster float32 {min(eager, cl) / q:.2f}x; '
+            f'ONNX Runtime int8 {o:.3f}',
             flush=True,
         )
     if args.root:
         fp32_acc, fp32_miou = scores(net, args.root, size)
         int8_acc, int8_miou = scores(int8, args.root, size)
+        ort_acc, ort_miou = scores(ort_model, args.root, size)
         print(f'val crops of {args.crop}: float32 pixel accuracy {fp32_acc:.4f}, mIoU {fp32_miou:.4f}; '
-              f'int8 {int8_acc:.4f}, {int8_miou:.4f} (calibrated on {args.calibration} train crops)')
+              f'int8 {int8_acc:.4f}, {int8_miou:.4f}; ONNX Runtime int8 {ort_acc:.4f}, {ort_miou:.4f} '
+              f'(calibrated on {args.calibration} train crops)')
 
 
 if __name__ == '__main__':
