@@ -47,19 +47,36 @@ for (const name of ['conv', 'convreflect', 'tconv', 'tconvdil', 'tconvsub', 'tco
   });
 }
 
-test.serial('kernel = 2 x stride transposed convolutions: the sub-pixel path (no grad) equals PyTorch', async (t) => {
-  const f = await fixture('conv.safetensors');
-  for (const name of ['tconvsub', 'tconvsubodd']) {
-    const layer = loadedLayer(f, name);
-    for (const subpixel of [true, false]) {
-      torch.backends.subpixelUpsampling = subpixel;
-      const y = torch.noGrad(() => layer.forward(pick(f, `${name}.x`)));
-      const diff = maxAbsDiff(y, pick(f, `${name}.y`));
-      t.true(diff < 1e-5, `${name}, subpixel ${subpixel}: ${diff}`);
+test.serial(
+  'kernel = 2 x stride transposed convolutions: the sub-pixel path and its gradients equal PyTorch',
+  async (t) => {
+    const f = await fixture('conv.safetensors');
+    for (const name of ['tconvsub', 'tconvsubodd']) {
+      for (const subpixel of [true, false]) {
+        torch.backends.subpixelUpsampling = subpixel;
+        const layer = loadedLayer(f, name);
+        const y = torch.noGrad(() => layer.forward(pick(f, `${name}.x`)));
+        const diff = maxAbsDiff(y, pick(f, `${name}.y`));
+        t.true(diff < 1e-5, `${name}, subpixel ${subpixel}: ${diff}`);
+        // With gradients (training's path): the output, and the input, weight and bias gradients.
+        const x = pick(f, `${name}.x`).clone().detach();
+        x.requiresGrad = true;
+        const trained = layer.forward(x);
+        t.true(maxAbsDiff(trained, pick(f, `${name}.y`)) < 1e-5, `${name}, subpixel ${subpixel}, with grad`);
+        trained
+          .mul(pick(f, `${name}.g`))
+          .sum()
+          .backward();
+        t.true(maxAbsDiff(x.grad as Tensor, pick(f, `${name}.x.grad`)) < 1e-4, `${name}, subpixel ${subpixel}: x.grad`);
+        t.true(maxAbsDiff(layer.weight.grad as Tensor, pick(f, `${name}.weight.grad`)) < 1e-4, `${name}: weight.grad`);
+        if (f.has(`${name}.bias.grad`)) {
+          t.true(maxAbsDiff(layer.bias?.grad as Tensor, pick(f, `${name}.bias.grad`)) < 1e-4, `${name}: bias.grad`);
+        }
+      }
+      torch.backends.subpixelUpsampling = true;
     }
-    torch.backends.subpixelUpsampling = true;
-  }
-});
+  },
+);
 
 test.serial(
   'under CPU autocast a kernel = 2 x stride transposed convolution runs in bfloat16, close to PyTorch',

@@ -20,16 +20,18 @@ struct Geometry {
   int64_t batch, outChannels, stride, padding, outH, outW, cellsH, cellsW;
 };
 
-/// Walks the output rows: for row (n, o, y) and every run of up to s pixels that come from
-/// one cell (q, q') of the scores, calls copy(outOffset, scoresOffset, length).
-/// Scores are rows (n, q, q') of columns (o, r, r'), i.e. channels-last [N, Hq, Wq, O*s*s];
-/// the output is [N, O, outH, outW].
+/// Walks the output rows: for row (n, o, y) of an output [N, O, outH, outW] (perChannel), or
+/// row (n, y) of a channels-last one, and every run of up to s pixels that come from one cell
+/// (q, q') of the scores, calls copy(outOffset, scoresOffset, length). Scores are rows (n, q,
+/// q') of columns (o, r, r'), i.e. channels-last [N, Hq, Wq, O*s*s]. Channels-last, outOffset
+/// is the run's first pixel (its O channels from outOffset * O on) and scoresOffset that of
+/// channel 0 (channel o's from scoresOffset + o s s on).
 template <typename Copy>
-void forEachRun(const Geometry& g, Copy&& copy) {
-  int64_t channels = g.outChannels * g.stride * g.stride;
-  at::parallel_for(0, g.batch * g.outChannels * g.outH, 16, [&](int64_t begin, int64_t end) {
+void forEachRun(const Geometry& g, bool perChannel, Copy&& copy) {
+  int64_t channels = g.outChannels * g.stride * g.stride, planes = perChannel ? g.outChannels : 1;
+  at::parallel_for(0, g.batch * planes * g.outH, perChannel ? 16 : 4, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
-      int64_t n = row / (g.outChannels * g.outH), o = (row / g.outH) % g.outChannels, y = row % g.outH;
+      int64_t n = row / (planes * g.outH), o = (row / g.outH) % planes, y = row % g.outH;
       int64_t q = (y + g.padding) / g.stride, r = (y + g.padding) % g.stride;
       int64_t scoresRow = ((n * g.cellsH + q) * g.cellsW) * channels + (o * g.stride + r) * g.stride;
       for (int64_t x = 0; x < g.outW;) {
@@ -48,9 +50,57 @@ at::Tensor shuffleCrop(const at::Tensor& scores, const Geometry& g) {
   at::Tensor out = at::empty({g.batch, g.outChannels, g.outH, g.outW}, z.options());
   const float* src = z.const_data_ptr<float>();
   float* dst = out.mutable_data_ptr<float>();
-  forEachRun(g, [&](int64_t o, int64_t s, int64_t n) { std::memcpy(dst + o, src + s, n * sizeof(float)); });
+  forEachRun(g, /*perChannel=*/true,
+             [&](int64_t o, int64_t s, int64_t n) { std::memcpy(dst + o, src + s, n * sizeof(float)); });
   return out;
 }
+
+/// The shuffle and crop for training: the output channels-last, as the loss reads it fastest.
+at::Tensor shuffleCropChannelsLast(const at::Tensor& scores, const Geometry& g) {
+  at::Tensor z = scores.contiguous();
+  at::Tensor out =
+      at::empty({g.batch, g.outChannels, g.outH, g.outW}, z.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const float* src = z.const_data_ptr<float>();
+  float* dst = out.mutable_data_ptr<float>();
+  int64_t channels = g.outChannels, plane = g.stride * g.stride;
+  forEachRun(g, /*perChannel=*/false, [&](int64_t p, int64_t s, int64_t n) {
+    for (int64_t o = 0; o < channels; ++o) {
+      for (int64_t j = 0; j < n; ++j) dst[(p + j) * channels + o] = src[s + o * plane + j];
+    }
+  });
+  return out;
+}
+
+/// Its gradient: each output pixel's back in its place among the scores [cells, O*s*s]
+/// (every score feeds one output pixel at most; those the crop drops get zero).
+at::Tensor unshuffle(const at::Tensor& grad, const Geometry& g) {
+  at::Tensor z = grad.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor scores = at::zeros({g.batch * g.cellsH * g.cellsW, g.outChannels * g.stride * g.stride}, z.options());
+  const float* src = z.const_data_ptr<float>();
+  float* dst = scores.mutable_data_ptr<float>();
+  int64_t channels = g.outChannels, plane = g.stride * g.stride;
+  forEachRun(g, /*perChannel=*/false, [&](int64_t p, int64_t s, int64_t n) {
+    for (int64_t o = 0; o < channels; ++o) {
+      for (int64_t j = 0; j < n; ++j) dst[s + o * plane + j] = src[(p + j) * channels + o];
+    }
+  });
+  return scores;
+}
+
+/// The training shuffle for autograd, so that training takes the sub-pixel path too.
+struct ShuffleCrop : torch::autograd::Function<ShuffleCrop> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& scores, const Geometry& g) {
+    ctx->saved_data["geometry"] =
+        std::vector<int64_t>{g.batch, g.outChannels, g.stride, g.padding, g.outH, g.outW, g.cellsH, g.cellsW};
+    return shuffleCropChannelsLast(scores, g);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    if (!grads[0].defined()) return {at::Tensor(), at::Tensor()};
+    auto v = ctx->saved_data["geometry"].toIntVector();
+    return {unshuffle(grads[0], Geometry{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}), at::Tensor()};
+  }
+};
 
 /// The kernel matrix of a weight [C, O, 2s, 2s]: rows (di, dj, c), columns (o, r, r'), with
 /// kernel[(di, dj, c), (o, r, r')] = weight[c, o, r + s (1 - di), r' + s (1 - dj)].
@@ -139,16 +189,14 @@ at::Tensor product(const at::Tensor& taps, const at::Tensor& kernel, const std::
 
 }  // namespace
 
-bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::Tensor& input,
-                  const at::Tensor& weight) {
+bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::Tensor& input) {
   auto k = options.kernel_size(), s = options.stride(), d = options.dilation(), op = options.output_padding();
   auto p = options.padding();
   auto* padding = std::get_if<torch::ExpandingArray<2>>(&p);
-  bool needsGrad = at::GradMode::is_enabled() && (input.requires_grad() || weight.requires_grad());
   // Under CPU autocast the product would come back in bfloat16: the general kernel runs.
-  return backends::subpixelUpsampling && !needsGrad && !at::autocast::is_autocast_enabled(at::kCPU) &&
-         input.dim() == 4 && input.device().is_cpu() && input.scalar_type() == at::kFloat && padding != nullptr &&
-         s->at(0) == s->at(1) && s->at(0) >= 8 && k->at(0) == 2 * s->at(0) && k->at(1) == 2 * s->at(1) &&
+  return backends::subpixelUpsampling && !at::autocast::is_autocast_enabled(at::kCPU) && input.dim() == 4 &&
+         input.device().is_cpu() && input.scalar_type() == at::kFloat && padding != nullptr && s->at(0) == s->at(1) &&
+         s->at(0) >= 8 && k->at(0) == 2 * s->at(0) && k->at(1) == 2 * s->at(1) &&
          (*padding)->at(0) == (*padding)->at(1) && (*padding)->at(0) <= s->at(0) && d->at(0) == 1 && d->at(1) == 1 &&
          op->at(0) == 0 && op->at(1) == 0 && options.groups() == 1 &&
          std::holds_alternative<torch::enumtype::kZeros>(options.padding_mode());
@@ -169,7 +217,14 @@ at::Tensor subpixelTransposedConv(const at::Tensor& input, const at::Tensor& wei
   int64_t sN = padded.stride(0), sH = padded.stride(2), sW = padded.stride(3);
   at::Tensor taps = padded.as_strided({batch, h + 1, w + 1, 2, 2, inChannels}, {sN, sH, sW, sH, sW, 1})
                         .reshape({batch * (h + 1) * (w + 1), 4 * inChannels});
-  return shuffleCrop(product(taps, kernelFor(weight, s), bias, s), g);
+  bool needsGrad = at::GradMode::is_enabled() && (input.requires_grad() || weight.requires_grad() ||
+                                                  (bias && bias->defined() && bias->requires_grad()));
+  if (!needsGrad) return shuffleCrop(product(taps, kernelFor(weight, s), bias, s), g);
+  // Training: the kernel matrix made anew with its gradient, the product by at::addmm.
+  at::Tensor kernel = kernelMatrix(weight, s);
+  at::Tensor scores =
+      bias && bias->defined() ? at::addmm(bias->repeat_interleave(s * s), taps, kernel) : at::mm(taps, kernel);
+  return ShuffleCrop::apply(scores, g);
 }
 
 }  // namespace fcn

@@ -1,8 +1,9 @@
 // A transposed convolution whose kernel is twice its stride s (the FCN's 64/32 upsampling)
 // computed as a sub-pixel convolution: every output pixel receives exactly 2x2 input taps per
 // channel, so the layer is one dense 2x2 convolution with out*s*s channels over the input
-// padded by one, then a pixel shuffle and a crop, fused here into one copy. Same numbers as
-// ConvTranspose2d; used for inference, where it is faster on the CPU.
+// padded by one, then a pixel shuffle and a crop, fused here into one copy (in training into
+// a channels-last output, with its gradient as one copy back). Same numbers as
+// ConvTranspose2d, faster on the CPU in inference and in training.
 #pragma once
 
 #include <torch/torch.h>
@@ -12,13 +13,13 @@
 namespace fcn {
 
 /// True when a ConvTranspose2d with these options and input runs faster as sub-pixel:
-/// CPU, float32 outside CPU autocast, 4-d input, kernel 2s with s >= 8, no groups, dilation or output padding,
-/// and no gradient to compute (measured: with channels-last weights the general kernel's
-/// backward is faster, so training keeps it; the numbers are the same either way).
-bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::Tensor& input,
-                  const at::Tensor& weight);
+/// CPU, float32 outside CPU autocast, 4-d input, kernel 2s with s >= 8, no groups, dilation
+/// or output padding.
+bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::Tensor& input);
 
-/// conv_transpose2d(input, weight [C, O, 2s, 2s], bias, stride s, padding p), by sub-pixels.
+/// conv_transpose2d(input, weight [C, O, 2s, 2s], bias, stride s, padding p), by sub-pixels;
+/// differentiable when a gradient is wanted (the kernel matrix is then made anew each call,
+/// and the product is at::addmm's).
 at::Tensor subpixelTransposedConv(const at::Tensor& input, const at::Tensor& weight,
                                   const std::optional<at::Tensor>& bias, int64_t stride, int64_t padding);
 
