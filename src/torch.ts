@@ -233,7 +233,8 @@ export const version: string = native.torchVersion;
  * `cudaGraphs` and `fusedInference`; turning one off is for measuring what it brings, results
  * are the same either way (`fusedInference`: within 1e-4 relative).
  * - `subpixelUpsampling`: a CPU float32 ConvTranspose2d whose kernel is twice its stride
- *   (>= 8) runs as a 2x2 convolution followed by a fused pixel shuffle and crop.
+ *   (>= 8) runs as a 2x2 convolution followed by a fused pixel shuffle and crop, in inference
+ *   and in training (its gradient through the same decomposition).
  * - `channelsLast`: on the CPU, models keep 4-d weights channels-last (NHWC) and inputs are
  *   laid out to match, which oneDNN's convolutions run fastest on.
  * - `cachingCpuAllocator`: freed CPU tensor memory of 128 KiB and more is kept (up to 4 GiB)
