@@ -88,8 +88,9 @@ export async function downloadVerified(options: VerifiedDownload): Promise<strin
   const bar = showProgress
     ? new cliProgress.SingleBar({ format: `${path.basename(dest)} [{bar}] {percentage}% {value}/{total} MB` })
     : null;
+  let res: Response | undefined;
   try {
-    const res = await fetch(url);
+    res = await fetch(url);
     if (!res.ok || !res.body) throw new Error(`HTTP ${res.status} ${res.statusText}`);
     const total = Number(res.headers.get('content-length') ?? 0);
     bar?.start(Math.round(total / 2 ** 20), 0);
@@ -113,6 +114,7 @@ export async function downloadVerified(options: VerifiedDownload): Promise<strin
     fs.renameSync(partial, dest);
     return digest;
   } catch (err) {
+    await res?.body?.cancel().catch(() => undefined); // a body never read would hold its connection
     fs.rmSync(partial, { force: true });
     throw new Error(`downloading ${path.basename(dest)} from ${url} failed: ${(err as Error).message}`);
   } finally {

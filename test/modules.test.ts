@@ -51,6 +51,9 @@ test.serial(
   'kernel = 2 x stride transposed convolutions: the sub-pixel path and its gradients equal PyTorch',
   async (t) => {
     const f = await fixture('conv.safetensors');
+    t.teardown(() => {
+      torch.backends.subpixelUpsampling = true;
+    });
     for (const name of ['tconvsub', 'tconvsubodd']) {
       for (const subpixel of [true, false]) {
         torch.backends.subpixelUpsampling = subpixel;
@@ -73,7 +76,6 @@ test.serial(
           t.true(maxAbsDiff(layer.bias?.grad as Tensor, pick(f, `${name}.bias.grad`)) < 1e-4, `${name}: bias.grad`);
         }
       }
-      torch.backends.subpixelUpsampling = true;
     }
   },
 );

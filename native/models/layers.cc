@@ -54,7 +54,7 @@ std::shared_ptr<torch::nn::Module> convTranspose2d(const LayerOptions& o) {
 
 at::Tensor convTranspose2dForward(torch::nn::Module& m, const at::Tensor& x) {
   auto& up = static_cast<torch::nn::ConvTranspose2dImpl&>(m);
-  if (!subpixelFits(up.options, x)) return up.forward(x);
+  if (!subpixelFits(up.options, x, up.weight, up.bias)) return up.forward(x);
   std::optional<at::Tensor> bias;
   if (up.bias.defined()) bias = up.bias;
   return subpixelTransposedConv(x, up.weight, bias, up.options.stride()->at(0),

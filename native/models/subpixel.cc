@@ -97,6 +97,12 @@ struct ShuffleCrop : torch::autograd::Function<ShuffleCrop> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     if (!grads[0].defined()) return {at::Tensor(), at::Tensor()};
+    // The copy back is not differentiable itself: a graph of this backward would lack it.
+    if (at::GradMode::is_enabled()) {
+      throw std::logic_error(
+          "a second derivative through the sub-pixel transposed convolution is not supported; turn "
+          "torch.backends.subpixelUpsampling off for it");
+    }
     auto v = ctx->saved_data["geometry"].toIntVector();
     return {unshuffle(grads[0], Geometry{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}), at::Tensor()};
   }
@@ -159,7 +165,7 @@ std::mutex keptMutex;
 std::list<KeptKernel> kept;  // guarded by keptMutex, most recent first
 
 at::Tensor kernelFor(const at::Tensor& weight, int64_t s) {
-  if (weight.is_inference()) return productKernel(weight, s);  // changes it has no version for
+  if (weight.is_inference()) return kernelMatrix(weight, s);  // changes it has no version for: not packed each call
   std::lock_guard<std::mutex> lock(keptMutex);
   kept.remove_if([](const KeptKernel& k) { return k.weight.expired(); });
   for (auto it = kept.begin(); it != kept.end(); ++it) {
@@ -189,14 +195,16 @@ at::Tensor product(const at::Tensor& taps, const at::Tensor& kernel, const std::
 
 }  // namespace
 
-bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::Tensor& input) {
+bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::Tensor& input, const at::Tensor& weight,
+                  const at::Tensor& bias) {
   auto k = options.kernel_size(), s = options.stride(), d = options.dilation(), op = options.output_padding();
   auto p = options.padding();
   auto* padding = std::get_if<torch::ExpandingArray<2>>(&p);
   // Under CPU autocast the product would come back in bfloat16: the general kernel runs.
+  auto cpuFloat = [](const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat; };
   return backends::subpixelUpsampling && !at::autocast::is_autocast_enabled(at::kCPU) && input.dim() == 4 &&
-         input.device().is_cpu() && input.scalar_type() == at::kFloat && padding != nullptr && s->at(0) == s->at(1) &&
-         s->at(0) >= 8 && k->at(0) == 2 * s->at(0) && k->at(1) == 2 * s->at(1) &&
+         cpuFloat(input) && cpuFloat(weight) && (!bias.defined() || cpuFloat(bias)) && padding != nullptr &&
+         s->at(0) == s->at(1) && s->at(0) >= 8 && k->at(0) == 2 * s->at(0) && k->at(1) == 2 * s->at(1) &&
          (*padding)->at(0) == (*padding)->at(1) && (*padding)->at(0) <= s->at(0) && d->at(0) == 1 && d->at(1) == 1 &&
          op->at(0) == 0 && op->at(1) == 0 && options.groups() == 1 &&
          std::holds_alternative<torch::enumtype::kZeros>(options.padding_mode());

@@ -2,8 +2,8 @@
 // computed as a sub-pixel convolution: every output pixel receives exactly 2x2 input taps per
 // channel, so the layer is one dense 2x2 convolution with out*s*s channels over the input
 // padded by one, then a pixel shuffle and a crop, fused here into one copy (in training into
-// a channels-last output, with its gradient as one copy back). Same numbers as
-// ConvTranspose2d, faster on the CPU in inference and in training.
+// a channels-last output, with its gradient as one copy back). The same numbers as
+// ConvTranspose2d up to float rounding, faster on the CPU in inference and in training.
 #pragma once
 
 #include <torch/torch.h>
@@ -13,9 +13,10 @@
 namespace fcn {
 
 /// True when a ConvTranspose2d with these options and input runs faster as sub-pixel:
-/// CPU, float32 outside CPU autocast, 4-d input, kernel 2s with s >= 8, no groups, dilation
-/// or output padding.
-bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::Tensor& input);
+/// CPU float32 input, weight and bias (if any) outside CPU autocast, 4-d input, kernel 2s
+/// with s >= 8, no groups, dilation or output padding.
+bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::Tensor& input, const at::Tensor& weight,
+                  const at::Tensor& bias);
 
 /// conv_transpose2d(input, weight [C, O, 2s, 2s], bias, stride s, padding p), by sub-pixels;
 /// differentiable when a gradient is wanted (the kernel matrix is then made anew each call,
