@@ -156,37 +156,18 @@ Napi::Value Module::isTraining(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), module_->is_training());
 }
 
-namespace {
-/// convert() (libtorch's Module::to), then a version bump for every parameter and buffer whose
-/// data moved: set_data keeps a tensor's version, and the caches keyed on data pointer and
-/// version (folded convolutions, sub-pixel kernels) would take a round trip (float32, float64,
-/// float32 again at the old address) for the tensor they kept. A to() that moves nothing
-/// changes nothing.
-template <class Convert>
-void toWithVersions(torch::nn::Module& m, Convert&& convert) {
-  std::vector<std::pair<at::Tensor, const void*>> before;
-  for (const auto& list : {m.parameters(true), m.buffers(true)}) {
-    for (const auto& t : list) before.emplace_back(t, t.defined() ? t.const_data_ptr() : nullptr);
-  }
-  convert();
-  for (auto& [t, data] : before) {
-    if (t.defined() && !t.is_inference() && t.const_data_ptr() != data) t.unsafeGetTensorImpl()->bump_version();
-  }
-}
-}  // namespace
-
 Napi::Value Module::to(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info[0].IsString()) {
     std::string spec = info[0].As<Napi::String>().Utf8Value();
     if (spec == "float32" || spec == "float64") {
       at::ScalarType dtype = toDtype(info[0]);
-      withModelLock(env, [&] { toWithVersions(*module_, [&] { module_->to(dtype); }); });
+      withModelLock(env, [&] { module_->to(dtype); });
       return env.Undefined();
     }
   }
   c10::Device device = toDevice(info[0]);
-  withModelLock(env, [&] { toWithVersions(*module_, [&] { module_->to(device); }); });
+  withModelLock(env, [&] { module_->to(device); });
   return env.Undefined();
 }
 

@@ -228,11 +228,8 @@ at::Tensor subpixelTransposedConv(const at::Tensor& input, const at::Tensor& wei
   bool needsGrad = at::GradMode::is_enabled() && (input.requires_grad() || weight.requires_grad() ||
                                                   (bias && bias->defined() && bias->requires_grad()));
   if (!needsGrad) return shuffleCrop(product(taps, kernelFor(weight, s), bias, s), g);
-  // Training: the kernel matrix made anew with its gradient, the product by at::addmm.
-  at::Tensor kernel = kernelMatrix(weight, s);
-  at::Tensor scores =
-      bias && bias->defined() ? at::addmm(bias->repeat_interleave(s * s), taps, kernel) : at::mm(taps, kernel);
-  return ShuffleCrop::apply(scores, g);
+  // Training: the kernel matrix made anew with its gradient (unpacked, so the product is at::addmm's).
+  return ShuffleCrop::apply(product(taps, kernelMatrix(weight, s), bias, s), g);
 }
 
 }  // namespace fcn
