@@ -306,6 +306,17 @@ void cpuAllocatorTests() {
   check(cachedMiB() == 39, "every freed block is cached");
   fcn::releaseCachedCpuMemory();
   check(cachedMiB() == 0 && fcn::cpuBytesInUse() == base, "releaseCachedCpuMemory empties the cache");
+  at::empty({4 * MiB}, at::kByte).reset();
+  {
+    at::Tensor smaller = at::empty({3 * MiB}, at::kByte);
+    check(cachedMiB() == 0 && fcn::cpuBytesInUse() - base == 4 * MiB,
+          "a cached block serves a smaller tensor, counted whole");
+    at::Tensor tiny = at::empty({MiB}, at::kByte);
+    smaller.reset();
+    at::Tensor quarter = at::empty({MiB}, at::kByte);
+    check(cachedMiB() == 4, "but not one under half its size");
+  }
+  fcn::releaseCachedCpuMemory();
 }
 
 /// at::parallel_for's OpenMP pragma compiles into our own code (batch crops, argmax, the
