@@ -1,6 +1,6 @@
 import path from 'node:path';
 import test from 'ava';
-import { bilinearKernel, load, nn, optim, type Tensor, torch } from '../src';
+import { bilinearKernel, load, nn, optim, type Tensor, Trainer, torch } from '../src';
 import { fixture, fixtures, maxAbsDiff, pick } from './helpers';
 
 const strided = path.join(fixtures, 'resnet18-strided.pth');
@@ -69,14 +69,20 @@ test('the chapter FCN: shapes [1,512,10,15] and [1,21,320,480], async forward', 
   t.deepEqual(Y.shape, [1, 21, 320, 480]);
 });
 
-test('3 SGD steps on the full FCN reproduce PyTorch losses within 1e-4 relative', async (t) => {
-  const f = await fixture('fcn-sgd.safetensors');
+/** The chapter's FCN with the fixture's head, as scripts/make_fixtures.py builds it. */
+async function fixtureFcn(f: Map<string, Tensor>) {
   const pretrained = nn.resnet18();
   pretrained.loadStateDict(await load(strided));
   const net = buildFcn(pretrained);
   net.get('final_conv').weight.copy_(pick(f, 'final_conv.weight'));
   net.get('final_conv').bias?.copy_(pick(f, 'final_conv.bias'));
   net.get('transpose_conv').bias?.copy_(torch.zeros([21]));
+  return net;
+}
+
+test('3 SGD steps on the full FCN reproduce PyTorch losses within 1e-4 relative', async (t) => {
+  const f = await fixture('fcn-sgd.safetensors');
+  const net = await fixtureFcn(f);
   const X = pick(f, 'X');
   const Y = pick(f, 'Y');
   const loss = (inputs: Tensor, targets: Tensor) =>
@@ -98,3 +104,32 @@ test('3 SGD steps on the full FCN reproduce PyTorch losses within 1e-4 relative'
   t.true(maxAbsDiff(net.get('final_conv').weight, pick(f, 'final_conv.weight.after')) < 1e-5);
   t.true(maxAbsDiff(net.get('transpose_conv').bias as Tensor, pick(f, 'transpose_conv.bias.after')) < 1e-5);
 });
+
+// Trainer.step: the chapter's loss on the logits as the model gives them (channels-last from
+// the sub-pixel upsampling, whose loss and gradient take the pixels as rows; channels-first
+// from libtorch's transposed convolution), the caching allocator's blocks reused across steps.
+for (const subpixel of [true, false]) {
+  test.serial(
+    `3 Trainer steps on the full FCN reproduce PyTorch (sub-pixel upsampling ${subpixel ? 'on' : 'off'})`,
+    async (t) => {
+      const before = torch.backends.subpixelUpsampling;
+      torch.backends.subpixelUpsampling = subpixel;
+      t.teardown(() => {
+        torch.backends.subpixelUpsampling = before;
+      });
+      const f = await fixture('fcn-sgd.safetensors');
+      const net = await fixtureFcn(f);
+      const trainer = new Trainer(net, new optim.SGD(net.parameters(), { lr: 0.001, weightDecay: 1e-3 }));
+      const expected = Array.from(pick(f, 'losses').toTypedArray() as Float64Array);
+      for (let step = 0; step < 3; step++) {
+        const { loss } = await trainer.step(pick(f, 'X'), pick(f, 'Y'));
+        t.true(
+          Math.abs(loss - expected[step]) / Math.abs(expected[step]) < 1e-4,
+          `step ${step}: ${loss} vs ${expected[step]}`,
+        );
+      }
+      t.true(maxAbsDiff(net.get('final_conv').weight, pick(f, 'final_conv.weight.after')) < 1e-5);
+      t.true(maxAbsDiff(net.get('transpose_conv').bias as Tensor, pick(f, 'transpose_conv.bias.after')) < 1e-5);
+    },
+  );
+}

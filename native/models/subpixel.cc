@@ -72,13 +72,23 @@ at::Tensor shuffleCropChannelsLast(const at::Tensor& scores, const Geometry& g) 
 }
 
 /// Its gradient: each output pixel's back in its place among the scores [cells, O*s*s]
-/// (every score feeds one output pixel at most; those the crop drops get zero).
+/// (every score feeds one output pixel at most; those the crop drops get zero). The crop
+/// (padding <= stride) drops scores of the border cells only: those are zeroed first, the
+/// others are all written once.
 at::Tensor unshuffle(const at::Tensor& grad, const Geometry& g) {
   at::Tensor z = grad.contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor scores = at::zeros({g.batch * g.cellsH * g.cellsW, g.outChannels * g.stride * g.stride}, z.options());
+  int64_t channels = g.outChannels, plane = g.stride * g.stride, cellScores = channels * plane;
+  at::Tensor scores = at::empty({g.batch * g.cellsH * g.cellsW, cellScores}, z.options());
   const float* src = z.const_data_ptr<float>();
   float* dst = scores.mutable_data_ptr<float>();
-  int64_t channels = g.outChannels, plane = g.stride * g.stride;
+  at::parallel_for(0, scores.size(0), 16, [&](int64_t begin, int64_t end) {
+    for (int64_t cell = begin; cell < end; ++cell) {
+      int64_t q = (cell / g.cellsW) % g.cellsH, qq = cell % g.cellsW;
+      if (q == 0 || q == g.cellsH - 1 || qq == 0 || qq == g.cellsW - 1) {
+        std::memset(dst + cell * cellScores, 0, cellScores * sizeof(float));
+      }
+    }
+  });
   forEachRun(g, /*perChannel=*/false, [&](int64_t p, int64_t s, int64_t n) {
     for (int64_t o = 0; o < channels; ++o) {
       for (int64_t j = 0; j < n; ++j) dst[s + o * plane + j] = src[(p + j) * channels + o];

@@ -48,6 +48,22 @@ void checkOutput(const at::Tensor& logits, const at::Tensor& labels, int64_t ign
                               ") nor the ignore index " + std::to_string(ignoreIndex));
 }
 
+/// PyTorch's cross_entropy_loss of logits [B, C, H, W] for labels [B, H, W] (reduction None:
+/// [B, H, W]). Channels-last logits (the sub-pixel upsampling's in training) go as rows
+/// [B*H*W, C], a view: libtorch's log_softmax over dim 1 would copy them to channels-first
+/// first and hand back a channels-first gradient that the upsampling's backward copies again.
+at::Tensor crossEntropy(const at::Tensor& logits, const at::Tensor& labels, const SegmentationLoss& loss,
+                        at::Reduction::Reduction reduction) {
+  int64_t classes = logits.size(1);
+  if (!logits.is_contiguous(at::MemoryFormat::ChannelsLast) || logits.is_contiguous() || labels.numel() == 0) {
+    return at::cross_entropy_loss(logits, labels, loss.classWeights, reduction, loss.ignoreIndex, loss.labelSmoothing);
+  }
+  at::Tensor rows = logits.permute({0, 2, 3, 1}).reshape({-1, classes});
+  at::Tensor value = at::cross_entropy_loss(rows, labels.reshape({-1}), loss.classWeights, reduction, loss.ignoreIndex,
+                                            loss.labelSmoothing);
+  return reduction == at::Reduction::None ? value.view(labels.sizes()) : value;
+}
+
 /// What a part of a step gave, still on its device: read after the optimizer's update is
 /// queued, so that a GPU runs the whole step without waiting for the host in between.
 struct PartResult {
@@ -194,12 +210,9 @@ at::Tensor SegmentationLoss::operator()(const NamedOutputs& outputs, const at::T
     checkOutput(logits, labels, ignoreIndex, range);
     at::Tensor term;
     if (kind == Kind::Chapter) {
-      at::Tensor perPixel =
-          at::cross_entropy_loss(logits, labels, classWeights, at::Reduction::None, ignoreIndex, labelSmoothing);
-      term = perPixel.mean(2).mean(1).sum();
+      term = crossEntropy(logits, labels, *this, at::Reduction::None).mean(2).mean(1).sum();
     } else {
-      term = at::cross_entropy_loss(logits, labels, classWeights, at::Reduction::Sum, ignoreIndex, labelSmoothing) /
-             denominator;
+      term = crossEntropy(logits, labels, *this, at::Reduction::Sum) / denominator;
     }
     total = total.defined() ? total + weight * term : weight == 1.0 ? term : weight * term;
   }
