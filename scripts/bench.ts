@@ -7,10 +7,12 @@
  * number of threads. Prints medians (s) and per row the best peer and its time / ours (above 1
  * means we are faster; for memory, our peak / theirs), then weight loading, import time and
  * memory against PyTorch.
- *   node dist/scripts/bench.js PYTHON [--rounds 5] [--long] [--quick] [--device cuda] [--autocast] [--cuda-graphs] [--unfused]
+ *   node dist/scripts/bench.js PYTHON [--rounds 5] [--long] [--quick] [--device cuda] [--autocast] [--cuda-graphs] [--unfused] [--peer-malloc LIB]
  * --quick times one iteration per round and call (and 10 steps for memory), for development.
  * --autocast runs ours under torch.setAutocast (bfloat16) on the bench's device; the peers are as always.
  * --cuda-graphs turns torch.backends.cudaGraphs on for ours (inference rows on a GPU).
+ * --peer-malloc LIB runs the Python peers with LIB preloaded (LD_PRELOAD), e.g. jemalloc or tcmalloc,
+ * as PyTorch's CPU performance guide suggests: glibc's malloc returns blocks over 32 MB to the system.
  * Ours runs its inference rows with torch.backends.fusedInference on (the prepared model's
  * forward; predict has it by default); --unfused leaves it off (layer by layer, PyTorch-exact).
  * With --device cuda (a CUDA build and a CUDA PyTorch) only the model workloads run, on the GPU.
@@ -97,10 +99,11 @@ export class Ours {
 class Theirs {
   readonly #proc;
   readonly #lines: AsyncIterator<string>;
-  constructor(python: string, device: Device) {
+  /** env: the peers' environment (--peer-malloc adds LD_PRELOAD to it). */
+  constructor(python: string, device: Device, env: NodeJS.ProcessEnv) {
     this.#proc = spawn(python, [path.join(root, 'scripts', 'bench_model.py')], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, BENCH_THREADS: String(threads), BENCH_DEVICE: device },
+      env: { ...env, BENCH_THREADS: String(threads), BENCH_DEVICE: device },
     });
     this.#lines = readline.createInterface({ input: this.#proc.stdout })[Symbol.asyncIterator]();
   }
@@ -142,11 +145,12 @@ async function rssChild([steps, h, w, batch]: number[]): Promise<void> {
   console.log(JSON.stringify({ samples, peak: Math.round(memoryMb().peak * 10) / 10 }));
 }
 
-async function rssOf(command: string, args: string[]): Promise<{ samples: number[]; peak: number }> {
-  const { stdout } = await run(command, args, {
-    maxBuffer: 1 << 20,
-    env: { ...process.env, BENCH_THREADS: String(threads) },
-  });
+async function rssOf(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ samples: number[]; peak: number }> {
+  const { stdout } = await run(command, args, { maxBuffer: 1 << 20, env: { ...env, BENCH_THREADS: String(threads) } });
   return JSON.parse(stdout.trim().split('\n').at(-1) as string);
 }
 
@@ -254,12 +258,13 @@ async function main(): Promise<void> {
       autocast: { type: 'boolean', default: false },
       'cuda-graphs': { type: 'boolean', default: false },
       unfused: { type: 'boolean', default: false },
+      'peer-malloc': { type: 'string' },
     },
   });
   const python = positionals[0];
   if (!python)
     throw new Error(
-      'usage: node dist/scripts/bench.js PYTHON [--rounds N] [--long] [--quick] [--device cuda] [--autocast] [--cuda-graphs] [--unfused]',
+      'usage: node dist/scripts/bench.js PYTHON [--rounds N] [--long] [--quick] [--device cuda] [--autocast] [--cuda-graphs] [--unfused] [--peer-malloc LIB]',
     );
   const rounds = Number(values.rounds);
   const device = values.device as Device;
@@ -281,7 +286,11 @@ async function main(): Promise<void> {
     console.log('ours: torch.backends.cudaGraphs (inference forwards replayed as CUDA graphs)');
   }
 
-  const theirs = new Theirs(python, device);
+  const peerMalloc = values['peer-malloc'];
+  if (peerMalloc && !fs.existsSync(peerMalloc)) throw new Error(`--peer-malloc: no such library ${peerMalloc}`);
+  const peerEnv = peerMalloc ? { ...process.env, LD_PRELOAD: peerMalloc } : process.env;
+  if (peerMalloc) console.log(`peers: LD_PRELOAD=${peerMalloc} (ours: its own caching allocator, as always)`);
+  const theirs = new Theirs(python, device, peerEnv);
   const info = await theirs.call<Info>('info', {});
   const peers: Peer[] = info.peers.map(([key, label, trains]) => ({ key, label, trains }));
   console.log(
@@ -371,8 +380,8 @@ async function main(): Promise<void> {
   const rssArgs = [String(steps), '160', '224', '4'];
   const worker = path.join(root, 'scripts', 'bench_model.py');
   const rssA = await rssOf(process.execPath, [__filename, 'rss', ...rssArgs]);
-  const rssB = await rssOf(python, [worker, 'rss', ...rssArgs]);
-  const rssC = await rssOf(python, [worker, 'rss', ...rssArgs, 'channels_last']);
+  const rssB = await rssOf(python, [worker, 'rss', ...rssArgs], peerEnv);
+  const rssC = await rssOf(python, [worker, 'rss', ...rssArgs, 'channels_last'], peerEnv);
   // From the second tenth's highest RSS (after the warm-up) to the last tenth's.
   const growth = (s: number[]) => `${(((s.at(-1) as number) / s[1] - 1) * 100).toFixed(1)}%`;
 

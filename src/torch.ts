@@ -238,8 +238,8 @@ export const version: string = native.torchVersion;
  * - `channelsLast`: on the CPU, models keep 4-d weights channels-last (NHWC) and inputs are
  *   laid out to match, which oneDNN's convolutions run fastest on.
  * - `cachingCpuAllocator`: freed CPU tensor memory of 128 KiB and more is kept (up to 4 GiB)
- *   and reused for the same size, as PyTorch's CUDA allocator does on the GPU: a training
- *   step then touches few fresh pages. Within a training step (`Trainer.step`, `train`)
+ *   and reused for tensors of its size down to half of it, as PyTorch's CUDA allocator
+ *   reuses its blocks on the GPU: a training step then touches few fresh pages. Within a training step (`Trainer.step`, `train`)
  *   memory in use plus memory kept stays within 1.25x the most ever in use at once (a block
  *   that must be fresh evicts kept ones first), so the cache adds little to training's peak;
  *   inference keeps a block of every size. `emptyCpuCache()` gives the kept memory back and
