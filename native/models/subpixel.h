@@ -20,7 +20,8 @@ bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::
 
 /// conv_transpose2d(input, weight [C, O, 2s, 2s], bias, stride s, padding p), by sub-pixels;
 /// differentiable when a gradient is wanted (the kernel matrix is then made anew each call,
-/// and the product is at::addmm's).
+/// unpacked, and the product and its gradients are oneDNN's linear, or at::addmm's where
+/// this libtorch lacks it).
 at::Tensor subpixelTransposedConv(const at::Tensor& input, const at::Tensor& weight,
                                   const std::optional<at::Tensor>& bias, int64_t stride, int64_t padding);
 
