@@ -1,7 +1,7 @@
 import path from 'node:path';
 import test from 'ava';
 import { bilinearKernel, createFcn, load, nn, predict, type Tensor, torch } from '../src';
-import { fixture, fixtures, maxAbsDiff, pick } from './helpers';
+import { exactlyEqual, fixture, fixtures, maxAbsDiff, pick } from './helpers';
 
 const strided = path.join(fixtures, 'resnet18-strided.pth');
 
@@ -140,5 +140,54 @@ test("predict: the chapter's top-left crop, whole images of any size, clear erro
   // Whole images are bounded before anything is converted or run.
   await t.throwsAsync(predict(net, image, { maxPixels: 75 * 100 }), {
     message: /image is 75x101 \(7575 pixels\), more than maxPixels \(7500\)/,
+  });
+});
+
+test.serial("predict takes the chapter FCN's labels from its sub-pixel scores: the argmax of its logits", async (t) => {
+  t.teardown(() => {
+    torch.backends.subpixelUpsampling = true;
+  });
+  const net = createFcn().eval();
+  const x = torch.randn([2, 3, 64, 96]);
+  const expected = torch.noGrad(() => net.forward(x)).argmax(1);
+  // Unfused, predict runs the same convolutions as forward: only the labels' path differs.
+  t.true(exactlyEqual(await predict(net, x, { fused: false }), expected));
+  torch.backends.subpixelUpsampling = false; // libtorch's ConvTranspose2d, then the argmax of its output
+  const general = await predict(net, x, { fused: false });
+  torch.backends.subpixelUpsampling = true;
+  t.true(general.ne(expected).sum().item() <= 2, 'the general kernel rounds otherwise: near-ties only');
+  // Equal maxima give the first of them, a NaN ranks above every number (as at::argmax).
+  const up = net.children().at(-1) as nn.ConvTranspose2d;
+  up.weight.copy_(torch.zeros(up.weight.shape));
+  const bias = up.bias as Tensor;
+  // 0 1 2 3 0 1 2 3 ...: channel 3 is the first to reach the maximum
+  bias.copy_(torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0]));
+  t.is((await predict(net, x)).ne(3).sum().item(), 0);
+  bias.copy_(torch.zeros([21]));
+  t.is((await predict(net, x)).ne(0).sum().item(), 0);
+  bias.copy_(torch.tensor([0, 1, 2, 3, 4, 5, 6, Number.NaN, 1, Number.NaN, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+  t.is((await predict(net, x)).ne(7).sum().item(), 0);
+});
+
+test('labels from sub-pixel scores at other strides equal the argmax of the output', async (t) => {
+  // Strides that divide the argmax kernel's 1024-pixel blocks into whole rows, and one that does not.
+  for (const s of [8, 12, 48]) {
+    const down = new nn.Conv2d(3, 4, { kernelSize: s, stride: s });
+    const up = new nn.ConvTranspose2d(4, 5, { kernelSize: 2 * s, stride: s, padding: s / 2 });
+    const net = new nn.Sequential(down, up).eval();
+    const x = torch.randn([2, 3, 96, 96]);
+    const expected = torch.noGrad(() => net.forward(x)).argmax(1);
+    t.true(exactlyEqual(await predict(net, x), expected), `stride ${s}`);
+  }
+});
+
+test('predict names a model whose labels lose the image size', async (t) => {
+  const net = new nn.Sequential(new nn.Conv2d(3, 21, { kernelSize: 3, stride: 2, padding: 1 })).eval();
+  await t.throwsAsync(predict(net, torch.randn([1, 3, 64, 96])), {
+    message: /the model turned a 64x96 image into labels \[1, 32, 48\]; an FCN must keep the image's height and width/,
+  });
+  const flat = new nn.Sequential(new nn.Conv2d(3, 21, { kernelSize: 3, padding: 1 }), new nn.Flatten()).eval();
+  await t.throwsAsync(predict(flat, torch.randn([1, 3, 64, 96])), {
+    message: /labels are the argmax over the classes of logits \[N, classes, H, W\], but Flatten gave \[1, 129024\]/,
   });
 });

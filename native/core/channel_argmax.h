@@ -12,4 +12,12 @@ namespace fcn {
 /// walks the channels over blocks of pixels held in cache; anything else is at::argmax.
 at::Tensor channelArgmax(const at::Tensor& scores);
 
+/// Pixels a blockArgmax takes at most.
+constexpr int64_t kArgmaxBlock = 1024;
+
+/// The kernel: for `length` (<= kArgmaxBlock) pixels whose scores of channel c are the
+/// `length` floats from first + c * channelStride, the channel of each pixel's maximum
+/// (the first of equal maxima, NaN above every number) into channel[0, length).
+void blockArgmax(const float* first, int64_t channels, int64_t channelStride, int64_t length, int32_t* channel);
+
 }  // namespace fcn

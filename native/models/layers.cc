@@ -1,7 +1,8 @@
 // The libtorch layers the FCN and torchvision's segmentation models are made of, registered
 // as kinds with how each is built from a TypeScript options object mirroring PyTorch's
 // keyword arguments (TypeScript has validated and defaulted them). A ConvTranspose2d computed without gradient whose
-// kernel is twice its stride runs as a sub-pixel convolution (the same numbers, faster on the CPU).
+// kernel is twice its stride runs as a sub-pixel convolution (the same numbers, faster on the CPU),
+// and gives labels (forwardModuleLabels) from the sub-pixel scores.
 #include "models/activations.h"
 #include "models/registry.h"
 #include "models/subpixel.h"
@@ -61,6 +62,16 @@ at::Tensor convTranspose2dForward(torch::nn::Module& m, const at::Tensor& x) {
                                 std::get<torch::ExpandingArray<2>>(up.options.padding())->at(0));
 }
 
+/// Its labels straight from the sub-pixel scores where that path fits.
+at::Tensor convTranspose2dLabels(torch::nn::Module& m, const at::Tensor& x) {
+  auto& up = static_cast<torch::nn::ConvTranspose2dImpl&>(m);
+  if (!subpixelFits(up.options, x, up.weight, up.bias)) return labelsOf(m, up.forward(x));
+  std::optional<at::Tensor> bias;
+  if (up.bias.defined()) bias = up.bias;
+  return subpixelLabels(x, up.weight, bias, up.options.stride()->at(0),
+                        std::get<torch::ExpandingArray<2>>(up.options.padding())->at(0));
+}
+
 std::shared_ptr<torch::nn::Module> batchNorm2d(const LayerOptions& o) {
   torch::nn::BatchNorm2dOptions options(o.integer("numFeatures"));
   options.eps(o.number("eps")).momentum(o.number("momentum")).affine(o.flag("affine"));
@@ -103,7 +114,8 @@ std::shared_ptr<torch::nn::Module> linear(const LayerOptions& o) {
 
 [[maybe_unused]] const bool registered[] = {
     registerKind<torch::nn::Conv2dImpl>("Conv2d", conv2d),
-    registerKind<torch::nn::ConvTranspose2dImpl>("ConvTranspose2d", convTranspose2d, convTranspose2dForward),
+    registerKind<torch::nn::ConvTranspose2dImpl>("ConvTranspose2d", convTranspose2d, convTranspose2dForward, nullptr,
+                                                 nullptr, convTranspose2dLabels),
     registerKind<torch::nn::BatchNorm2dImpl>("BatchNorm2d", batchNorm2d),
     registerKind<torch::nn::ReLUImpl>("ReLU", relu),
     registerKind<torch::nn::SigmoidImpl>("Sigmoid", sigmoid),

@@ -39,8 +39,15 @@ at::Tensor tiledArgmax(torch::nn::Module& model, const at::Tensor& images, int64
   };
   std::vector<int64_t> tops = tileStarts(paddedH, th), lefts = tileStarts(paddedW, tw);
   if (tops.size() == 1 && lefts.size() == 1) {
-    // One tile, the whole (padded) image: its labels at once, without a mean's full-size copies.
-    return channelArgmax(tileLogits(0, 0).narrow(2, 0, height).narrow(3, 0, width));
+    // One tile, the whole (padded) image: its labels at once, without a mean's full-size copies
+    // (and, where the model's kind can, without its full-size logits).
+    at::Tensor labels = runModelLabels(model, input.narrow(2, 0, th).narrow(3, 0, tw));
+    if (labels.dim() != 3 || labels.size(0) != images.size(0) || labels.size(1) != th || labels.size(2) != tw) {
+      throw std::invalid_argument("predict: the model turned a " + std::to_string(th) + "x" + std::to_string(tw) +
+                                  " image into labels " + shapeString(labels) +
+                                  "; an FCN must keep the image's height and width");
+    }
+    return labels.narrow(1, 0, height).narrow(2, 0, width);
   }
   at::Tensor sum, count = at::zeros({1, 1, paddedH, paddedW}, input.options());
   for (int64_t top : tops) {

@@ -3,6 +3,9 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "core/channel_argmax.h"
+#include "core/describe.h"
+
 namespace fcn {
 
 namespace {
@@ -56,6 +59,20 @@ at::Tensor forwardModule(torch::nn::Module& m, const at::Tensor& x) {
   const ModuleKind* kind = kindOf(m);
   if (kind == nullptr) throw std::invalid_argument("module " + m.name() + " has no forward registered");
   return kind->forward(m, x);
+}
+
+at::Tensor forwardModuleLabels(torch::nn::Module& m, const at::Tensor& x) {
+  const ModuleKind* kind = kindOf(m);
+  if (kind != nullptr && kind->labels != nullptr) return kind->labels(m, x);
+  return labelsOf(m, forwardModule(m, x));
+}
+
+at::Tensor labelsOf(const torch::nn::Module& m, const at::Tensor& scores) {
+  if (scores.dim() != 4) {
+    throw std::invalid_argument("labels are the argmax over the classes of logits [N, classes, H, W], but " +
+                                kindName(m) + " gave " + shapeString(scores));
+  }
+  return channelArgmax(scores);
 }
 
 NamedOutputs forwardModuleOutputs(torch::nn::Module& m, const at::Tensor& x) {

@@ -39,6 +39,7 @@ using ForwardFn = at::Tensor (*)(torch::nn::Module&, const at::Tensor&);
 using CreateFn = std::shared_ptr<torch::nn::Module> (*)(const LayerOptions&);
 using OutputsFn = NamedOutputs (*)(torch::nn::Module&, const at::Tensor&);
 using ReadyFn = void (*)(const torch::nn::Module&);
+using LabelsFn = at::Tensor (*)(torch::nn::Module&, const at::Tensor&);
 
 struct ModuleKind {
   std::string name;
@@ -46,6 +47,7 @@ struct ModuleKind {
   CreateFn create = nullptr;    // null for the models made by their own builders (ResNet, FCN16s, ...)
   OutputsFn outputs = nullptr;  // null for the kinds whose only output is forward's
   ReadyFn ready = nullptr;      // throws when the module cannot run as it stands; null: it always can
+  LabelsFn labels = nullptr;    // argmax over forward's channels, made without its full-size scores; null: from them
 };
 
 namespace detail {
@@ -57,12 +59,13 @@ at::Tensor plainForward(torch::nn::Module& m, const at::Tensor& x) {
 }  // namespace detail
 
 /// Registers the module type Impl (a torch::nn::Module) under name; forward defaults to
-/// Impl::forward; ready, when given, is asked before every run (checkReady). Used as `const bool registered =
-/// registerKind<Impl>(...)` at namespace scope, so that the kind exists before any module is made.
+/// Impl::forward; ready, when given, is asked before every run (checkReady); labels, when given, is
+/// forwardModuleLabels for it. Used as `const bool registered = registerKind<Impl>(...)` at namespace
+/// scope, so that the kind exists before any module is made.
 template <class Impl>
 bool registerKind(const char* name, CreateFn create = nullptr, ForwardFn forward = &detail::plainForward<Impl>,
-                  OutputsFn outputs = nullptr, ReadyFn ready = nullptr) {
-  detail::addKind(typeid(Impl), ModuleKind{name, forward, create, outputs, ready});
+                  OutputsFn outputs = nullptr, ReadyFn ready = nullptr, LabelsFn labels = nullptr) {
+  detail::addKind(typeid(Impl), ModuleKind{name, forward, create, outputs, ready, labels});
   return true;
 }
 
@@ -82,6 +85,14 @@ void checkReady(const torch::nn::Module& m);
 
 /// Runs m (any registered kind) on x. Model entry points go through runModel instead.
 at::Tensor forwardModule(torch::nn::Module& m, const at::Tensor& x);
+
+/// The argmax over channels of forwardModule(m, x) (a 4-d output), int64 [N, H, W]: by m's kind
+/// where it can give the labels without the full-size scores (a sub-pixel upsampling last), else
+/// channelArgmax of the output.
+at::Tensor forwardModuleLabels(torch::nn::Module& m, const at::Tensor& x);
+
+/// channelArgmax(scores), m's output, after checking that they are logits [N, classes, H, W].
+at::Tensor labelsOf(const torch::nn::Module& m, const at::Tensor& scores);
 
 /// m's named outputs for x: its kind's outputs, or {"out": forward} for the kinds with one.
 NamedOutputs forwardModuleOutputs(torch::nn::Module& m, const at::Tensor& x);

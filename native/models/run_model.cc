@@ -90,6 +90,15 @@ at::Tensor runModel(torch::nn::Module& model, const at::Tensor& input) {
   return cudaGraphs::forward(model, input, /*key=*/0, run).front().second;
 }
 
+at::Tensor runModelLabels(torch::nn::Module& model, const at::Tensor& input) {
+  auto run = [&model](const at::Tensor& x) {
+    return runOnce(model, x, [&model](const at::Tensor& laidOut) {
+      return NamedOutputs{{"labels", forwardModuleLabels(model, laidOut)}};
+    });
+  };
+  return cudaGraphs::forward(model, input, /*key=*/2, run).front().second;
+}
+
 NamedOutputs runModelOutputs(torch::nn::Module& model, const at::Tensor& input) {
   auto run = [&model](const at::Tensor& x) {
     return runOnce(model, x, [&model](const at::Tensor& laidOut) { return forwardModuleOutputs(model, laidOut); });

@@ -15,6 +15,11 @@ namespace fcn {
 /// input is laid out to match, and the model's kind runs it. The caller holds the model lock.
 at::Tensor runModel(torch::nn::Module& model, const at::Tensor& input);
 
+/// The argmax over the classes of runModel(model, input), int64 [N, H, W], as the model's kind
+/// gives it (forwardModuleLabels: an FCN whose sub-pixel upsampling comes last never writes its
+/// full-size logits).
+at::Tensor runModelLabels(torch::nn::Module& model, const at::Tensor& input);
+
 /// runModel for every output of model ({"out", "aux"} for a segmentation model with an
 /// auxiliary classifier; {"out"} for the kinds with one output).
 NamedOutputs runModelOutputs(torch::nn::Module& model, const at::Tensor& input);

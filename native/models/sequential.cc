@@ -7,13 +7,16 @@ namespace fcn {
 
 namespace {
 std::shared_ptr<torch::nn::Module> create(const LayerOptions&) { return std::make_shared<Sequential>(); }
-[[maybe_unused]] const bool registered = registerKind<Sequential>("Sequential", create);
+at::Tensor labels(torch::nn::Module& m, const at::Tensor& x) { return static_cast<Sequential&>(m).labels(x); }
+[[maybe_unused]] const bool registered =
+    registerKind<Sequential>("Sequential", create, &detail::plainForward<Sequential>, nullptr, nullptr, labels);
 
-/// How many children from i form a Conv2d, BatchNorm2d(, ReLU) run: 3 with the ReLU, 2
-/// without, 0 where none starts.
-size_t convBnRun(const torch::OrderedDict<std::string, std::shared_ptr<torch::nn::Module>>& children, size_t i) {
+/// How many children in [i, end) form a Conv2d, BatchNorm2d(, ReLU) run from i: 3 with the
+/// ReLU, 2 without, 0 where none starts.
+size_t convBnRun(const torch::OrderedDict<std::string, std::shared_ptr<torch::nn::Module>>& children, size_t i,
+                 size_t end) {
   auto is = [&](size_t j, const std::type_info& type) {
-    if (j >= children.size()) return false;
+    if (j >= end) return false;
     const torch::nn::Module& child = *children[j].value();
     return typeid(child) == type;
   };
@@ -29,13 +32,27 @@ void Sequential::append(const std::string& name, std::shared_ptr<torch::nn::Modu
   register_module(name.empty() ? std::to_string(children().size()) : name, std::move(m));
 }
 
-at::Tensor Sequential::forward(const at::Tensor& input) {
+at::Tensor Sequential::forward(const at::Tensor& input) { return runChildren(input, children().size()); }
+
+at::Tensor Sequential::labels(const at::Tensor& input) {
+  auto children = named_children();
+  if (children.is_empty()) return labelsOf(*this, input);
+  at::Tensor x = runChildren(input, children.size() - 1);
+  const auto& last = children[children.size() - 1];
+  try {
+    return forwardModuleLabels(*last.value(), x);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("in '" + last.key() + "' (" + kindName(*last.value()) + "): " + messageOf(e));
+  }
+}
+
+at::Tensor Sequential::runChildren(const at::Tensor& input, size_t end) {
   at::Tensor x = input;
   auto children = named_children();
-  for (size_t i = 0; i < children.size();) {
+  for (size_t i = 0; i < end;) {
     const auto& child = children[i];
     try {
-      size_t fused = folded_.fuses(*this, x) ? convBnRun(children, i) : 0;
+      size_t fused = folded_.fuses(*this, x) ? convBnRun(children, i, end) : 0;
       if (fused > 0) {
         x = folded_.run(static_cast<torch::nn::Conv2dImpl&>(*child.value()),
                         static_cast<torch::nn::BatchNorm2dImpl&>(*children[i + 1].value()), x, fused == 3);

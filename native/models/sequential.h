@@ -17,9 +17,14 @@ class Sequential : public torch::nn::Module {
   /// Appends m under name (its index when name is empty); duplicate names and cycles are refused.
   void append(const std::string& name, std::shared_ptr<torch::nn::Module> m);
   at::Tensor forward(const at::Tensor& input);
+  /// The argmax over the channels of forward(input): the last child's labels (forwardModuleLabels)
+  /// of the others' output.
+  at::Tensor labels(const at::Tensor& input);
   std::shared_ptr<torch::nn::Module> clone(const std::optional<torch::Device>& device) const override;
 
  private:
+  /// The first `end` children run in order on input.
+  at::Tensor runChildren(const at::Tensor& input, size_t end);
   FoldedConvs folded_;
 };
 

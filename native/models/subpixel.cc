@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "core/backends.h"
+#include "core/channel_argmax.h"
 #include "core/registered_ops.h"
 
 namespace fcn {
@@ -243,6 +246,28 @@ struct TrainingProduct : torch::autograd::Function<TrainingProduct> {
   }
 };
 
+/// The geometry of the upsampling of input by a weight [C, O, 2s, 2s], stride s.
+Geometry geometryOf(const at::Tensor& input, const at::Tensor& weight, int64_t s, int64_t padding) {
+  int64_t batch = input.size(0), h = input.size(2), w = input.size(3);
+  Geometry g{batch, weight.size(1), s, padding, (h + 1) * s - 2 * padding, (w + 1) * s - 2 * padding, h + 1, w + 1};
+  if (g.outH <= 0 || g.outW <= 0) throw std::invalid_argument("transposed convolution: the output would be empty");
+  return g;
+}
+
+/// The taps [cells, 4C] of input for the 2x2 convolution.
+at::Tensor tapsOf(const at::Tensor& input) {
+  int64_t batch = input.size(0), h = input.size(2), w = input.size(3), inChannels = input.size(1);
+  // The 2x2 convolution as one matrix product whose rows are the cells (n, q, q') and whose
+  // columns are the channels (o, r, r'): exactly the channels-last scores that the shuffle
+  // reads, with no layout change after it. (As a convolution, a batch of one with few input
+  // channels left oneDNN for im2col into a channels-first output, then a copy back.)
+  // taps[(n, q, q'), (di, dj, c)] = padded[n, c, q + di, q' + dj]
+  at::Tensor padded = at::constant_pad_nd(input, {1, 1, 1, 1}, 0).contiguous(at::MemoryFormat::ChannelsLast);
+  int64_t sN = padded.stride(0), sH = padded.stride(2), sW = padded.stride(3);
+  return padded.as_strided({batch, h + 1, w + 1, 2, 2, inChannels}, {sN, sH, sW, sH, sW, 1})
+      .reshape({batch * (h + 1) * (w + 1), 4 * inChannels});
+}
+
 }  // namespace
 
 bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::Tensor& input, const at::Tensor& weight,
@@ -262,19 +287,9 @@ bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::
 
 at::Tensor subpixelTransposedConv(const at::Tensor& input, const at::Tensor& weight,
                                   const std::optional<at::Tensor>& bias, int64_t stride, int64_t padding) {
-  int64_t inChannels = weight.size(0), outChannels = weight.size(1), s = stride;
-  int64_t batch = input.size(0), h = input.size(2), w = input.size(3);
-  Geometry g{batch, outChannels, s, padding, (h + 1) * s - 2 * padding, (w + 1) * s - 2 * padding, h + 1, w + 1};
-  if (g.outH <= 0 || g.outW <= 0) throw std::invalid_argument("transposed convolution: the output would be empty");
-  // The 2x2 convolution as one matrix product whose rows are the cells (n, q, q') and whose
-  // columns are the channels (o, r, r'): exactly the channels-last scores that the shuffle
-  // reads, with no layout change after it. (As a convolution, a batch of one with few input
-  // channels left oneDNN for im2col into a channels-first output, then a copy back.)
-  // taps[(n, q, q'), (di, dj, c)] = padded[n, c, q + di, q' + dj]
-  at::Tensor padded = at::constant_pad_nd(input, {1, 1, 1, 1}, 0).contiguous(at::MemoryFormat::ChannelsLast);
-  int64_t sN = padded.stride(0), sH = padded.stride(2), sW = padded.stride(3);
-  at::Tensor taps = padded.as_strided({batch, h + 1, w + 1, 2, 2, inChannels}, {sN, sH, sW, sH, sW, 1})
-                        .reshape({batch * (h + 1) * (w + 1), 4 * inChannels});
+  int64_t s = stride;
+  Geometry g = geometryOf(input, weight, s, padding);
+  at::Tensor taps = tapsOf(input);
   bool needsGrad = at::GradMode::is_enabled() && (input.requires_grad() || weight.requires_grad() ||
                                                   (bias && bias->defined() && bias->requires_grad()));
   if (!needsGrad) return shuffleCrop(product(taps, kernelFor(weight, s), columnBias(bias, s)), g);
@@ -284,6 +299,45 @@ at::Tensor subpixelTransposedConv(const at::Tensor& input, const at::Tensor& wei
   at::Tensor scores = linearOps().linear ? TrainingProduct::apply(taps, kernel, biases)
                                          : (biases ? at::addmm(*biases, taps, kernel) : at::mm(taps, kernel));
   return ShuffleCrop::apply(scores, g);
+}
+
+at::Tensor subpixelLabels(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                          int64_t stride, int64_t padding) {
+  at::NoGradGuard noGrad;
+  Geometry g = geometryOf(input, weight, stride, padding);
+  at::Tensor scores = product(tapsOf(input), kernelFor(weight, stride), columnBias(bias, stride)).contiguous();
+  at::Tensor labels = at::empty({g.batch, g.outH, g.outW}, scores.options().dtype(at::kLong));
+  const float* src = scores.const_data_ptr<float>();
+  int64_t* dst = labels.mutable_data_ptr<int64_t>();
+  const int64_t channels = g.outChannels, s = g.stride, plane = s * s;
+  const int64_t cellsPerImage = g.cellsH * g.cellsW;
+  // A cell's scores are one block [O, s, s]: blockArgmax walks the rows of its pixels that the
+  // crop keeps, whose columns then take their labels.
+  at::parallel_for(0, g.batch * cellsPerImage, 1, [&](int64_t begin, int64_t end) {
+    std::array<int32_t, kArgmaxBlock> channel;
+    for (int64_t cell = begin; cell < end; ++cell) {
+      const int64_t n = cell / cellsPerImage, q = (cell / g.cellsW) % g.cellsH, qq = cell % g.cellsW;
+      const int64_t top = q * s - g.padding, left = qq * s - g.padding;  // the cell's first pixel
+      const int64_t firstRow = std::max<int64_t>(0, -top), endRow = std::min(s, g.outH - top);
+      const int64_t firstColumn = std::max<int64_t>(0, -left), endColumn = std::min(s, g.outW - left);
+      // Blocks of whole rows (parts of one row where a row is longer than a block).
+      const int64_t rowsPerBlock = std::max<int64_t>(1, kArgmaxBlock / s);
+      for (int64_t row = firstRow; row < endRow; row += rowsPerBlock) {
+        const int64_t rows = std::min(rowsPerBlock, endRow - row);
+        for (int64_t from = 0; from < s; from += kArgmaxBlock) {
+          const int64_t width = std::min(kArgmaxBlock, s - from);  // s when rows > 1
+          blockArgmax(src + cell * channels * plane + row * s + from, channels, plane, rows * width, channel.data());
+          for (int64_t k = 0; k < rows; ++k) {
+            int64_t* out = dst + (n * g.outH + top + row + k) * g.outW + left;
+            for (int64_t column = std::max(from, firstColumn); column < std::min(from + width, endColumn); ++column) {
+              out[column] = channel[k * width + column - from];
+            }
+          }
+        }
+      }
+    }
+  });
+  return labels;
 }
 
 }  // namespace fcn

@@ -25,4 +25,10 @@ bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::
 at::Tensor subpixelTransposedConv(const at::Tensor& input, const at::Tensor& weight,
                                   const std::optional<at::Tensor>& bias, int64_t stride, int64_t padding);
 
+/// at::argmax over the channels of subpixelTransposedConv(...) without gradient, int64
+/// [N, H, W], taken from the sub-pixel scores as the shuffle reads them: the full-size
+/// float output is never written (equal maxima: the first channel; NaN ranks highest).
+at::Tensor subpixelLabels(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                          int64_t stride, int64_t padding);
+
 }  // namespace fcn
