@@ -8,7 +8,10 @@ namespace fcn {
 
 namespace {
 
-[[maybe_unused]] const bool registered[] = {registerKind<FCN16s>("FCN16s"), registerKind<FCN8s>("FCN8s")};
+at::Tensor labels(torch::nn::Module& m, const at::Tensor& x) { return static_cast<FCNSkip&>(m).labels(x); }
+[[maybe_unused]] const bool registered[] = {
+    registerKind<FCN16s>("FCN16s", nullptr, &detail::plainForward<FCN16s>, nullptr, nullptr, labels),
+    registerKind<FCN8s>("FCN8s", nullptr, &detail::plainForward<FCN8s>, nullptr, nullptr, labels)};
 
 torch::nn::Conv2d score(int64_t in, int64_t numClasses) {
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, numClasses, 1));
@@ -39,7 +42,11 @@ FCNSkip::FCNSkip(std::shared_ptr<torch::nn::Module> stem, std::shared_ptr<torch:
   upscoreFinal_ = register_module(outputStride == 16 ? "upscore16" : "upscore8", upsample(numClasses, outputStride));
 }
 
-at::Tensor FCNSkip::forward(const at::Tensor& input) {
+at::Tensor FCNSkip::forward(const at::Tensor& input) { return forwardModule(*upscoreFinal_, fusedScores(input)); }
+
+at::Tensor FCNSkip::labels(const at::Tensor& input) { return forwardModuleLabels(*upscoreFinal_, fusedScores(input)); }
+
+at::Tensor FCNSkip::fusedScores(const at::Tensor& input) {
   if (input.dim() != 4 || input.size(2) % 32 != 0 || input.size(3) % 32 != 0) {
     throw std::invalid_argument(std::string(name()) + " needs [N, 3, H, W] input with H and W multiples of 32, got " +
                                 shapeString(input));
@@ -49,7 +56,7 @@ at::Tensor FCNSkip::forward(const at::Tensor& input) {
   at::Tensor scores = scoreFr_->forward(forwardModule(*layer4_, pool4));
   scores = upscore2_->forward(scores) + scorePool4_->forward(pool4);
   if (outputStride_ == 8) scores = upscorePool4_->forward(scores) + scorePool3_->forward(pool3);
-  return upscoreFinal_->forward(scores);
+  return scores;
 }
 
 std::shared_ptr<torch::nn::Module> FCNSkip::clone(const std::optional<torch::Device>& device) const {

@@ -11,7 +11,11 @@ namespace fcn {
 /// The two architectures share this class; FCN16s and FCN8s below are their kinds.
 class FCNSkip : public torch::nn::Module {
  public:
+  /// The fused scores upsampled by the final transposed convolution (the registry's: on the CPU
+  /// the sub-pixel path).
   at::Tensor forward(const at::Tensor& input);
+  /// The argmax over the classes of forward(input), from the final upsampling's labels.
+  at::Tensor labels(const at::Tensor& input);
   std::shared_ptr<torch::nn::Module> clone(const std::optional<torch::Device>& device) const override;
 
  protected:
@@ -21,6 +25,8 @@ class FCNSkip : public torch::nn::Module {
           int64_t outputStride);
 
  private:
+  /// The class scores at the output stride: score_fr upsampled and summed with the skips'.
+  at::Tensor fusedScores(const at::Tensor& input);
   const char* name() const { return outputStride_ == 16 ? "FCN16s" : "FCN8s"; }
   int64_t numClasses_, outputStride_;
   std::shared_ptr<torch::nn::Module> stem_, layer2_, layer3_, layer4_;
