@@ -53,23 +53,25 @@ std::shared_ptr<torch::nn::Module> convTranspose2d(const LayerOptions& o) {
   return torch::nn::ConvTranspose2d(options).ptr();
 }
 
-at::Tensor convTranspose2dForward(torch::nn::Module& m, const at::Tensor& x) {
+/// subpixel(x, weight, bias, stride, padding) for m, a ConvTranspose2d, where the sub-pixel
+/// path fits x; else general(the general kernel's output).
+template <typename Subpixel, typename General>
+at::Tensor onSubpixelPath(torch::nn::Module& m, const at::Tensor& x, Subpixel&& subpixel, General&& general) {
   auto& up = static_cast<torch::nn::ConvTranspose2dImpl&>(m);
-  if (!subpixelFits(up.options, x, up.weight, up.bias)) return up.forward(x);
+  if (!subpixelFits(up.options, x, up.weight, up.bias)) return general(up.forward(x));
   std::optional<at::Tensor> bias;
   if (up.bias.defined()) bias = up.bias;
-  return subpixelTransposedConv(x, up.weight, bias, up.options.stride()->at(0),
-                                std::get<torch::ExpandingArray<2>>(up.options.padding())->at(0));
+  return subpixel(x, up.weight, bias, up.options.stride()->at(0),
+                  std::get<torch::ExpandingArray<2>>(up.options.padding())->at(0));
+}
+
+at::Tensor convTranspose2dForward(torch::nn::Module& m, const at::Tensor& x) {
+  return onSubpixelPath(m, x, subpixelTransposedConv, [](at::Tensor out) { return out; });
 }
 
 /// Its labels straight from the sub-pixel scores where that path fits.
 at::Tensor convTranspose2dLabels(torch::nn::Module& m, const at::Tensor& x) {
-  auto& up = static_cast<torch::nn::ConvTranspose2dImpl&>(m);
-  if (!subpixelFits(up.options, x, up.weight, up.bias)) return labelsOf(m, up.forward(x));
-  std::optional<at::Tensor> bias;
-  if (up.bias.defined()) bias = up.bias;
-  return subpixelLabels(x, up.weight, bias, up.options.stride()->at(0),
-                        std::get<torch::ExpandingArray<2>>(up.options.padding())->at(0));
+  return onSubpixelPath(m, x, subpixelLabels, [&m](const at::Tensor& out) { return labelsOf(m, out); });
 }
 
 std::shared_ptr<torch::nn::Module> batchNorm2d(const LayerOptions& o) {

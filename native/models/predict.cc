@@ -41,7 +41,7 @@ at::Tensor tiledArgmax(torch::nn::Module& model, const at::Tensor& images, int64
   if (tops.size() == 1 && lefts.size() == 1) {
     // One tile, the whole (padded) image: its labels at once, without a mean's full-size copies
     // (and, where the model's kind can, without its full-size logits).
-    at::Tensor labels = runModelLabels(model, input.narrow(2, 0, th).narrow(3, 0, tw));
+    at::Tensor labels = runModelLabels(model, input);  // th x tw: the padded input itself
     if (labels.dim() != 3 || labels.size(0) != images.size(0) || labels.size(1) != th || labels.size(2) != tw) {
       throw std::invalid_argument("predict: the model turned a " + std::to_string(th) + "x" + std::to_string(tw) +
                                   " image into labels " + shapeString(labels) +

@@ -79,24 +79,24 @@ NamedOutputs runOnce(torch::nn::Module& model, const at::Tensor& x, const Forwar
   return outputs;
 }
 
+/// The one output of forward(model, x laid out), through runOnce and CUDA graphs (key: which forward).
+at::Tensor runSingle(torch::nn::Module& model, const at::Tensor& input, int key, ForwardFn forward) {
+  auto run = [&model, forward](const at::Tensor& x) {
+    return runOnce(model, x, [&model, forward](const at::Tensor& laidOut) {
+      return NamedOutputs{{"out", forward(model, laidOut)}};
+    });
+  };
+  return cudaGraphs::forward(model, input, key, run).front().second;
+}
+
 }  // namespace
 
 at::Tensor runModel(torch::nn::Module& model, const at::Tensor& input) {
-  auto run = [&model](const at::Tensor& x) {
-    return runOnce(model, x, [&model](const at::Tensor& laidOut) {
-      return NamedOutputs{{"out", forwardModule(model, laidOut)}};
-    });
-  };
-  return cudaGraphs::forward(model, input, /*key=*/0, run).front().second;
+  return runSingle(model, input, /*key=*/0, forwardModule);
 }
 
 at::Tensor runModelLabels(torch::nn::Module& model, const at::Tensor& input) {
-  auto run = [&model](const at::Tensor& x) {
-    return runOnce(model, x, [&model](const at::Tensor& laidOut) {
-      return NamedOutputs{{"labels", forwardModuleLabels(model, laidOut)}};
-    });
-  };
-  return cudaGraphs::forward(model, input, /*key=*/2, run).front().second;
+  return runSingle(model, input, /*key=*/2, forwardModuleLabels);
 }
 
 NamedOutputs runModelOutputs(torch::nn::Module& model, const at::Tensor& input) {

@@ -23,6 +23,11 @@ size_t convBnRun(const torch::OrderedDict<std::string, std::shared_ptr<torch::nn
   if (!is(i, typeid(torch::nn::Conv2dImpl)) || !is(i + 1, typeid(torch::nn::BatchNorm2dImpl))) return 0;
   return is(i + 2, typeid(torch::nn::ReLUImpl)) ? 3 : 2;
 }
+/// e, thrown by child, again with the child's name and kind in front.
+[[noreturn]] void rethrowIn(const torch::OrderedDict<std::string, std::shared_ptr<torch::nn::Module>>::Item& child,
+                            const std::exception& e) {
+  throw std::runtime_error("in '" + child.key() + "' (" + kindName(*child.value()) + "): " + messageOf(e));
+}
 }  // namespace
 
 void Sequential::append(const std::string& name, std::shared_ptr<torch::nn::Module> m) {
@@ -42,7 +47,7 @@ at::Tensor Sequential::labels(const at::Tensor& input) {
   try {
     return forwardModuleLabels(*last.value(), x);
   } catch (const std::exception& e) {
-    throw std::runtime_error("in '" + last.key() + "' (" + kindName(*last.value()) + "): " + messageOf(e));
+    rethrowIn(last, e);
   }
 }
 
@@ -61,7 +66,7 @@ at::Tensor Sequential::runChildren(const at::Tensor& input, size_t end) {
       }
       i += std::max<size_t>(fused, 1);
     } catch (const std::exception& e) {
-      throw std::runtime_error("in '" + child.key() + "' (" + kindName(*child.value()) + "): " + messageOf(e));
+      rethrowIn(child, e);
     }
   }
   return x;

@@ -204,8 +204,8 @@ std::optional<at::Tensor> columnBias(const std::optional<at::Tensor>& bias, int6
   return bias->repeat_interleave(s * s);
 }
 
-/// taps [cells, 4C] times the kernel matrix (packed for oneDNN by productKernel, or plain),
-/// plus the columns' bias; no gradient.
+/// taps [cells, 4C] times the kernel matrix (packed for oneDNN by productKernel, without
+/// gradient; or plain, by at::addmm, with it), plus the columns' bias.
 at::Tensor product(const at::Tensor& taps, const at::Tensor& kernel, const std::optional<at::Tensor>& bias) {
   if (kernel.is_mkldnn()) return linearOps().linear->call(taps, kernel, bias, "none", Scalars(), std::nullopt);
   return bias ? at::addmm(*bias, taps, kernel) : at::mm(taps, kernel);
@@ -296,8 +296,7 @@ at::Tensor subpixelTransposedConv(const at::Tensor& input, const at::Tensor& wei
   // Training: the kernel matrix made anew with its gradient, unpacked.
   at::Tensor kernel = kernelMatrix(weight, s);
   std::optional<at::Tensor> biases = columnBias(bias, s);
-  at::Tensor scores = linearOps().linear ? TrainingProduct::apply(taps, kernel, biases)
-                                         : (biases ? at::addmm(*biases, taps, kernel) : at::mm(taps, kernel));
+  at::Tensor scores = linearOps().linear ? TrainingProduct::apply(taps, kernel, biases) : product(taps, kernel, biases);
   return ShuffleCrop::apply(scores, g);
 }
 
