@@ -30,10 +30,18 @@ struct Value {
   at::Tensor tensor;       // Storage (1-d, its dtype) or Tensor
 };
 
+/// A new value of `kind`.
+inline Ref makeValue(Value::Kind kind) {
+  auto v = std::make_shared<Value>();
+  v->kind = kind;
+  return v;
+}
+
 /// Returns the storage tensor for a persistent id (the tuple torch.save writes).
 using PersistentLoad = std::function<Ref(const Ref& pid)>;
 
-/// Reads pickles. The values it returns stay whole while it lives: when it is destroyed it
+/// Reads pickles (the opcode machine: pickle.cc; the globals it allows and what they build:
+/// pickle_globals.cc). The values it returns stay whole while it lives: when it is destroyed it
 /// empties every container it made, so that a container holding itself (a memo cycle) leaks
 /// nothing and a million nested lists are freed without recursion.
 class Unpickler {
