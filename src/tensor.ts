@@ -1,9 +1,9 @@
 /**
  * The Tensor class: a typed face over a libtorch tensor, with PyTorch's method names.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { inspect } from 'node:util';
 import { type NativeTensor, native } from './native';
+import { tidy, track } from './tidy';
 
 /** Element types, spelled as PyTorch's `torch.float32` and friends. */
 export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
@@ -24,10 +24,6 @@ export interface TypedArrayOf {
 /** Any of the TypedArrays that hold tensor elements. */
 export type TypedArray = TypedArrayOf[DType];
 
-/** What a tidy scope keeps: tensors anywhere inside the value returned. */
-type Scope = { tensors: Tensor[] };
-const scopes = new AsyncLocalStorage<Scope>();
-
 const ops = native.ops;
 
 /**
@@ -44,7 +40,7 @@ export class Tensor<D extends DType = DType> {
   /** @internal Wraps a native handle; user code makes tensors with `torch.*`. */
   constructor(handle: NativeTensor) {
     this.native = handle;
-    scopes.getStore()?.tensors.push(this);
+    track(this);
   }
 
   /** Sizes of each dimension. */
@@ -370,70 +366,4 @@ export function isDType(value: string): value is DType {
 
 function operand(other: Tensor | number) {
   return typeof other === 'number' ? other : other.native;
-}
-
-/** Tensors found anywhere inside value (arrays, plain objects, Maps). */
-function tensorsIn(value: unknown, out: Set<Tensor>): Set<Tensor> {
-  if (value instanceof Tensor) {
-    out.add(value);
-  } else if (Array.isArray(value)) {
-    for (const v of value) tensorsIn(v, out);
-  } else if (value instanceof Map) {
-    for (const v of value.values()) tensorsIn(v, out);
-  } else if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    for (const v of Object.values(value)) tensorsIn(v, out);
-  }
-  return out;
-}
-
-function closeScope(scope: Scope, parent: Scope | undefined, result: unknown): void {
-  const kept = tensorsIn(result, new Set());
-  for (const t of scope.tensors) {
-    if (kept.has(t)) parent?.tensors.push(t);
-    else t.dispose();
-  }
-  scope.tensors.length = 0;
-}
-
-/**
- * Runs fn and then disposes every tensor created inside it, except the tensors in what fn
- * returns (inside arrays, plain objects or Maps), which move to the enclosing scope. Async
- * functions are followed across awaits (the scope ends when the promise settles).
- */
-export function tidy<T>(fn: () => Promise<T>): Promise<T>;
-export function tidy<T>(fn: () => T): T;
-export function tidy<T>(fn: () => T | Promise<T>): T | Promise<T> {
-  const parent = scopes.getStore();
-  const scope: Scope = { tensors: [] };
-  let result: T | Promise<T>;
-  try {
-    result = scopes.run(scope, fn);
-  } catch (err) {
-    closeScope(scope, parent, undefined);
-    throw err;
-  }
-  if (result instanceof Promise) {
-    return result.then(
-      (value) => {
-        closeScope(scope, parent, value);
-        return value;
-      },
-      (err: unknown) => {
-        closeScope(scope, parent, undefined);
-        throw err;
-      },
-    );
-  }
-  closeScope(scope, parent, result);
-  return result;
-}
-
-/** Takes t out of the tidy scope it was made in: no scope disposes it; GC or dispose() frees it. */
-export function keep<T extends Tensor>(t: T): T {
-  const scope = scopes.getStore();
-  if (scope) {
-    const i = scope.tensors.indexOf(t);
-    if (i >= 0) scope.tensors.splice(i, 1);
-  }
-  return t;
 }

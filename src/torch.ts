@@ -3,7 +3,8 @@
  */
 import { checkInteger, checkOneOf, checkShape, checkTensor } from './checks';
 import { native } from './native';
-import { type Device, type DType, keep, Tensor, type TypedArray, tidy } from './tensor';
+import { type Device, type DType, Tensor, type TypedArray } from './tensor';
+import { keep, tidy } from './tidy';
 
 export type { Device, DType, TypedArray };
 export { keep, Tensor, tidy };

@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeRgb, pixelsToTensor } from '../image';
-import { keep, type Tensor } from '../tensor';
+import type { Tensor } from '../tensor';
+import { keep } from '../tidy';
 import { readLabel } from './labels';
 
 /**
