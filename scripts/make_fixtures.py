@@ -157,14 +157,18 @@ def fcn_sgd_fixture(sd):
 
     trainer = torch.optim.SGD(net.parameters(), lr=0.001, weight_decay=1e-3)
     net.train()
-    losses = []
+    losses, correct = [], []
     for _ in range(3):
         trainer.zero_grad()
-        l = loss(net(X), Y)
+        out = net(X)
+        l = loss(out, Y)
         l.sum().backward()
         trainer.step()
         losses.append(l.sum().item())
+        # train_batch_ch13's accuracy: the labelled pixels whose argmax is their label
+        correct.append(int(((out.argmax(1) == Y) & (Y != 255)).sum()))
     save_file({**init, 'X': X, 'Y': Y, 'losses': torch.tensor(losses, dtype=torch.float64),
+               'correct': torch.tensor(correct, dtype=torch.int64),
                'final_conv.weight.after': net.final_conv.weight.detach().clone(),
                'transpose_conv.bias.after': net.transpose_conv.bias.detach().clone()},
               os.path.join(OUT, 'fcn-sgd.safetensors'))

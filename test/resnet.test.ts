@@ -121,11 +121,19 @@ for (const subpixel of [true, false]) {
       const net = await fixtureFcn(f);
       const trainer = new Trainer(net, new optim.SGD(net.parameters(), { lr: 0.001, weightDecay: 1e-3 }));
       const expected = Array.from(pick(f, 'losses').toTypedArray() as Float64Array);
+      const expectedCorrect = Array.from(pick(f, 'correct').toTypedArray() as BigInt64Array, Number);
       for (let step = 0; step < 3; step++) {
-        const { loss } = await trainer.step(pick(f, 'X'), pick(f, 'Y'));
+        const { loss, correct, pixels } = await trainer.step(pick(f, 'X'), pick(f, 'Y'));
         t.true(
           Math.abs(loss - expected[step]) / Math.abs(expected[step]) < 1e-4,
           `step ${step}: ${loss} vs ${expected[step]}`,
+        );
+        // The accuracy's count, as train_batch_ch13 takes it: logits within 1e-4 may still
+        // swap a near-tie's argmax, so a pixel in a thousand may differ.
+        t.is(pixels, 2 * 60 * 96, 'the labelled pixels (the 4-row void border left out)');
+        t.true(
+          Math.abs(correct - expectedCorrect[step]) <= pixels / 1000,
+          `step ${step}: ${correct} vs ${expectedCorrect[step]} correct`,
         );
       }
       t.true(maxAbsDiff(net.get('final_conv').weight, pick(f, 'final_conv.weight.after')) < 1e-5);

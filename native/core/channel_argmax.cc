@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <limits>
+#include <stdexcept>
 
 namespace fcn {
 
@@ -49,6 +51,57 @@ at::Tensor channelArgmax(const at::Tensor& scores) {
     }
   });
   return labels;
+}
+
+namespace {
+
+/// Whether a pixel's scores (`channels` of them, `stride` apart) have their argmax at label.
+bool labelIsArgmax(const float* score, int64_t channels, int64_t stride, int64_t label) {
+  const float v = score[label * stride];
+  if (v != v) {  // NaN: the argmax is the first NaN
+    for (int64_t c = 0; c < label; ++c) {
+      if (score[c * stride] != score[c * stride]) return false;
+    }
+    return true;
+  }
+  // Above every score before the label, not below any after it. Comparisons with a NaN are
+  // false, so a NaN anywhere else makes the pixel wrong, as it must.
+  bool wrong = false;
+  for (int64_t c = 0; c < label; ++c) wrong |= !(v > score[c * stride]);
+  for (int64_t c = label + 1; c < channels; ++c) wrong |= !(v >= score[c * stride]);
+  return !wrong;
+}
+
+}  // namespace
+
+ArgmaxHits argmaxHits(const at::Tensor& scores, const at::Tensor& labels, int64_t ignoreIndex) {
+  if (scores.dim() != 4 || labels.dim() != 3 || labels.scalar_type() != at::kLong || scores.size(0) != labels.size(0) ||
+      scores.size(2) != labels.size(1) || scores.size(3) != labels.size(2)) {
+    throw std::invalid_argument("argmaxHits: scores [N, C, H, W] and int64 labels [N, H, W] expected");
+  }
+  at::Tensor labelled = labels != ignoreIndex;
+  if (!scores.device().is_cpu() || scores.scalar_type() != at::kFloat || !labels.device().is_cpu()) {
+    return {((scores.argmax(1) == labels) & labelled).sum(), labelled.sum()};
+  }
+  const at::Tensor y = labels.contiguous();
+  const int64_t images = scores.size(0), channels = scores.size(1), height = scores.size(2), width = scores.size(3);
+  const int64_t sn = scores.stride(0), sc = scores.stride(1), sh = scores.stride(2), sw = scores.stride(3);
+  const float* base = scores.const_data_ptr<float>();
+  const int64_t* label = y.const_data_ptr<int64_t>();
+  std::atomic<int64_t> hits{0};
+  at::parallel_for(0, images * height, 1, [&](int64_t begin, int64_t end) {
+    int64_t found = 0;
+    for (int64_t row = begin; row < end; ++row) {
+      const float* first = base + (row / height) * sn + (row % height) * sh;
+      const int64_t* rowLabels = label + row * width;
+      for (int64_t x = 0; x < width; ++x) {
+        const int64_t l = rowLabels[x];
+        if (l >= 0 && l < channels && l != ignoreIndex) found += labelIsArgmax(first + x * sw, channels, sc, l);
+      }
+    }
+    hits += found;
+  });
+  return {at::scalar_tensor(hits.load(), labels.options()), labelled.sum()};
 }
 
 }  // namespace fcn

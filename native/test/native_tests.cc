@@ -273,6 +273,27 @@ void channelArgmaxTests() {
   at::Tensor strided = scores.permute({0, 1, 3, 2});
   check(at::equal(fcn::channelArgmax(strided), strided.argmax(1)), "channelArgmax of non-contiguous scores");
   check(at::equal(fcn::channelArgmax(scores.to(at::kDouble)), scores.argmax(1)), "channelArgmax of float64 scores");
+
+  // argmaxHits against at::argmax on the same scores (ties, NaNs), channels-first and
+  // channels-last, with ignored (255) and out-of-range (-1, 21) labels among the classes.
+  at::Tensor truth = at::randint(0, 21, {2, 37, 1100}, at::kLong);
+  truth.view(-1).index_put_({at::randint(0, truth.numel(), {3000}, at::kLong)}, 255);
+  truth.view(-1).index_put_({at::randint(0, truth.numel(), {50}, at::kLong)}, -1);
+  truth.view(-1).index_put_({at::randint(0, truth.numel(), {50}, at::kLong)}, 21);
+  // Pixels whose label is their argmax, so that hits are many and NaN labels are among them.
+  at::Tensor argmax = scores.argmax(1);
+  at::Tensor right = at::rand({2, 37, 1100}) < 0.5;
+  truth = at::where(right & (truth != 255), argmax, truth);
+  for (const at::Tensor& layout : {scores, scores.contiguous(at::MemoryFormat::ChannelsLast),
+                                   scores.transpose(2, 3).contiguous().transpose(2, 3)}) {
+    fcn::ArgmaxHits hits = fcn::argmaxHits(layout, truth, 255);
+    at::Tensor labelled = truth != 255;
+    check(hits.hits.item<int64_t>() == ((layout.argmax(1) == truth) & labelled).sum().item<int64_t>() &&
+              hits.labelled.item<int64_t>() == labelled.sum().item<int64_t>() && hits.hits.item<int64_t>() > 10000,
+          "argmaxHits counts the labelled pixels whose label is at::argmax's, in every memory layout");
+  }
+  check(throwsWith([&] { fcn::argmaxHits(scores, truth.narrow(1, 0, 5), 255); }, "expected"),
+        "argmaxHits refuses labels that do not fit the scores");
 }
 
 void cpuAllocatorTests() {

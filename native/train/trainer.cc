@@ -8,6 +8,7 @@
 #include <limits>
 #include <thread>
 
+#include "core/channel_argmax.h"
 #include "core/cpu_allocator.h"
 #include "core/describe.h"
 #include "models/run_model.h"
@@ -90,9 +91,8 @@ PartResult runPart(torch::nn::Module& model, const SegmentationLoss& loss, c10::
   at::Tensor value = loss(outputs, y, denominator.to(device), range);
   value.backward();
   at::NoGradGuard noGrad;
-  at::Tensor valid = y != loss.ignoreIndex;
-  at::Tensor correct = ((outputs.front().second.detach().argmax(1) == y) & valid).sum();
-  return {value.detach(), correct, valid.sum()};
+  ArgmaxHits hits = argmaxHits(outputs.front().second.detach(), y, loss.ignoreIndex);
+  return {value.detach(), hits.hits, hits.labelled};
 }
 
 /// Replicas of the model for devices[1..], made once; cloning draws no random numbers that
