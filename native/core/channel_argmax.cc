@@ -22,8 +22,9 @@ void blockArgmax(const float* first, int64_t channels, int64_t channelStride, in
     const auto cIndex = static_cast<int32_t>(c);
     for (int64_t i = 0; i < length; ++i) {
       const float v = row[i], b = best[i];
-      // A larger value, or the first NaN (at::argmax ranks NaN above every number).
-      const bool take = v > b || (v != v && b == b);
+      // A larger value, or the first NaN (at::argmax ranks NaN above every number). Bitwise,
+      // not ||/&&: their short-circuit is control flow, which kept GCC from vectorizing this.
+      const bool take = (v > b) | ((v != v) & (b == b));
       best[i] = take ? v : b;
       index[i] = take ? cIndex : index[i];
     }
