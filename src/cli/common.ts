@@ -16,7 +16,11 @@ export function action<A extends unknown[]>(name: string, fn: (...args: A) => Pr
     } catch (err) {
       const e = err as Error;
       console.error(`fcn ${name}${rankTag}: ${e.message.split('\n')[0]}`);
-      process.exitCode = e.name === 'AbortError' ? 130 : 1;
+      // Interrupted (Ctrl-C, whose handler is still installed): exit now. Left to drain, Node
+      // would first close its signal handles, and a second Ctrl-C in the ~100 ms of teardown
+      // that follow would kill the process by SIGINT instead of ending it with 130.
+      if (e.name === 'AbortError') process.exit(130);
+      process.exitCode = 1;
     }
   };
 }

@@ -283,7 +283,9 @@ async function interruptibly<T>(checkpointFile: string, run: (signal: AbortSigna
     }
     throw err;
   } finally {
-    process.off('SIGINT', onSigint);
+    // After a Ctrl-C the handler stays until the process ends, so that a second one during the
+    // shutdown still quits at once with 130 (removed, the default action killed it by signal).
+    if (!controller.signal.aborted) process.off('SIGINT', onSigint);
   }
 }
 
