@@ -80,8 +80,8 @@ ArgmaxHits argmaxHits(const at::Tensor& scores, const at::Tensor& labels, int64_
       scores.size(2) != labels.size(1) || scores.size(3) != labels.size(2)) {
     throw std::invalid_argument("argmaxHits: scores [N, C, H, W] and int64 labels [N, H, W] expected");
   }
-  at::Tensor labelled = labels != ignoreIndex;
   if (!scores.device().is_cpu() || scores.scalar_type() != at::kFloat || !labels.device().is_cpu()) {
+    at::Tensor labelled = labels != ignoreIndex;
     return {((scores.argmax(1) == labels) & labelled).sum(), labelled.sum()};
   }
   const at::Tensor y = labels.contiguous();
@@ -89,20 +89,24 @@ ArgmaxHits argmaxHits(const at::Tensor& scores, const at::Tensor& labels, int64_
   const int64_t sn = scores.stride(0), sc = scores.stride(1), sh = scores.stride(2), sw = scores.stride(3);
   const float* base = scores.const_data_ptr<float>();
   const int64_t* label = y.const_data_ptr<int64_t>();
-  std::atomic<int64_t> hits{0};
+  // Both counts in the one pass over the labels.
+  std::atomic<int64_t> hits{0}, labelled{0};
   at::parallel_for(0, images * height, 1, [&](int64_t begin, int64_t end) {
-    int64_t found = 0;
+    int64_t found = 0, counted = 0;
     for (int64_t row = begin; row < end; ++row) {
       const float* first = base + (row / height) * sn + (row % height) * sh;
       const int64_t* rowLabels = label + row * width;
       for (int64_t x = 0; x < width; ++x) {
         const int64_t l = rowLabels[x];
-        if (l >= 0 && l < channels && l != ignoreIndex) found += labelIsArgmax(first + x * sw, channels, sc, l);
+        if (l == ignoreIndex) continue;
+        ++counted;
+        if (l >= 0 && l < channels) found += labelIsArgmax(first + x * sw, channels, sc, l);
       }
     }
     hits += found;
+    labelled += counted;
   });
-  return {at::scalar_tensor(hits.load(), labels.options()), labelled.sum()};
+  return {at::scalar_tensor(hits.load(), labels.options()), at::scalar_tensor(labelled.load(), labels.options())};
 }
 
 }  // namespace fcn
