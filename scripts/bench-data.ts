@@ -1,12 +1,32 @@
 /**
  * Our side of `bash scripts/bench-data.sh`: decode, label, crop, normalise and batch the
- * train split of a VOC2012 folder as a user's code would (the dataset's default
- * concurrency), and print images per second. THREADS=1 gives sharp and libtorch one thread
- * each (the script pins the process to one core); without it they use their defaults.
- * Usage: node dist/scripts/bench-data.js VOC2012_DIR CROP_H CROP_W BATCH [THREADS]
+ * train split of a dataset as a user's code would (the readers' default concurrency), and
+ * print images per second: a VOC2012 folder as the chapter reads it, or image/mask folders
+ * as `data.readDataset` reads them (padding and flips included). THREADS=1 gives sharp and
+ * libtorch one thread each (the script pins the process to one core); without it they use
+ * their defaults.
+ * Usage: node dist/scripts/bench-data.js DATASET_DIR CROP_H CROP_W BATCH [THREADS]
  */
 import sharp from 'sharp';
-import { torch, voc } from '../src';
+import { data, torch, voc } from '../src';
+
+/** The train split's batches and its number of images, read as its layout is. */
+async function trainBatches(root: string, crop: [number, number], batch: number) {
+  if (data.detectFormat(root) === 'voc') {
+    const dataset = new voc.VOCSegDataset(root, { split: 'train', cropSize: crop, log: null });
+    await dataset.load();
+    return {
+      images: dataset.names.length,
+      batches: new voc.VOCBatches(dataset, batch, { shuffle: true, dropLast: false, seed: 0 }),
+    };
+  }
+  const read = await data.readDataset(root, { only: 'train' });
+  if (read.problems.length > 0) throw new Error(`${read.problems[0].file}: ${read.problems[0].message}`);
+  const examples = read.train.examples;
+  const set = { examples, cropSize: crop, length: examples.length, ignoreIndex: read.ignoreIndex };
+  const options = { shuffle: true, dropLast: false, seed: 0, hflip: true };
+  return { images: read.train.pairs.length, batches: new voc.VOCBatches(set, batch, options) };
+}
 
 async function main(): Promise<void> {
   const [root, cropH, cropW, batch, threads] = process.argv.slice(2);
@@ -15,19 +35,13 @@ async function main(): Promise<void> {
     torch.setNumThreads(Number(threads));
   }
   const start = process.hrtime.bigint();
-  const dataset = new voc.VOCSegDataset(root, {
-    split: 'train',
-    cropSize: [Number(cropH), Number(cropW)],
-    log: null,
-  });
-  await dataset.load();
-  const batches = new voc.VOCBatches(dataset, Number(batch), { shuffle: true, dropLast: false, seed: 0 });
+  const { images, batches } = await trainBatches(root, [Number(cropH), Number(cropW)], Number(batch));
   for await (const { X, Y } of batches) {
     X.dispose();
     Y.dispose();
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  console.log((dataset.names.length / seconds).toFixed(2));
+  console.log((images / seconds).toFixed(2));
 }
 
 main().catch((err: unknown) => {

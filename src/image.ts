@@ -2,6 +2,8 @@
  * Pictures: decoding images into tensors (sharp: libvips with libjpeg-turbo and libspng),
  * the chapter's label colouring, and PNG grids of input | prediction | ground truth.
  */
+import fs from 'node:fs';
+import { encode as encodePng } from 'fast-png';
 import sharp from 'sharp';
 import { checkInteger } from './checks';
 import type { Tensor } from './tensor';
@@ -19,15 +21,21 @@ export interface RgbPixels {
 export const DECODE_MAX_PIXELS = 0x3fff * 0x3fff;
 
 /**
- * Decodes an image file to 8-bit RGB (alpha dropped, palettes expanded); errors name the
- * file. An image of more than maxPixels pixels is refused from its header, before decoding.
+ * Decodes an image file to 8-bit RGB (alpha dropped, palettes expanded, grey made RGB; with
+ * `orient`, turned upright by its EXIF orientation); errors name the file. An image of more
+ * than maxPixels pixels is refused from its header, before decoding.
  */
-export async function decodeRgb(file: string, maxPixels = DECODE_MAX_PIXELS): Promise<RgbPixels> {
+export async function decodeRgb(
+  file: string,
+  maxPixels = DECODE_MAX_PIXELS,
+  options: { orient?: boolean } = {},
+): Promise<RgbPixels> {
   checkInteger(maxPixels, 'maxPixels', 1); // sharp reads a limit of 0 as none
   try {
     // sharp checks the header against limitInputPixels before it decodes; only a refused
     // file costs a second look at its header, for the size the message gives.
-    const { data, info } = await sharp(file, { failOn: 'truncated', limitInputPixels: maxPixels })
+    const decoder = sharp(file, { failOn: 'truncated', limitInputPixels: maxPixels });
+    const { data, info } = await (options.orient ? decoder.rotate() : decoder)
       .removeAlpha()
       .toColourspace('srgb')
       .raw()
@@ -62,16 +70,47 @@ export async function readImage(file: string, options: { maxPixels?: number } = 
 
 /**
  * The chapter's `label2image`: class ids (any integer tensor, any shape, any device) to
- * their VOC colours, uint8 [..., 3] on the same device. Ids outside 0..20 (such as the
- * ignore index 255) are drawn in the VOC boundary colour.
+ * their colours, uint8 [..., 3] on the same device: VOC's palette, or `colours` (a dataset's,
+ * index = class id). Ids outside the palette (such as the ignore index 255) are drawn in the
+ * VOC boundary colour.
  */
-export function label2image(pred: Tensor): Tensor {
-  // The class colours, then the boundary colour at row 21 for every id outside 0..20.
-  const colours = Uint8Array.from([...VOC_COLORMAP, VOC_VOID_COLOUR].flat());
-  const colormap = torch.tensor(colours, { shape: [VOC_COLORMAP.length + 1, 3], device: pred.device });
+export function label2image(
+  pred: Tensor,
+  colours: readonly (readonly [number, number, number])[] = VOC_COLORMAP,
+): Tensor {
+  // The class colours, then the boundary colour for every id past them.
+  const table = Uint8Array.from([...colours, VOC_VOID_COLOUR].flat());
+  const colormap = torch.tensor(table, { shape: [colours.length + 1, 3], device: pred.device });
   const ids = pred.long();
-  const last = VOC_COLORMAP.length - 1;
+  const last = colours.length - 1;
   return colormap.index([ids.maskedFill(ids.lt(0).logicalOr(ids.gt(last)), last + 1)]);
+}
+
+/**
+ * Writes class ids [H, W] as a mask file labelling tools open: an indexed PNG whose palette
+ * is the class colours (pixel value = class id) up to 256 classes, else a 16-bit grey PNG of
+ * the ids.
+ */
+export async function saveMask(
+  labels: Tensor,
+  colours: readonly (readonly [number, number, number])[],
+  file: string,
+): Promise<void> {
+  if (labels.ndim !== 2) throw new RangeError(`saveMask: expected class ids [H, W], got [${labels.shape}]`);
+  const [height, width] = labels.shape;
+  const ids = labels.cpu().to('int32').toTypedArray() as Int32Array;
+  const png =
+    colours.length <= 256
+      ? encodePng({
+          width,
+          height,
+          channels: 1,
+          depth: 8,
+          data: Uint8Array.from(ids),
+          palette: colours.map((c) => [c[0], c[1], c[2]] as [number, number, number]),
+        })
+      : encodePng({ width, height, channels: 1, depth: 16, data: Uint16Array.from(ids) });
+  await fs.promises.writeFile(file, png);
 }
 
 /** An image tensor as [H, W, 3] uint8 on the CPU: accepts [3, H, W] or [H, W, 3], uint8. */

@@ -6,6 +6,7 @@
  * ```
  * @packageDocumentation
  */
+import * as data from './data';
 import * as init from './init';
 import * as models from './models';
 import * as nn from './nn';
@@ -35,7 +36,7 @@ export {
   UPSAMPLING_INITS,
   type UpsamplingInit,
 } from './fcn';
-export { DECODE_MAX_PIXELS, label2image, readImage, saveImageGrid } from './image';
+export { DECODE_MAX_PIXELS, label2image, readImage, saveImageGrid, saveMask } from './image';
 export { bilinearKernel } from './init';
 export { Int8Model, quantizeInt8 } from './int8';
 export { type Confusion, type EpochMetrics, type SegmentationMetrics, segmentationMetrics } from './metrics';
@@ -48,7 +49,7 @@ export { type Device, type DType, Tensor, type TypedArray } from './tensor';
 export { type EpochBatches, type TrainOptions, train } from './train';
 export { evaluate, evaluateWholeImages, type LossOptions, type StepResult, Trainer } from './trainer';
 export type { ServeOptions, ViewerServer };
-export { init, models, nn, optim, torch, voc };
+export { data, init, models, nn, optim, torch, voc };
 
 /**
  * Starts the local web viewer: a page that labels images with a model and shows a training

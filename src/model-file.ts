@@ -6,6 +6,8 @@
  */
 import { z } from 'zod';
 import { checkpointOf, isCheckpoint } from './checkpoint';
+import { type ClassInfo, defaultClasses, MAX_CLASSES } from './data/classes';
+import { DATA_FORMATS } from './data/dataset';
 import { createFcn, FCN_ARCHS, UPSAMPLING_INITS } from './fcn';
 import { type BackboneWeights, getModel, SEGMENTATION_MODELS, type SegmentationOptions } from './models/segmentation';
 import type { Module } from './nn/module';
@@ -26,6 +28,24 @@ export const ModelSpecSchema = z.object({
   /** A segmentation model's auxiliary classifier. */
   auxLoss: z.boolean().default(false),
   crop: z.tuple([size32, size32]).optional(),
+  /** The dataset's class names and colours (index = class id); absent: VOC's for 21 classes, else made up. */
+  classes: z
+    .array(
+      z.object({
+        name: z.string(),
+        color: z.tuple([z.int().min(0).max(255), z.int().min(0).max(255), z.int().min(0).max(255)]),
+      }),
+    )
+    .optional(),
+  /** How the dataset was read: its layout, ignore value and split (absent: VOC2012's). */
+  dataset: z
+    .object({
+      format: z.enum(DATA_FORMATS),
+      ignoreIndex: z.int().min(0).max(MAX_CLASSES),
+      valFraction: z.number().min(0).max(0.9),
+      seed: z.int().min(0),
+    })
+    .optional(),
 });
 
 /** What rebuilds a trained model. */
@@ -101,6 +121,11 @@ function specOfTensors(tensors: Map<string, Tensor>): ModelSpec | null {
   return arch && scores ? { arch, init: 'bilinear', numClasses: scores.shape[0], auxLoss: false } : null;
 }
 
+/** The classes of a spec: its dataset's, or made up for its number of classes (VOC's for 21). */
+export function classesOf(spec: Pick<ModelSpec, 'classes' | 'numClasses'>): ClassInfo[] {
+  return spec.classes ?? defaultClasses(spec.numClasses);
+}
+
 /** A model read back from a file, with its spec and, for a checkpoint, the epoch. */
 export interface ModelFile {
   net: Module;
@@ -139,6 +164,9 @@ export async function modelFromFile(file: string, device: Device): Promise<Model
           "writes, or the weights of one of the chapter's FCNs",
       );
     }
+  }
+  if (spec.classes && spec.classes.length !== spec.numClasses) {
+    throw new Error(`'${file}' names ${spec.classes.length} classes but says it has ${spec.numClasses}`);
   }
   const name = classTensor(spec);
   const classes = weights.get(name);

@@ -262,6 +262,7 @@ export interface NativeAddon {
       cropW: number,
       mean: number[],
       std: number[],
+      ignore: number,
     ): Promise<[NativeTensor, NativeTensor]>;
   };
   loadWeights(path: string): Promise<{ tensors: NamedNativeTensors; metadata: Record<string, string> }>;

@@ -194,7 +194,9 @@ export async function evaluateWholeImages(
   if (examples.length === 0) throw new Error('evaluateWholeImages: no examples');
   const confusion: Confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   for (const { image, label } of examples) {
-    const predicted = await predict(net, image.permute([2, 0, 1]).contiguous(), { mode: 'whole' });
+    // A segmentation model labels the whole image with its weights' preprocessing; the chapter's FCN by tiles.
+    const mode = net instanceof SegmentationModel ? {} : { mode: 'whole' as const };
+    const predicted = await predict(net, image.permute([2, 0, 1]).contiguous(), mode);
     const guess = predicted.toTypedArray() as BigInt64Array;
     const truth = label.to('int64').toTypedArray() as BigInt64Array;
     for (let i = 0; i < truth.length; i++) {

@@ -37,19 +37,23 @@ Napi::Value paletteLabelIndices(const Napi::CallbackInfo& info) {
   });
 }
 
-/// cropBatch(images, labels, [top, left, top, left, ...], cropH, cropW, mean, std)
+/// cropBatch(images, labels, [top, left, flip, top, left, flip, ...], cropH, cropW, mean, std, ignore)
 ///   -> Promise<[X, Y]>
 Napi::Value cropBatch(const Napi::CallbackInfo& info) {
   auto images = Tensor::unwrapList(info[0], "images");
   auto labels = Tensor::unwrapList(info[1], "labels");
-  auto corners = toIntList(info[2], "crops");
-  if (corners.size() != 2 * images.size()) throwType(info.Env(), "crops", "a top and left per image", info[2]);
+  auto windows = toIntList(info[2], "crops");
+  if (windows.size() != 3 * images.size()) {
+    throwType(info.Env(), "crops", "a top, left and flip per image", info[2]);
+  }
   std::vector<voc::Crop> crops;
-  for (size_t i = 0; i < images.size(); ++i) crops.push_back({corners[2 * i], corners[2 * i + 1]});
+  for (size_t i = 0; i < images.size(); ++i)
+    crops.push_back({windows[3 * i], windows[3 * i + 1], windows[3 * i + 2] != 0});
   int64_t cropH = toInt(info[3], "cropH"), cropW = toInt(info[4], "cropW");
   auto mean = triple(info[5], "mean"), std = triple(info[6], "std");
+  int64_t ignore = toInt(info[7], "ignore");
   return runAsync(info.Env(), [=]() -> Settle {
-    auto [X, Y] = voc::cropBatch(images, labels, crops, cropH, cropW, mean, std);
+    auto [X, Y] = voc::cropBatch(images, labels, crops, cropH, cropW, mean, std, ignore);
     return [X, Y](Napi::Env env) -> Napi::Value {
       auto out = Napi::Array::New(env, 2);
       out.Set(0u, Tensor::wrap(env, X));

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -153,24 +154,61 @@ at::Tensor paletteLabelIndices(const at::Tensor& scanlines, int64_t height, int6
   return out;
 }
 
+namespace {
+/// One sample's window into X (3 planes) and Y; rows and columns past the image are padding.
+template <typename Id>
+void cropOne(const at::Tensor& image, const at::Tensor& label, const Crop& crop, int64_t cropH, int64_t cropW,
+             const std::array<std::array<float, 256>, 3>& table, int64_t ignore, float* x, int64_t* y) {
+  const int64_t height = image.size(0), width = image.size(1);
+  const uint8_t* src = image.data_ptr<uint8_t>();
+  const Id* ids = label.data_ptr<Id>();
+  const int64_t plane = cropH * cropW;
+  for (int64_t row = 0; row < cropH; ++row) {
+    const int64_t r = crop.top + row;
+    float* red = x + row * cropW;
+    float* green = red + plane;
+    float* blue = green + plane;
+    int64_t* out = y + row * cropW;
+    for (int64_t col = 0; col < cropW; ++col) {
+      const int64_t c = crop.left + (crop.flip ? cropW - 1 - col : col);
+      if (r < height && c < width) {
+        const uint8_t* pixel = src + (r * width + c) * 3;
+        red[col] = table[0][pixel[0]];
+        green[col] = table[1][pixel[1]];
+        blue[col] = table[2][pixel[2]];
+        out[col] = ids[r * width + c];
+      } else {
+        red[col] = table[0][0];
+        green[col] = table[1][0];
+        blue[col] = table[2][0];
+        out[col] = ignore;
+      }
+    }
+  }
+}
+}  // namespace
+
 std::pair<at::Tensor, at::Tensor> cropBatch(const std::vector<at::Tensor>& images,
                                             const std::vector<at::Tensor>& labels, const std::vector<Crop>& crops,
                                             int64_t cropH, int64_t cropW, const std::array<double, 3>& mean,
-                                            const std::array<double, 3>& std) {
+                                            const std::array<double, 3>& std, int64_t ignore) {
   if (images.size() != labels.size() || images.size() != crops.size() || images.empty()) {
     throw std::invalid_argument("cropBatch needs as many images, labels and crops, at least one");
   }
+  if (cropH < 1 || cropW < 1) throw std::invalid_argument("cropBatch needs a crop of at least 1x1");
   auto batch = static_cast<int64_t>(images.size());
   for (int64_t b = 0; b < batch; ++b) {
     const at::Tensor& image = images[b];
     const at::Tensor& label = labels[b];
-    if (image.scalar_type() != at::kByte || label.scalar_type() != at::kByte || image.dim() != 3 ||
-        image.size(2) != 3 || label.dim() != 2 || label.size(0) != image.size(0) || label.size(1) != image.size(1)) {
-      throw std::invalid_argument("sample " + std::to_string(b) +
-                                  ": expected a uint8 image [H, W, 3] and a uint8 label [H, W] of the same size");
+    if (image.scalar_type() != at::kByte || (label.scalar_type() != at::kByte && label.scalar_type() != at::kInt) ||
+        image.dim() != 3 || image.size(2) != 3 || label.dim() != 2 || label.size(0) != image.size(0) ||
+        label.size(1) != image.size(1)) {
+      throw std::invalid_argument(
+          "sample " + std::to_string(b) +
+          ": expected a uint8 image [H, W, 3] and a uint8 or int32 label [H, W] of the same size");
     }
-    if (crops[b].top < 0 || crops[b].left < 0 || crops[b].top + cropH > image.size(0) ||
-        crops[b].left + cropW > image.size(1)) {
+    const int64_t height = std::max(image.size(0), cropH), width = std::max(image.size(1), cropW);
+    if (crops[b].top < 0 || crops[b].left < 0 || crops[b].top + cropH > height || crops[b].left + cropW > width) {
       throw std::invalid_argument("sample " + std::to_string(b) + ": the crop window lies outside the image");
     }
   }
@@ -188,24 +226,12 @@ std::pair<at::Tensor, at::Tensor> cropBatch(const std::vector<at::Tensor>& image
     for (int64_t b = begin; b < end; ++b) {
       at::Tensor image = images[b].contiguous();
       at::Tensor label = labels[b].contiguous();
-      const int64_t width = image.size(1);
-      const uint8_t* src = image.data_ptr<uint8_t>();
-      const uint8_t* ids = label.data_ptr<uint8_t>();
       float* x = X.data_ptr<float>() + b * 3 * cropH * cropW;
       int64_t* y = Y.data_ptr<int64_t>() + b * cropH * cropW;
-      for (int64_t row = 0; row < cropH; ++row) {
-        const uint8_t* pixel = src + ((crops[b].top + row) * width + crops[b].left) * 3;
-        const uint8_t* id = ids + (crops[b].top + row) * width + crops[b].left;
-        float* r = x + row * cropW;
-        float* g = r + cropH * cropW;
-        float* bl = g + cropH * cropW;
-        int64_t* out = y + row * cropW;
-        for (int64_t col = 0; col < cropW; ++col, pixel += 3) {
-          r[col] = table[0][pixel[0]];
-          g[col] = table[1][pixel[1]];
-          bl[col] = table[2][pixel[2]];
-          out[col] = id[col];
-        }
+      if (label.scalar_type() == at::kByte) {
+        cropOne<uint8_t>(image, label, crops[b], cropH, cropW, table, ignore, x, y);
+      } else {
+        cropOne<int32_t>(image, label, crops[b], cropH, cropW, table, ignore, x, y);
       }
     }
   });

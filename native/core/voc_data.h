@@ -28,16 +28,21 @@ at::Tensor labelIndices(const at::Tensor& rgb);
 /// VOC palette throws std::invalid_argument naming the row and column.
 at::Tensor paletteLabelIndices(const at::Tensor& scanlines, int64_t height, int64_t width, const at::Tensor& palette);
 
-/// One crop of a sample: the top-left corner of a [cropH, cropW] window.
+/// One crop of a sample: the top-left corner of a [cropH, cropW] window, and whether the
+/// window is mirrored left to right.
 struct Crop {
   int64_t top, left;
+  bool flip = false;
 };
 
 /// X float32 [B, 3, cropH, cropW] (pixel / 255, then (x - mean) / std per channel) and
-/// Y int64 [B, cropH, cropW] from images [H, W, 3] uint8 and labels [H, W] uint8.
+/// Y int64 [B, cropH, cropW] from images [H, W, 3] uint8 and labels [H, W] (uint8 or int32).
+/// An image smaller than the crop is padded at its bottom and right, as torchvision's
+/// references pad: pixels 0 (before normalisation) labelled `ignore`; the window then lies
+/// inside [max(H, cropH), max(W, cropW)].
 std::pair<at::Tensor, at::Tensor> cropBatch(const std::vector<at::Tensor>& images,
                                             const std::vector<at::Tensor>& labels, const std::vector<Crop>& crops,
                                             int64_t cropH, int64_t cropW, const std::array<double, 3>& mean,
-                                            const std::array<double, 3>& std);
+                                            const std::array<double, 3>& std, int64_t ignore = kIgnore);
 
 }  // namespace fcn::voc

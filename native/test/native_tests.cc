@@ -259,6 +259,25 @@ void vocTests() {
             },
             "outside"),
         "cropBatch refuses a window outside the image");
+
+  // A 4x5 image in a 6x7 crop: padded at the bottom and right with pixel 0, labelled ignore.
+  at::Tensor wide = at::arange(20, at::kInt).reshape({4, 5}) * 1000;
+  auto [padX, padY] = fcn::voc::cropBatch({image}, {wide}, {{0, 0}}, 6, 7, {0.5, 0.5, 0.5}, {1, 1, 1}, 65535);
+  check(padY[0][3][4].item<int64_t>() == 19000 && padY[0][4][0].item<int64_t>() == 65535 &&
+            padY[0][0][5].item<int64_t>() == 65535 && std::abs(padX[0][2][5][6].item<float>() + 0.5f) < 1e-6f,
+        "cropBatch pads an image smaller than the crop with 0 labelled ignore, and takes int32 labels");
+  auto [flipX, flipY] = fcn::voc::cropBatch({image}, {label}, {{1, 2, true}}, 2, 3, {0, 0, 0}, {1, 1, 1});
+  check(flipY[0][0][0].item<int64_t>() == label[1][4].item<int64_t>() &&
+            flipY[0][1][2].item<int64_t>() == label[2][2].item<int64_t>() &&
+            std::abs(flipX[0][0][0][0].item<float>() - image[1][4][0].item<float>() / 255.0f) < 1e-6f,
+        "cropBatch mirrors a flipped window left to right, image and label alike");
+  check(throwsWith(
+            [&] {
+              fcn::voc::cropBatch({image}, {label}, {{0, 0}}, 6, 7, {0, 0, 0}, {1, 1, 1});
+              fcn::voc::cropBatch({image}, {label}, {{1, 0}}, 6, 7, {0, 0, 0}, {1, 1, 1});
+            },
+            "outside"),
+        "cropBatch refuses a window past the padded image");
 }
 
 void channelArgmaxTests() {

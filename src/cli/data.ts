@@ -1,8 +1,11 @@
-/** `fcn synth` and `fcn download-voc`: the data the other commands read. */
-import { Command } from '@commander-js/extra-typings';
+/** `fcn synth`, `fcn download-voc` and `fcn data check`: the data the other commands read. */
+import { Command, Option } from '@commander-js/extra-typings';
+import { MAX_CLASSES } from '../data/classes';
+import { DATA_FORMATS, disposeDataset, readDataset } from '../data/dataset';
+import { describeDataset } from '../data/report';
 import * as voc from '../voc';
 import { action } from './common';
-import { integer } from './options';
+import { fraction, integer } from './options';
 
 export const synthCommand = new Command('synth')
   .description('write a synthetic VOC2012 (shapes whose colour and form tell their class)')
@@ -28,3 +31,37 @@ downloadVocCommand.action(
     console.log(await voc.download({ root: o.out, mirror: o.mirror }));
   }),
 );
+
+const checkCommand = new Command('check')
+  .description(
+    'read a whole dataset as fcn train would and say what was found (layout, classes, splits, sizes, pixels per ' +
+      'class) and every problem with its file; exits with 1 when there are problems',
+  )
+  .argument('<dir>', 'the dataset folder')
+  .addOption(new Option('--format <layout>', 'the dataset layout (default: detected)').choices(DATA_FORMATS))
+  .option('--ignore-index <n>', 'the mask value of pixels to ignore', integer(0, MAX_CLASSES), 255)
+  .option(
+    '--val-fraction <f>',
+    'share of the images to validate on, for a dataset without its own split',
+    fraction,
+    0.1,
+  )
+  .option('--seed <n>', 'seed of that random split', integer(0), 0);
+
+checkCommand.action(
+  action('data check', async (dir, o) => {
+    const data = await readDataset(dir, {
+      format: o.format,
+      ignoreIndex: o.ignoreIndex,
+      valFraction: o.valFraction,
+      seed: o.seed,
+    });
+    for (const line of describeDataset(data)) console.log(line);
+    disposeDataset(data);
+    if (data.problems.length > 0) process.exitCode = 1;
+  }),
+);
+
+export const dataCommand = new Command('data')
+  .description('look at a dataset before training on it')
+  .addCommand(checkCommand);

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from '@commander-js/extra-typings';
-import { downloadVocCommand, synthCommand } from './data';
+import { dataCommand, downloadVocCommand, synthCommand } from './data';
 import { evalCommand } from './evaluate';
 import { predictCommand } from './predict';
 import { serveCommand } from './serve';
@@ -17,10 +17,11 @@ const packageJson = path.join(__dirname, '..', '..', '..', 'package.json');
 
 const program = new Command()
   .name('fcn')
-  .description('Fully Convolutional Networks (the d2l chapter) for VOC2012 segmentation, on libtorch')
+  .description('Fully Convolutional Networks (the d2l chapter) and torchvision segmentation models, on libtorch')
   .version(JSON.parse(fs.readFileSync(packageJson, 'utf8')).version)
   .addCommand(synthCommand)
   .addCommand(downloadVocCommand)
+  .addCommand(dataCommand)
   .addCommand(trainCommand)
   .addCommand(evalCommand)
   .addCommand(predictCommand)

@@ -35,6 +35,13 @@ export function nonNegative(value: string): number {
   return n;
 }
 
+/** A share in [0, 0.9] (the val split of a dataset). */
+export function fraction(value: string): number {
+  const n = nonNegative(value);
+  if (n > 0.9) throw new InvalidArgumentError('expected a share from 0 to 0.9');
+  return n;
+}
+
 /** HEIGHTxWIDTH, both multiples of 32. */
 export function cropSize(value: string): [number, number] {
   const match = /^(\d+)x(\d+)$/.exec(value);

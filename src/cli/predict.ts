@@ -8,13 +8,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
-import { type ClassFound, classesFound, label2image, overlay, readImage, saveImageGrid } from '../image';
-import { modelFromFile, modelWeights } from '../model-file';
+import { type ClassInfo, classColour, defaultClasses } from '../data/classes';
+import { type ClassFound, classesFound, label2image, overlay, readImage, saveImageGrid, saveMask } from '../image';
+import { classesOf, classTensor, modelFromFile, modelWeights } from '../model-file';
 import { getModel, SEGMENTATION_MODELS, SegmentationModel } from '../models/segmentation';
 import type { Module } from '../nn/module';
 import { PREDICT_MAX_PIXELS, predict } from '../predict';
 import type { Device, Tensor } from '../tensor';
-import { VOC_CLASSES, VOC_COLORMAP, VOC_VOID_COLOUR } from '../voc/colours';
+import { VOC_VOID_COLOUR } from '../voc/colours';
 import { action, setAutocast, setThreads } from './common';
 import { cropSize, device, existingFile, integer, isFile } from './options';
 
@@ -80,48 +81,56 @@ predictCommand.action(
           : { mode: 'whole' as const };
       const labels = await predict(net, pixels, { ...mode, maxPixels: o.maxPixels });
       const shown = o.crop ? pixels.narrow(1, 0, o.crop[0]).narrow(2, 0, o.crop[1]) : pixels;
-      const colour = label2image(labels);
+      const colours = classes.map((c) => c.color);
+      const colour = label2image(labels, colours);
       const stem = targets.stems[i];
       fs.mkdirSync(o.out, { recursive: true });
-      await saveImageGrid([[colour]], `${stem}.labels.png`, { gap: 0 });
+      await saveMask(labels, colours, `${stem}.labels.png`);
       await saveImageGrid([[overlay(shown, colour)]], `${stem}.overlay.png`, { gap: 0 });
-      const found = classesFound(labels, classes);
-      fs.writeFileSync(`${stem}.legend.svg`, legendSvg(found));
+      const found = classesFound(
+        labels,
+        classes.map((c) => c.name),
+      );
+      fs.writeFileSync(`${stem}.legend.svg`, legendSvg(found, classes));
       rows.push([shown, colour]);
       console.log(`${file} -> ${stem}.labels.png (${labels.shape.join('x')}), ${stem}.overlay.png, ${stem}.legend.svg`);
-      for (const c of found) console.log(`  ${c.name.padEnd(16)} ${hex(c.id)}  ${(100 * c.share).toFixed(1)} %`);
+      for (const c of found)
+        console.log(`  ${c.name.padEnd(16)} ${hex(classes, c.id)}  ${(100 * c.share).toFixed(1)} %`);
     }
     await saveImageGrid(rows, targets.grid);
     console.log(`input | prediction: ${targets.grid}`);
   }),
 );
 
-/** The model to run and its class names. */
-async function modelOf(o: PredictFlags): Promise<{ net: Module; classes: readonly string[] }> {
+/** The model to run and its classes (names and colours). */
+async function modelOf(o: PredictFlags): Promise<{ net: Module; classes: ClassInfo[] }> {
   if (o.model && o.checkpoint) throw new RangeError('give --checkpoint or --model, not both');
   if (o.model) {
     const net = await getModel(o.model, {
       weights: modelWeights(o.weights),
       ...(o.numClasses !== undefined ? { numClasses: o.numClasses } : {}),
     });
-    return { net: net.to(o.device), classes: net.categories ?? VOC_CLASSES };
+    const names =
+      net.categories ??
+      defaultClasses(net.stateDict().get(classTensor({ model: o.model }))?.shape[0] ?? 21).map((c) => c.name);
+    return { net: net.to(o.device), classes: names.map((name, id) => ({ name, color: classColour(id) })) };
   }
   if (!o.checkpoint) throw new RangeError('give --checkpoint FILE (written by fcn train) or --model NAME');
-  const { net } = await modelFromFile(o.checkpoint, o.device);
-  return { net, classes: VOC_CLASSES };
+  const { net, spec } = await modelFromFile(o.checkpoint, o.device);
+  return { net, classes: classesOf(spec) };
 }
 
-/** The colour of class id as #rrggbb (the boundary colour past the palette). */
-const hex = (id: number) =>
-  `#${(VOC_COLORMAP[id] ?? VOC_VOID_COLOUR).map((v) => v.toString(16).padStart(2, '0')).join('')}`;
+/** The colour of class id as #rrggbb (the boundary colour past the classes). */
+const hex = (classes: readonly ClassInfo[], id: number) =>
+  `#${(classes[id]?.color ?? VOC_VOID_COLOUR).map((v) => v.toString(16).padStart(2, '0')).join('')}`;
 
 const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** A legend as SVG: a swatch, the class name and its share of the pixels per row. */
-function legendSvg(entries: ClassFound[]): string {
+function legendSvg(entries: ClassFound[], classes: readonly ClassInfo[]): string {
   const rows = entries.map(
     (e, i) =>
-      `  <rect x="8" y="${8 + i * 24}" width="16" height="16" fill="${hex(e.id)}" stroke="#000"/>\n` +
+      `  <rect x="8" y="${8 + i * 24}" width="16" height="16" fill="${hex(classes, e.id)}" stroke="#000"/>\n` +
       `  <text x="32" y="${21 + i * 24}">${escapeXml(e.name)} (${(100 * e.share).toFixed(1)} %)</text>`,
   );
   const height = 16 + entries.length * 24;

@@ -9,6 +9,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
 import { type Checkpoint, loadCheckpoint } from '../checkpoint';
+import { MAX_CLASSES } from '../data/classes';
+import { DATA_FORMATS, detectFormat } from '../data/dataset';
+import { loadData, writeSplit } from '../data/loader';
 import { initProcessGroup, type ProcessGroup, type TorchrunEnv, torchrunEnv } from '../distributed';
 import { FCN_ARCHS, UPSAMPLING_INITS } from '../fcn';
 import { launchWorkers, watchLauncher, workerArgs } from '../launch';
@@ -35,7 +38,7 @@ import * as torch from '../torch';
 import { train } from '../train';
 import * as voc from '../voc';
 import { action, setAutocast, setThreads } from './common';
-import { cropSize, devices, existingDir, integer, nonNegative, tcpPort } from './options';
+import { cropSize, devices, existingDir, fraction, integer, nonNegative, tcpPort } from './options';
 import { OPTIMIZERS, type RunConfig, runConfigOf, SCHEDULERS } from './run-config';
 
 export const trainCommand = new Command('train')
@@ -45,8 +48,17 @@ export const trainCommand = new Command('train')
   )
   .requiredOption(
     '--data <dir>',
-    'a VOC2012 folder (ImageSets, JPEGImages, SegmentationClass), or the --out of fcn synth / download-voc',
+    'a dataset: a VOC2012 folder (or the --out of fcn synth / download-voc), or images/ beside masks/ with a ' +
+      'classes.txt or classes.json (see fcn data check)',
     existingDir,
+  )
+  .addOption(new Option('--format <layout>', 'the dataset layout (default: detected)').choices(DATA_FORMATS))
+  .option('--ignore-index <n>', 'the mask value of pixels to ignore', integer(0, MAX_CLASSES), 255)
+  .option(
+    '--val-fraction <f>',
+    'share of the images to validate on, for a dataset without its own split',
+    fraction,
+    0.1,
   )
   .addOption(new Option('--arch <arch>', "the chapter's FCN (default fcn32s)").choices(FCN_ARCHS))
   .addOption(
@@ -140,15 +152,36 @@ async function trainInto(
 ): Promise<void> {
   const say = lead ? console.log : () => {};
   const { config, resume } = await settleConfig(o, checkpointFile, say);
-  torch.manualSeed(config.seed);
-  const net = await buildModel(config, device, resume ? undefined : o.weights, resume ? undefined : o.weightsBackbone);
-  const optimizer = makeOptimizer(net, config);
-  const { trainIter, testIter } = await voc.loadDataVoc(config.batchSize, config.crop, {
+  torch.zeros([1], { device }).dispose(); // a device that is not there is said before any data is read
+  // The data first: a new run's model is built for its dataset's classes (reading the data
+  // draws nothing from libtorch's generator, so the model's initialisation is the seed's).
+  const { trainIter, testIter, classes, ignoreIndex, data } = await loadData(config.batchSize, config.crop, {
     root: o.data,
+    ...config.dataset,
+    ...(resume ? { splitFile: path.join(o.out, 'split.json') } : {}),
+    ...(resume && config.classes ? { classes: config.classes } : {}),
     seed: config.seed,
     log: lead ? console.log : null,
     ...(dist ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
   });
+  if (!resume && data) Object.assign(config, { numClasses: classes.length, classes });
+  if (!config.model && config.numClasses > 64 && lead) {
+    // ConvTranspose2d(N, N, 64): N^2 x 64^2 weights (300 classes: 1.5 GB, with its gradient and momentum 3x that).
+    const megabytes = (config.numClasses ** 2 * 64 * 64 * 4) / 2 ** 20;
+    console.error(
+      `fcn train: the chapter's FCN upsamples ${config.numClasses} classes with a transposed convolution of ` +
+        `${Math.round(megabytes)} MB of weights; a --model (torchvision's, upsampling by interpolation) suits many classes`,
+    );
+  }
+  if (resume && classes.length !== config.numClasses) {
+    throw new Error(
+      `the run trained on ${config.numClasses} classes, but '${o.data}' has ${classes.length}; resume on the same dataset`,
+    );
+  }
+  if (lead && data?.split === 'random') writeSplit(data, path.join(o.out, 'split.json'));
+  torch.manualSeed(config.seed);
+  const net = await buildModel(config, device, resume ? undefined : o.weights, resume ? undefined : o.weightsBackbone);
+  const optimizer = makeOptimizer(net, config);
   const group = dist ? await joinGroup(dist, device, o.distTimeout, say) : undefined;
   try {
     const history = await train(net, trainIter, testIter, {
@@ -159,6 +192,7 @@ async function trainInto(
       devices: [device],
       processGroup: group,
       resume,
+      loss: { ignoreIndex },
       checkpoint: checkpointFile,
       config,
       plot: path.join(o.out, 'curves.svg'),
@@ -184,11 +218,12 @@ async function settleConfig(
   if (!o.resume) {
     if (o.model && o.arch) throw new RangeError("--arch is for the chapter's FCN; --model names another model");
     const recipe = o.model !== undefined; // torchvision's references/segmentation defaults
+    const format = o.format ?? detectFormat(o.data);
     const config: RunConfig = {
       ...(o.model ? { model: o.model } : {}),
       arch: o.arch ?? 'fcn32s',
       init: o.init,
-      numClasses: voc.VOC_CLASSES.length,
+      numClasses: voc.VOC_CLASSES.length, // the dataset's, once it is read
       auxLoss: recipe && o.auxLoss && !o.model?.startsWith('lraspp'),
       crop: o.crop,
       batchSize: o.batchSize,
@@ -199,7 +234,10 @@ async function settleConfig(
       scheduler: o.scheduler ?? (recipe ? 'poly' : 'none'),
       warmupEpochs: o.warmupEpochs,
       seed: o.seed,
-      data: voc.resolveVocRoot(o.data),
+      data: format === 'voc' ? voc.resolveVocRoot(o.data) : path.resolve(o.data),
+      ...(format === 'voc'
+        ? {}
+        : { dataset: { format, ignoreIndex: o.ignoreIndex, valFraction: o.valFraction, seed: o.seed } }),
     };
     if (config.warmupEpochs >= o.epochs) throw new RangeError('--warmup-epochs must be fewer than --epochs');
     return { config };
@@ -306,6 +344,8 @@ async function writeOutputs(
     numClasses: config.numClasses,
     auxLoss: config.auxLoss,
     crop: config.crop,
+    ...(config.classes ? { classes: config.classes } : {}),
+    ...(config.dataset ? { dataset: config.dataset } : {}),
   };
   await save(net.stateDict(), path.join(out, 'model.safetensors'), {
     format: 'pt',

@@ -1,20 +1,20 @@
 /**
  * The run view's "last evaluation": the run's checkpoint labels every image of the val split
- * of its data folder whole (`predict` in 'whole' mode, at the image's own size), the labels
- * and predictions are counted into a confusion matrix (boundary pixels, 255, left out), and
+ * of its dataset whole (`predict` in 'whole' mode, at the image's own size), the labels
+ * and predictions are counted into a confusion matrix (ignored pixels left out), and
  * `segmentationMetrics` gives pixel accuracy and IoU per class. The first images are kept as
- * PNGs for the page's grid: image, prediction, label (both coloured by `label2image`) and an
+ * PNGs for the page's grid: image, prediction, label (both in the classes' colours) and an
  * error mask. One evaluation runs at a time, image by image on the torch thread, and its
  * result is kept per checkpoint version, so asking again costs nothing until the next epoch.
  */
 import sharp from 'sharp';
-import { decodeRgb, label2image, pixelsToTensor } from '../image';
+import { classColour } from '../data/classes';
+import { disposeDataset, problemsError, type ReadDatasetOptions, readDataset } from '../data/dataset';
+import { label2image } from '../image';
 import { type Confusion, segmentationMetrics } from '../metrics';
 import type { Tensor } from '../tensor';
 import * as torch from '../torch';
-import { VOC_IGNORE_INDEX, VOCSegDataset } from '../voc';
-import { readLabel } from '../voc/labels';
-import { classColour, type LoadedModel, labelImage } from './models';
+import { type LoadedModel, labelImage } from './models';
 
 /** The kinds of picture kept per grid image. */
 export const GRID_KINDS = ['image', 'prediction', 'label', 'error'] as const;
@@ -72,14 +72,14 @@ function png(hwc: Tensor): Promise<Buffer> {
 }
 
 /**
- * The error mask: wrong pixels red, boundary (ignored) pixels grey, right pixels a dark copy
- * of the image so that the errors can be placed.
+ * The error mask: wrong pixels red, ignored pixels grey, right pixels a dark copy of the
+ * image so that the errors can be placed.
  */
-function errorMask(image: Uint8Array, labels: Uint8Array, predicted: Int32Array): Buffer {
+function errorMask(image: Uint8Array, labels: ArrayLike<number>, predicted: Int32Array, ignore: number): Buffer {
   const out = Buffer.alloc(labels.length * 3);
   for (let i = 0; i < labels.length; i++) {
     const o = i * 3;
-    if (labels[i] === VOC_IGNORE_INDEX) out.fill(128, o, o + 3);
+    if (labels[i] === ignore) out.fill(128, o, o + 3);
     else if (labels[i] !== predicted[i]) {
       out[o] = 255;
       out[o + 1] = 32;
@@ -93,13 +93,18 @@ function errorMask(image: Uint8Array, labels: Uint8Array, predicted: Int32Array)
 }
 
 /** Adds one image's labels and predictions to confusion; returns [labelled, wrong] pixels. */
-function count(confusion: Confusion, labels: Uint8Array, predicted: Int32Array): [number, number] {
+function count(
+  confusion: Confusion,
+  labels: ArrayLike<number>,
+  predicted: Int32Array,
+  ignore: number,
+): [number, number] {
   const classes = confusion.length;
   let labelled = 0;
   let wrong = 0;
   for (let i = 0; i < labels.length; i++) {
     const truth = labels[i];
-    if (truth === VOC_IGNORE_INDEX || truth >= classes) continue;
+    if (truth === ignore || truth >= classes) continue;
     const guess = predicted[i];
     confusion[truth][guess] += 1;
     labelled += 1;
@@ -109,62 +114,67 @@ function count(confusion: Confusion, labels: Uint8Array, predicted: Int32Array):
 }
 
 /**
- * Evaluates model on the val split of the VOC folder root, whole images; the first gridSize
- * images are kept as pictures. progress is told after each image.
+ * Evaluates model on the val split of the dataset at root (read as its training read it:
+ * `dataset`, absent for VOC2012), whole images; the first gridSize images are kept as
+ * pictures. progress is told after each image.
  */
 export async function evaluateValSplit(
   model: LoadedModel,
   epoch: number,
   root: string,
+  dataset: ReadDatasetOptions | undefined,
   gridSize: number,
   progress: (done: number, total: number) => void,
 ): Promise<Evaluated> {
   const started = performance.now();
-  const dataset = new VOCSegDataset(root, { split: 'val', cropSize: [1, 1], log: null });
-  const names = dataset.names;
-  if (names.length === 0) throw new Error(`the val split of '${dataset.root}' lists no images`);
-  const classes = model.classes.length;
-  const confusion: Confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
-  const pictures = new Map<string, Buffer>();
-  const grid: GridEntry[] = [];
-  for (const [index, name] of names.entries()) {
-    await torch.tidy(async () => {
-      const rgb = await decodeRgb(dataset.imagePath(name));
-      const labels = await readLabel(dataset.labelPath(name));
-      const [labelHeight, labelWidth] = labels.shape;
-      if (labelWidth !== rgb.width || labelHeight !== rgb.height) {
-        throw new Error(`the label of '${name}' is ${labelWidth}x${labelHeight}, its image ${rgb.width}x${rgb.height}`);
-      }
-      const hwc = pixelsToTensor(rgb);
-      const image = hwc.permute([2, 0, 1]).contiguous();
-      const predicted = await labelImage(model, image);
-      const predictedIds = predicted.to('int32').toTypedArray() as Int32Array;
-      const labelIds = labels.toTypedArray() as Uint8Array;
-      const [labelled, wrong] = count(confusion, labelIds, predictedIds);
-      if (index < gridSize) {
-        const mask = errorMask(rgb.data, labelIds, predictedIds);
-        const raw = { raw: { width: rgb.width, height: rgb.height, channels: 3 as const } };
-        pictures.set(`${index}/image`, await png(hwc));
-        pictures.set(`${index}/prediction`, await png(label2image(predicted)));
-        pictures.set(`${index}/label`, await png(label2image(labels)));
-        pictures.set(`${index}/error`, await sharp(mask, raw).png().toBuffer());
-        grid.push({ name, width: rgb.width, height: rgb.height, errorRate: labelled > 0 ? wrong / labelled : 0 });
-      }
-    });
-    progress(index + 1, names.length);
-  }
-  const metrics = segmentationMetrics(confusion);
-  return {
-    result: {
+  const palette = model.palette ?? model.classes.map((_, id) => classColour(id));
+  const data = await readDataset(root, {
+    ...(dataset ?? { format: 'voc' }),
+    classes: model.classes.map((name, id) => ({ name, color: palette[id] })),
+    only: 'val',
+    concurrency: 1,
+  });
+  try {
+    if (data.problems.length > 0) throw problemsError(data, root);
+    const examples = data.val.examples;
+    if (examples.length === 0) throw new Error(`the val split of '${data.root}' lists no images`);
+    const classes = model.classes.length;
+    const ignore = data.ignoreIndex;
+    const confusion: Confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+    const pictures = new Map<string, Buffer>();
+    const grid: GridEntry[] = [];
+    for (const [index, { name, image: hwc, label: labels }] of examples.entries()) {
+      await torch.tidy(async () => {
+        const [height, width] = labels.shape;
+        const image = hwc.permute([2, 0, 1]).contiguous();
+        const predicted = await labelImage(model, image);
+        const predictedIds = predicted.to('int32').toTypedArray() as Int32Array;
+        const labelIds = labels.toTypedArray() as Uint8Array | Int32Array;
+        const [labelled, wrong] = count(confusion, labelIds, predictedIds, ignore);
+        if (index < gridSize) {
+          const mask = errorMask(hwc.toTypedArray() as Uint8Array, labelIds, predictedIds, ignore);
+          const raw = { raw: { width, height, channels: 3 as const } };
+          pictures.set(`${index}/image`, await png(hwc));
+          pictures.set(`${index}/prediction`, await png(label2image(predicted, palette)));
+          pictures.set(`${index}/label`, await png(label2image(labels, palette)));
+          pictures.set(`${index}/error`, await sharp(mask, raw).png().toBuffer());
+          grid.push({ name, width, height, errorRate: labelled > 0 ? wrong / labelled : 0 });
+        }
+      });
+      progress(index + 1, examples.length);
+    }
+    const result = {
       epoch,
-      examples: names.length,
-      ...metrics,
+      examples: examples.length,
+      ...segmentationMetrics(confusion),
       confusion,
       classes: model.classes,
-      palette: model.classes.map((_, id) => classColour(id)),
+      palette,
       grid,
       seconds: (performance.now() - started) / 1000,
-    },
-    pictures,
-  };
+    };
+    return { result, pictures };
+  } finally {
+    disposeDataset(data);
+  }
 }

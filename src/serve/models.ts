@@ -10,13 +10,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkOneOf, checkString } from '../checks';
+import { defaultClasses } from '../data/classes';
+import type { ReadDatasetOptions } from '../data/dataset';
 import { FCN_ARCHS, type FcnArch } from '../fcn';
-import { buildModel, classTensor, modelFromFile, modelWeights } from '../model-file';
+import { buildModel, classesOf, classTensor, modelFromFile, modelWeights } from '../model-file';
 import { getModel, SEGMENTATION_MODELS, SegmentationModel, type SegmentationModelName } from '../models/segmentation';
 import type { Module } from '../nn/module';
 import { predict } from '../predict';
 import type { Device, Tensor } from '../tensor';
-import { VOC_CLASSES, VOC_COLORMAP } from '../voc';
+import { VOC_CLASSES } from '../voc';
 
 /** A model ready to label images. */
 export interface LoadedModel {
@@ -24,6 +26,10 @@ export interface LoadedModel {
   net: Module;
   /** Class names, index = class id. */
   classes: readonly string[];
+  /** Class colours, index = class id (default: VOC's palette, extended). */
+  palette?: [number, number, number][];
+  /** How the model's dataset is read (its layout, ignore value, split); absent for VOC2012. */
+  dataset?: ReadDatasetOptions;
   /** The network's input [1, 3, H, W] for uint8 pixels [3, H, W] (default: `normalizeImage`). */
   preprocess?: (image: Tensor) => Tensor;
   /** Largest tile of whole-image prediction, multiples of 32 (default [320, 480]). */
@@ -52,25 +58,8 @@ export async function labelImage(model: LoadedModel, pixels: Tensor): Promise<Te
   return labels.ndim === 3 ? labels.squeeze(0) : labels;
 }
 
-/**
- * The colour of class id: VOC's palette, extended past its 21 classes by the same bit
- * interleaving that makes it (PASCAL's `color_map`).
- */
-export function classColour(id: number): [number, number, number] {
-  if (id < VOC_COLORMAP.length) return [...VOC_COLORMAP[id]] as [number, number, number];
-  const rgb: [number, number, number] = [0, 0, 0];
-  let c = id;
-  for (let shift = 7; shift >= 0; shift--) {
-    for (let k = 0; k < 3; k++) rgb[k] |= ((c >> k) & 1) << shift;
-    c >>= 3;
-  }
-  return rgb;
-}
-
-/** The classes of an n-class model: VOC's names for 21, else "class k". */
-function classNames(n: number): string[] {
-  return n === VOC_CLASSES.length ? [...VOC_CLASSES] : Array.from({ length: n }, (_, k) => `class ${k}`);
-}
+/** The classes of an n-class model: VOC's names for 21, else "class_k". */
+const classNames = (n: number) => defaultClasses(n).map((c) => c.name);
 
 /** The chapter's FCN (ResNet-18 body) with fresh, untrained weights. */
 export function chapterModel(arch: FcnArch = 'fcn32s', options: { device?: Device } = {}): ModelSource {
@@ -133,9 +122,12 @@ export function segmentationModel(
 async function readModel(file: string, device: Device): Promise<LoadedModel> {
   const { net, spec, epoch } = await modelFromFile(file, device);
   const name = spec.model ?? spec.arch;
+  const classes = classesOf(spec);
   return {
     net,
-    classes: classNames(spec.numClasses),
+    classes: classes.map((c) => c.name),
+    palette: classes.map((c) => c.color),
+    ...(spec.dataset ? { dataset: spec.dataset } : {}),
     ...(spec.crop && !spec.model ? { tileSize: spec.crop } : {}),
     label:
       epoch === undefined

@@ -4,9 +4,11 @@
  * and comes back as the page needs it: the class ids, the classes found with their share of
  * the pixels, the colours, and the time each part took.
  */
+
+import { classColour } from '../data/classes';
 import { classesFound } from '../image';
 import type { Tensor } from '../tensor';
-import { classColour, labelImage, type ModelSource } from './models';
+import { labelImage, type ModelSource } from './models';
 import type { JobQueue } from './queue';
 import { decodeUpload, HttpError, inspectUpload } from './upload';
 
@@ -76,7 +78,7 @@ export async function predictUpload(
       labels: Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength).toString('base64'),
       bytesPerLabel: ids instanceof Uint8Array ? 1 : 4,
       classes: model.classes,
-      palette: model.classes.map((_, id) => classColour(id)),
+      palette: model.palette ?? model.classes.map((_, id) => classColour(id)),
       found,
       timing: {
         queueMs: turn - started,

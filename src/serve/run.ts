@@ -139,7 +139,8 @@ export class RunFolder {
       if (!root) throw new Error("the checkpoint's config names no data folder: start fcn serve with --data");
       if (!fs.existsSync(root)) throw new Error(`the run's data folder '${root}' does not exist (give --data)`);
       const model = await this.#model.load();
-      return evaluateValSplit(model, header.epoch, root, this.#gridSize, (done, total) => {
+      const dataset = model.dataset && { ...model.dataset, splitFile: path.join(this.dir, 'split.json') };
+      return evaluateValSplit(model, header.epoch, root, dataset, this.#gridSize, (done, total) => {
         entry.state = { state: 'running', epoch: header.epoch, done, total };
       });
     };

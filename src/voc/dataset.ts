@@ -72,14 +72,16 @@ export class VOCSegDataset {
     const listStat = fs.statSync(listFile, { throwIfNoEntry: false });
     if (!listStat) throw new Error(`no split file '${listFile}': is '${this.root}' a VOC2012 folder?`);
     if (!listStat.isFile()) throw new Error(`the split file '${listFile}' is not a file`);
+    // One name a line (a UTF-8 byte-order mark and CR line ends allowed); names may hold
+    // spaces and any letters, but no folder separator: nothing that could reach outside.
     this.names = fs
       .readFileSync(listFile, 'utf8')
-      .split(/\r?\n/)
+      .replace(/^\uFEFF/, '')
+      .split(/\r?\n|\r/)
       .map((line) => line.trim())
       .filter((line) => line.length > 0);
     this.names.forEach((name, i) => {
-      // Names are file names inside the dataset: nothing that could reach outside it.
-      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name) || name.includes('..')) {
+      if (/[/\\\0]/.test(name) || name === '.' || name === '..') {
         throw new Error(`${listFile} line ${i + 1}: '${name}' is not a file name inside the dataset`);
       }
     });

@@ -8,6 +8,7 @@ export { download, VOC2012_TRAINVAL } from './download';
 export { readLabel } from './labels';
 export {
   type Batch,
+  type ExampleSet,
   IMAGENET_MEAN,
   IMAGENET_STD,
   type LoadDataVocOptions,

@@ -94,7 +94,7 @@ function parseIndexedPng(bytes: Buffer, maxPixels: number): IndexedPng | null {
  * A regular file's bytes, refusing from its size a file larger than an image of maxPixels
  * pixels stored uncompressed at 8 bytes a pixel (16-bit RGBA), with 64 MiB of metadata, could be.
  */
-async function readBounded(file: string, maxPixels: number): Promise<Buffer> {
+export async function readBounded(file: string, maxPixels: number): Promise<Buffer> {
   const handle = await fs.open(file);
   try {
     const stat = await handle.stat();

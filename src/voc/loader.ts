@@ -31,17 +31,30 @@ export interface Shard {
 }
 
 /**
+ * The decoded examples a {@link VOCBatches} draws from: a {@link VOCSegDataset}, or one split
+ * of a dataset read by `data.readDataset`.
+ */
+export interface ExampleSet {
+  /** [height, width] of the crops; an image smaller than it is padded with the ignore label. */
+  readonly cropSize: [number, number];
+  readonly examples: Example[];
+  readonly length: number;
+  /** The label of ignored pixels in the examples' class ids (default 255). */
+  readonly ignoreIndex?: number;
+}
+
+/**
  * The batches of a dataset, one epoch per iteration (`for await (const { X, Y } of iter)`).
  * Epoch e shuffles (when asked) and crops with seed + e, so runs with the same seed see the
  * same batches. With a shard, this rank's part of the epoch's order is batched.
  */
-export class VOCBatches implements AsyncIterable<Batch> {
+export class VOCBatches<D extends ExampleSet = ExampleSet> implements AsyncIterable<Batch> {
   #nextEpoch = 0;
 
   constructor(
-    readonly dataset: VOCSegDataset,
+    readonly dataset: D,
     readonly batchSize: number,
-    readonly options: { shuffle: boolean; dropLast: boolean; seed: number; shard?: Shard },
+    readonly options: { shuffle: boolean; dropLast: boolean; seed: number; shard?: Shard; hflip?: boolean },
   ) {
     if (options.shard) shardOf([], options.shard.rank, options.shard.worldSize, options.shard.pad); // checks them
   }
@@ -67,9 +80,13 @@ export class VOCBatches implements AsyncIterable<Batch> {
 
   #assemble(examples: Example[], random: () => number): Promise<Batch> {
     const [h, w] = this.dataset.cropSize;
+    // An image smaller than the crop is padded at its bottom and right (natively), as
+    // torchvision's references pad; with hflip each window is mirrored with probability 1/2.
     const crops = examples.flatMap((e) => {
       const [height, width] = e.image.shape;
-      return [Math.floor(random() * (height - h + 1)), Math.floor(random() * (width - w + 1))];
+      const top = Math.floor(random() * (Math.max(height, h) - h + 1));
+      const left = Math.floor(random() * (Math.max(width, w) - w + 1));
+      return [top, left, this.options.hflip && random() < 0.5 ? 1 : 0];
     });
     return native.voc
       .cropBatch(
@@ -80,6 +97,7 @@ export class VOCBatches implements AsyncIterable<Batch> {
         w,
         [...IMAGENET_MEAN],
         [...IMAGENET_STD],
+        this.dataset.ignoreIndex ?? 255,
       )
       .then(([X, Y]) => ({ X: new Tensor(X), Y: new Tensor(Y) }));
   }
@@ -156,7 +174,7 @@ async function batchesOf(
   batchSize: number,
   cropSize: [number, number],
   options: LoadDataVocOptions,
-): Promise<VOCBatches> {
+): Promise<VOCBatches<VOCSegDataset>> {
   checkInteger(batchSize, 'batchSize', 1);
   const seed = options.seed ?? 0;
   const dataset = new VOCSegDataset(options.root, { split, cropSize, log: options.log });
@@ -171,7 +189,12 @@ async function batchesOf(
   });
 }
 
-function checkNotEmpty(batches: VOCBatches, split: string, cropSize: [number, number]): VOCBatches {
+/** batches, or an error when the split gives not one batch. */
+function checkNotEmpty<D extends ExampleSet>(
+  batches: VOCBatches<D>,
+  split: string,
+  cropSize: [number, number],
+): VOCBatches<D> {
   if (batches.length === 0) {
     throw new RangeError(
       `the ${split} split has ${batches.dataset.length} examples of at least ${cropSize[0]}x${cropSize[1]} ` +
@@ -189,7 +212,7 @@ export async function loadDataVoc(
   batchSize: number,
   cropSize: [number, number],
   options: LoadDataVocOptions,
-): Promise<{ trainIter: VOCBatches; testIter: VOCBatches }> {
+): Promise<{ trainIter: VOCBatches<VOCSegDataset>; testIter: VOCBatches<VOCSegDataset> }> {
   const [trainIter, testIter] = await Promise.all([
     batchesOf('train', batchSize, cropSize, options),
     batchesOf('val', batchSize, cropSize, options),
@@ -204,6 +227,6 @@ export async function loadSplit(
   batchSize: number,
   cropSize: [number, number],
   options: LoadDataVocOptions,
-): Promise<VOCBatches> {
+): Promise<VOCBatches<VOCSegDataset>> {
   return checkNotEmpty(await batchesOf(split, batchSize, cropSize, options), split, cropSize);
 }

@@ -1,0 +1,157 @@
+/**
+ * Segmentation masks as people save them, to class ids. A mask is first read as it is
+ * ({@link readMask}: PNGs of any bit depth by fast-png, palette indices kept as indices;
+ * other images by sharp, EXIF orientation applied), then the dataset decides once, from every
+ * mask, how values become classes ({@link MaskMapping}: indices, binary 0/255, or colours
+ * through the class file), and {@link toClassIds} applies it.
+ */
+import { decode } from 'fast-png';
+import sharp from 'sharp';
+import { readBounded } from '../voc/labels';
+
+/** A mask as stored: one value per pixel (indices, or grey levels), or RGB colours. */
+export interface RawMask {
+  width: number;
+  height: number;
+  /** 1: a value per pixel (grey or palette index); 3: RGB. Alpha is dropped. */
+  channels: 1 | 3;
+  /** Row-major, channels interleaved; 16-bit PNGs give a Uint16Array. */
+  data: Uint8Array | Uint16Array;
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** Sub-byte samples (PNG depths 1, 2, 4) unpacked to one byte each, rows padded to whole bytes as PNG packs them. */
+function unpackBits(packed: Uint8Array, width: number, height: number, depth: number): Uint8Array {
+  const out = new Uint8Array(width * height);
+  const rowBytes = Math.ceil((width * depth) / 8);
+  const mask = (1 << depth) - 1;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const bit = x * depth;
+      out[y * width + x] = (packed[y * rowBytes + (bit >> 3)] >> (8 - depth - (bit & 7))) & mask;
+    }
+  }
+  return out;
+}
+
+/** Only the first `keep` of every `channels` samples. */
+function dropChannels<T extends Uint8Array | Uint16Array>(data: T, channels: number, keep: number): T {
+  if (channels === keep) return data;
+  const pixels = data.length / channels;
+  const out = new (data.constructor as { new (n: number): T })(pixels * keep);
+  for (let i = 0; i < pixels; i++) for (let k = 0; k < keep; k++) out[i * keep + k] = data[i * channels + k];
+  return out;
+}
+
+/**
+ * A mask file as stored: PNGs by fast-png (1- to 16-bit grey, palette indices, RGB; alpha
+ * dropped), other formats by sharp with EXIF orientation applied. Files of more than
+ * maxPixels pixels are refused. Errors name the file.
+ */
+export async function readMask(file: string, maxPixels: number): Promise<RawMask> {
+  try {
+    const bytes = await readBounded(file, maxPixels);
+    if (bytes.subarray(0, 8).equals(PNG_SIGNATURE)) {
+      const png = decode(bytes);
+      if (png.width * png.height > maxPixels) {
+        throw new Error(`it is ${png.width}x${png.height}, more than the ${maxPixels} pixels allowed`);
+      }
+      let data = png.data as Uint8Array | Uint16Array;
+      if (png.depth < 8) {
+        data = unpackBits(png.data as Uint8Array, png.width * png.channels, png.height, png.depth);
+        // Grey samples of 1, 2 or 4 bits stand for their 8-bit level (PNG's scaling: a 1-bit
+        // mask is 0/255, as optimisers store 0/255 masks); palette indices stay indices.
+        if (!png.palette) data = data.map((v) => (v * 255) / ((1 << png.depth) - 1));
+      }
+      // grey, grey + alpha, RGB, RGBA (fast-png gives palette images as one index channel)
+      const channels = png.channels <= 2 ? 1 : 3;
+      return { width: png.width, height: png.height, channels, data: dropChannels(data, png.channels, channels) };
+    }
+    const { data, info } = await sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels })
+      .rotate()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const channels = info.channels <= 2 ? 1 : 3;
+    const values = new Uint8Array(data.buffer, data.byteOffset, data.length);
+    return { width: info.width, height: info.height, channels, data: dropChannels(values, info.channels, channels) };
+  } catch (err) {
+    throw new Error(`cannot read mask '${file}': ${(err as Error).message}`);
+  }
+}
+
+/** True when every pixel of an RGB mask is grey (r = g = b): its values are then indices. */
+export function isGrey(mask: RawMask): boolean {
+  if (mask.channels === 1) return true;
+  const d = mask.data;
+  for (let i = 0; i < d.length; i += 3) if (d[i] !== d[i + 1] || d[i] !== d[i + 2]) return false;
+  return true;
+}
+
+/** The values of a one-value-per-pixel mask (grey RGB read through its first channel), as a set. */
+export function valuesOf(mask: RawMask, into: Set<number>): void {
+  const d = mask.data;
+  const step = mask.channels;
+  let last = -1;
+  for (let i = 0; i < d.length; i += step) {
+    if (d[i] !== last) {
+      last = d[i];
+      into.add(last);
+    }
+  }
+}
+
+/** How a dataset's mask values become class ids; decided once from all its masks. */
+export type MaskMapping =
+  /** value v is class v; `ignore` is ignored. */
+  | { kind: 'index'; ignore: number }
+  /** 0 is background (class 0), 255 (or 1) foreground (class 1). */
+  | { kind: 'binary' }
+  /** each colour (r << 16 | g << 8 | b) is the class it maps to; others are problems. */
+  | { kind: 'colour'; colours: ReadonlyMap<number, number> };
+
+/**
+ * The class ids of a mask under mapping, uint8 (ignore = 255) when storedIgnore is 255, else
+ * int32 (ignore = storedIgnore). Values that are no class (>= numClasses, or an unknown
+ * colour) are refused, naming the value and where it is.
+ */
+export function toClassIds(
+  mask: RawMask,
+  mapping: MaskMapping,
+  numClasses: number,
+  storedIgnore: number,
+): Uint8Array | Int32Array {
+  const n = mask.width * mask.height;
+  const out = storedIgnore === 255 ? new Uint8Array(n) : new Int32Array(n);
+  const d = mask.data;
+  const where = (p: number) => `at row ${Math.floor(p / mask.width)}, column ${p % mask.width}`;
+  if (mapping.kind === 'colour') {
+    if (mask.channels !== 3) throw new Error('is a single-value mask, but the dataset has colour masks');
+    for (let p = 0; p < n; p++) {
+      const id = mapping.colours.get((d[3 * p] << 16) | (d[3 * p + 1] << 8) | d[3 * p + 2]);
+      if (id === undefined) {
+        throw new Error(
+          `colour (${d[3 * p]}, ${d[3 * p + 1]}, ${d[3 * p + 2]}) ${where(p)} is not a class colour of the class file`,
+        );
+      }
+      out[p] = id < 0 ? storedIgnore : id;
+    }
+    return out;
+  }
+  const step = mask.channels;
+  for (let p = 0; p < n; p++) {
+    const v = d[p * step];
+    if (mapping.kind === 'binary') {
+      out[p] = v === 0 ? 0 : 1;
+    } else if (v === mapping.ignore) {
+      out[p] = storedIgnore;
+    } else if (v < numClasses) {
+      out[p] = v;
+    } else {
+      throw new Error(
+        `value ${v} ${where(p)} is not a class: the dataset has ${numClasses} (0..${numClasses - 1}) and ignores ${mapping.ignore}`,
+      );
+    }
+  }
+  return out;
+}

@@ -1,0 +1,281 @@
+/**
+ * Datasets as people have them (src/data): every layout of test/fixtures/datasets, written by
+ * PIL (scripts/make_dataset_fixtures.py), decodes to exactly the class ids the script drew;
+ * problems are named with their files; and the CLI trains, evaluates and predicts on them
+ * in the dataset's own terms (its classes, colours and split).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { decode } from 'fast-png';
+import { data, load, type Tensor, torch, voc } from '../src';
+import { cli, exactlyEqual, fixtures, maxAbsDiff, runNode } from './helpers';
+
+const datasets = path.join(fixtures, 'datasets');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-data-'));
+const fcn = (...args: string[]) => runNode([cli, ...args], { cwd: tmp });
+
+/** Every example's labels equal the ids the fixture script drew for its stem. */
+async function expectLabels(t: import('ava').ExecutionContext, read: data.SegmentationData, name: string) {
+  const expected = await load(path.join(datasets, `${name}.expected.safetensors`));
+  const examples = [...read.train.examples, ...read.val.examples];
+  t.true(examples.length > 0);
+  for (const e of examples) {
+    const truth = expected.get(e.name) as Tensor;
+    t.truthy(truth, e.name);
+    t.true(exactlyEqual(e.label, truth), `${name}: the labels of '${e.name}'`);
+    t.deepEqual(e.image.shape, [...truth.shape, 3], `${name}: '${e.name}' decodes to its mask's size, RGB`);
+  }
+}
+
+test('grey index masks, classes.txt and split files with a BOM and CRLF, names with spaces and other letters', async (t) => {
+  const read = await data.readDataset(path.join(datasets, 'index'));
+  t.is(read.format, 'folders');
+  t.deepEqual(read.problems, []);
+  t.deepEqual(
+    read.classes.map((c) => c.name),
+    ['background', 'circle é', 'square 漢字'],
+  );
+  t.is(read.masks, 'index');
+  t.is(read.split, 'files');
+  t.deepEqual(
+    read.train.pairs.map((p) => p.stem),
+    ['grey_5', 'photo 1 é', 'plain_3', 'rgba_6', 'sub/deep 4', '漢字 2'],
+  );
+  t.deepEqual(
+    read.val.pairs.map((p) => p.stem),
+    ['plain_8', 'small_7'],
+  );
+  await expectLabels(t, read, 'index');
+  data.disposeDataset(read);
+});
+
+test('palette masks: the indices are the classes, whatever the palette; train/ and val/ folders', async (t) => {
+  const read = await data.readDataset(path.join(datasets, 'palette'));
+  t.deepEqual(read.problems, []);
+  t.is(read.split, 'folders');
+  t.deepEqual([read.train.examples.length, read.val.examples.length], [5, 2]);
+  t.deepEqual(
+    read.classes.map((c) => c.name),
+    ['bg', 'cat', 'dog', 'bird'],
+  );
+  await expectLabels(t, read, 'palette');
+  data.disposeDataset(read);
+});
+
+test("RGB colour masks map through classes.json's colours; no split of its own: a seeded random one", async (t) => {
+  const read = await data.readDataset(path.join(datasets, 'colour'), { seed: 3 });
+  t.deepEqual(read.problems, []);
+  t.is(read.masks, 'colour');
+  t.is(read.split, 'random');
+  t.deepEqual(read.classes[3], { name: 'sky', color: [30, 60, 200] });
+  t.deepEqual([read.train.pairs.length, read.val.pairs.length], [9, 1]);
+  const again = await data.readDataset(path.join(datasets, 'colour'), { seed: 3, only: 'val' });
+  t.deepEqual(
+    again.val.pairs.map((p) => p.stem),
+    read.val.pairs.map((p) => p.stem),
+    'the same seed draws the same split',
+  );
+  await expectLabels(t, read, 'colour');
+  data.disposeDataset(read);
+  data.disposeDataset(again);
+});
+
+test('binary masks (0/255, and a 1-bit PNG) without a class file are background and foreground', async (t) => {
+  const read = await data.readDataset(path.join(datasets, 'binary'));
+  t.deepEqual(read.problems, []);
+  t.is(read.masks, 'binary');
+  t.deepEqual(
+    read.classes.map((c) => c.name),
+    ['background', 'foreground'],
+  );
+  await expectLabels(t, read, 'binary');
+  data.disposeDataset(read);
+});
+
+test('16-bit index masks: 300 classes from the largest value, int32 labels, the ignore value said', async (t) => {
+  await t.throwsAsync(data.readDataset(path.join(datasets, 'wide')), {
+    message: /the masks hold the value 65535, past the 65535 classes a dataset may have; .*--ignore-index 65535/,
+  });
+  const read = await data.readDataset(path.join(datasets, 'wide'), { ignoreIndex: 65535 });
+  t.deepEqual(read.problems, []);
+  t.is(read.classes.length, 300);
+  t.is(read.classes[299].name, 'class_299');
+  t.is(read.ignoreIndex, 65535);
+  await expectLabels(t, read, 'wide');
+  data.disposeDataset(read);
+});
+
+test('phone photos are turned upright by their EXIF orientation, matching masks drawn upright', async (t) => {
+  const read = await data.readDataset(path.join(datasets, 'exif'));
+  t.deepEqual(read.problems, []);
+  await expectLabels(t, read, 'exif');
+  const expected = await load(path.join(datasets, 'exif.expected.safetensors'));
+  for (const e of [...read.train.examples, ...read.val.examples]) {
+    const upright = expected.get(`image:${e.name}`) as Tensor;
+    const meanDiff = e.image.to('float32').sub(upright.to('float32')).abs().mean().item();
+    t.true(meanDiff < 6, `'${e.name}' upright (mean |difference| ${meanDiff.toFixed(2)}, JPEG's loss)`);
+  }
+  data.disposeDataset(read);
+});
+
+test('every problem of a broken dataset is named with its file, and training refuses it before any step', async (t) => {
+  const root = path.join(datasets, 'broken');
+  const read = await data.readDataset(root);
+  const problems = read.problems.map((p) => `${path.relative(root, p.file)}: ${p.message}`);
+  const expected = [
+    /^images\/no_mask\.jpg: has no mask/,
+    /^masks\/no_image\.png: has no image/,
+    /^masks\/wrong_size\.png: is 96x64 but its image '.*wrong_size\.jpg' is 100x60/,
+    /^masks\/past_classes\.png: value 5 at row 10, column 20 is not a class: the dataset has 2 \(0\.\.1\)/,
+    /^masks\/truncated_mask\.png: /,
+    /^images\/not_an_image\.jpg: /,
+  ];
+  for (const pattern of expected)
+    t.true(
+      problems.some((p) => pattern.test(p)),
+      `${pattern} in\n${problems.join('\n')}`,
+    );
+  t.is(problems.length, expected.length, problems.join('\n'));
+  data.disposeDataset(read);
+
+  const check = await fcn('data', 'check', root);
+  t.is(check.code, 1);
+  t.regex(check.stdout, /6 problems:/);
+  t.regex(check.stdout, /no_mask\.jpg: has no mask/);
+  const train = await fcn(
+    'train',
+    '--data',
+    root,
+    '--crop',
+    '64x96',
+    '--batch-size',
+    '2',
+    '--epochs',
+    '1',
+    '--out',
+    'broken-run',
+  );
+  t.is(train.code, 1);
+  t.regex(train.stderr, /^fcn train: '.*broken.*' .* \(and 5 more: fcn data check .*broken\)\n$/);
+  t.false(fs.existsSync(path.join(tmp, 'broken-run')), 'no output folder left behind');
+});
+
+test('fcn data check reports layout, classes, split, sizes and pixels per class', async (t) => {
+  const check = await fcn('data', 'check', path.join(datasets, 'index'));
+  t.is(check.code, 0, check.stderr);
+  t.regex(check.stdout, /dataset: .*index \(image\/mask folders\)/);
+  t.regex(check.stdout, /classes: 3, classes\.txt/);
+  t.regex(check.stdout, /split: train\.txt\/val\.txt at the root; train 6 images, val 2/);
+  t.regex(check.stdout, /sizes \(HxW\): 48x80 to 72x128, 8 read/);
+  t.regex(check.stdout, /square 漢字\s+2\s+\d+\.\d\d %/);
+  t.regex(check.stdout, /no problems found/);
+  const missing = await fcn('data', 'check', tmp);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /is no dataset layout known here: neither a VOC2012 folder .* nor image\/mask folders/);
+});
+
+test('loadData pads images smaller than the crop with the ignore label, and says how many', async (t) => {
+  const lines: string[] = [];
+  const loaded = await data.loadData(2, [64, 96], { root: path.join(datasets, 'index'), log: (l) => lines.push(l) });
+  t.deepEqual(lines, [
+    'read 6 examples (train; 0 smaller than the crop, padded with the ignore label)',
+    'read 2 examples (val; 1 smaller than the crop, padded with the ignore label)',
+  ]);
+  t.is(loaded.classes.length, 3);
+  let padded = 0;
+  for await (const { X, Y } of loaded.testIter) {
+    t.deepEqual(X.shape, [2, 3, 64, 96]);
+    const small = loaded.testIter.dataset.examples.findIndex((e) => e.name === 'small_7');
+    // The 48x80 image's rows past 48 and columns past 80 are padding, labelled 255.
+    const corner = Y.index([torch.tensor(new BigInt64Array([BigInt(small)]), { shape: [1] })]);
+    padded = corner.eq(255).sum().item();
+    X.dispose();
+    Y.dispose();
+  }
+  t.true(padded >= 64 * 96 - 48 * 80, `${padded} ignored pixels in the padded crop`);
+  if (loaded.data) data.disposeDataset(loaded.data);
+});
+
+test('fcn train, eval and predict on image/mask folders speak the dataset: its classes, colours and split', async (t) => {
+  const root = path.join(datasets, 'colour');
+  const common = ['--crop', '64x96', '--batch-size', '3', '--threads', '1'];
+  const trained = await fcn('train', '--data', root, ...common, '--epochs', '1', '--lr', '0.01', '--out', 'colour-run');
+  t.is(trained.code, 0, trained.stderr);
+  t.regex(trained.stdout, /read 9 examples \(train; 0 smaller than the crop/);
+  const split = JSON.parse(fs.readFileSync(path.join(tmp, 'colour-run', 'split.json'), 'utf8')) as { val: string[] };
+  t.is(split.val.length, 1);
+
+  const weights = path.join(tmp, 'colour-run', 'model.safetensors');
+  const evaluated = await fcn('eval', '--checkpoint', weights, '--data', root);
+  t.is(evaluated.code, 0, evaluated.stderr);
+  t.regex(evaluated.stdout, /1 val images of .* \(run split\)/);
+  t.regex(evaluated.stdout, /pixel accuracy 0\.\d+, mean IoU 0\.\d+/);
+  for (const name of ['road', 'car', 'tree', 'sky'])
+    t.regex(evaluated.stdout, new RegExp(`\\n${name}\\s+(-|[01]\\.\\d+)`));
+
+  const image = path.join(root, 'images', `${split.val[0]}.png`);
+  const predicted = await fcn('predict', '--checkpoint', weights, '--out', 'colour-pred', image);
+  t.is(predicted.code, 0, predicted.stderr);
+  const mask = decode(fs.readFileSync(path.join(tmp, 'colour-pred', `${split.val[0]}.labels.png`)));
+  t.deepEqual(mask.palette?.slice(0, 4), [
+    [0, 0, 0],
+    [255, 0, 0],
+    [0, 255, 0],
+    [30, 60, 200],
+  ]);
+  t.deepEqual([mask.width, mask.height, mask.channels], [96, 64, 1]);
+  t.true(
+    [...mask.data].every((v) => v < 4),
+    'pixel values are class ids',
+  );
+  const legend = fs.readFileSync(path.join(tmp, 'colour-pred', `${split.val[0]}.legend.svg`), 'utf8');
+  t.regex(legend, /(road|car|tree|sky) \(\d+\.\d %\)/);
+  t.notRegex(legend, /aeroplane|bicycle/);
+});
+
+test('fcn train on 16-bit masks: a 300-class head; eval reads them with the ignore value trained with', async (t) => {
+  const root = path.join(datasets, 'wide');
+  const args = ['--crop', '64x96', '--batch-size', '2', '--threads', '1', '--epochs', '1', '--out', 'wide-run'];
+  const model = ['--model', 'lraspp_mobilenet_v3_large', '--ignore-index', '65535', '--val-fraction', '0.25'];
+  const trained = await fcn('train', '--data', root, ...model, ...args);
+  t.is(trained.code, 0, trained.stderr);
+  const weights = path.join(tmp, 'wide-run', 'model.safetensors');
+  const tensors = await load(weights);
+  t.deepEqual(tensors.get('classifier.low_classifier.weight')?.shape, [300, 40, 1, 1]);
+  const evaluated = await fcn('eval', '--checkpoint', weights, '--data', root, '--whole');
+  t.is(evaluated.code, 0, evaluated.stderr);
+  t.regex(evaluated.stdout, /\nclass_299\s+(-|[01]\.\d+)/);
+});
+
+test("VOC2012's split files may name files with spaces and other letters, with a BOM and CRLF", async (t) => {
+  const root = await voc.synthesize(path.join(tmp, 'voc-names'), { count: 6, height: 64, width: 96 });
+  const name = 'synth 000002 é 漢字';
+  fs.renameSync(path.join(root, 'JPEGImages', 'synth_000002.jpg'), path.join(root, 'JPEGImages', `${name}.jpg`));
+  fs.renameSync(
+    path.join(root, 'SegmentationClass', 'synth_000002.png'),
+    path.join(root, 'SegmentationClass', `${name}.png`),
+  );
+  const listFile = path.join(root, 'ImageSets', 'Segmentation', 'train.txt');
+  const names = fs
+    .readFileSync(listFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((n) => (n === 'synth_000002' ? name : n));
+  fs.writeFileSync(listFile, `\uFEFF${names.join('\r\n')}\r\n`);
+  const dataset = new voc.VOCSegDataset(root, { split: 'train', cropSize: [64, 96], log: null });
+  t.true(dataset.names.includes(name));
+  const examples = await dataset.load();
+  t.true(examples.some((e) => e.name === name));
+  const read = await data.readDataset(root);
+  t.deepEqual(read.problems, []);
+  t.true(read.train.examples.some((e) => e.name === name));
+  const label = (await voc.readLabel(path.join(root, 'SegmentationClass', `${name}.png`))) as Tensor;
+  const example = read.train.examples.find((e) => e.name === name);
+  t.is(maxAbsDiff(label, example?.label as Tensor), 0);
+  fs.writeFileSync(listFile, `${names.join('\n')}\n../outside\n`);
+  t.throws(() => new voc.VOCSegDataset(root, { split: 'train', cropSize: [64, 96] }), {
+    message: /line \d+: '\.\.\/outside' is not a file name inside the dataset/,
+  });
+});
