@@ -84,14 +84,16 @@ export async function buildModel(
   device: Device,
   weights?: string,
   weightsBackbone?: string,
+  log: ((line: string) => void) | null = null,
 ): Promise<Module> {
   if (spec.model) {
+    const aux = spec.model.startsWith('lraspp') ? {} : { auxLoss: spec.auxLoss };
     const model = await getModel(spec.model, {
       numClasses: spec.numClasses,
-      ...(spec.model.startsWith('lraspp') ? {} : { auxLoss: spec.auxLoss }),
-      ...(weights ? { weights: modelWeights(weights) } : {}),
+      ...aux,
       ...(weightsBackbone ? { weightsBackbone: backboneWeights(weightsBackbone) } : {}),
     });
+    if (weights) finetuneFrom(model, await getModel(spec.model, { weights: modelWeights(weights) }), weights, log);
     return model.to(device);
   }
   if (weightsBackbone)
@@ -100,6 +102,34 @@ export async function buildModel(
     ? await resnet18(weights === 'IMAGENET1K_V1' ? { weights } : { weights: { path: weights } })
     : undefined;
   return createFcn({ arch: spec.arch, init: spec.init, numClasses: spec.numClasses, backbone }).to(device);
+}
+
+/** The layers of a segmentation model's heads that a fine-tuning may start afresh (their outputs are the classes). */
+const HEAD_PREFIXES = ['classifier.', 'aux_classifier.'];
+
+/**
+ * Loads a trained segmentation model's weights into model, as torchvision's fine-tuning
+ * recipe does: everything but the layers whose shapes follow the number of classes (the
+ * classifier's last layer and the aux classifier's), which keep their fresh initialisation;
+ * an aux classifier the trained model lacks starts fresh too. Any other difference is an
+ * error: the weights are of another model.
+ */
+function finetuneFrom(model: Module, trained: Module, name: string, log: ((line: string) => void) | null): void {
+  const theirs = trained.stateDict();
+  const fresh: string[] = [];
+  const kept = new Map<string, Tensor>();
+  for (const [key, mine] of model.stateDict()) {
+    const given = theirs.get(key);
+    const same = given !== undefined && given.shape.join() === mine.shape.join();
+    if (same) kept.set(key, given);
+    else if (HEAD_PREFIXES.some((p) => key.startsWith(p))) fresh.push(key);
+    else throw new Error(`the weights ${name} do not fit: their '${key}' is ${given ? `[${given.shape}]` : 'missing'}`);
+  }
+  model.loadStateDict(kept, { strict: false });
+  if (fresh.length > 0) {
+    const layers = [...new Set(fresh.map((k) => k.slice(0, k.lastIndexOf('.'))))];
+    log?.(`fine-tuning from ${name}: ${layers.join(', ')} start afresh for this dataset's classes`);
+  }
 }
 
 /** The tensor whose first size is the model's number of classes. */

@@ -10,6 +10,7 @@ import path from 'node:path';
 import test from 'ava';
 import { decode } from 'fast-png';
 import { data, load, type Tensor, torch, voc } from '../src';
+import { buildModel } from '../src/model-file';
 import { cli, exactlyEqual, fixtures, maxAbsDiff, runNode } from './helpers';
 
 const datasets = path.join(fixtures, 'datasets');
@@ -278,4 +279,28 @@ test("VOC2012's split files may name files with spaces and other letters, with a
   t.throws(() => new voc.VOCSegDataset(root, { split: 'train', cropSize: [64, 96] }), {
     message: /line \d+: '\.\.\/outside' is not a file name inside the dataset/,
   });
+});
+
+test("fine-tuning: a trained model's weights, its class layers afresh for the dataset's classes", async (t) => {
+  const file = path.join(fixtures, 'seg-deeplabv3_mobilenet_v3_large-nc5-aux.pth'); // PyTorch's, 5 classes
+  const lines: string[] = [];
+  const spec = { model: 'deeplabv3_mobilenet_v3_large' as const, arch: 'fcn32s' as const, init: 'bilinear' as const };
+  const net = await buildModel({ ...spec, numClasses: 4, auxLoss: true }, 'cpu', file, undefined, (l) => lines.push(l));
+  t.deepEqual(lines, [
+    `fine-tuning from ${file}: classifier.4, aux_classifier.4 start afresh for this dataset's classes`,
+  ]);
+  const trained = await load(file);
+  const mine = net.stateDict();
+  t.deepEqual(mine.get('classifier.4.weight')?.shape, [4, 256, 1, 1]);
+  t.deepEqual(mine.get('aux_classifier.4.weight')?.shape, [4, 10, 1, 1]);
+  for (const key of ['backbone.0.0.weight', 'classifier.0.convs.0.0.weight', 'aux_classifier.0.weight']) {
+    t.true(exactlyEqual(mine.get(key) as Tensor, trained.get(key) as Tensor), key);
+  }
+
+  const root = path.join(datasets, 'colour');
+  const args = ['--crop', '64x96', '--batch-size', '3', '--threads', '1', '--epochs', '1', '--out', 'finetune-run'];
+  const run = await fcn('train', '--model', 'deeplabv3_mobilenet_v3_large', '--weights', file, '--data', root, ...args);
+  t.is(run.code, 0, run.stderr);
+  t.regex(run.stdout, /fine-tuning from .*: classifier\.4, aux_classifier\.4 start afresh/);
+  t.regex(run.stdout, /epoch 1\/1: loss [\d.]+/);
 });

@@ -180,7 +180,8 @@ async function trainInto(
   }
   if (lead && data?.split === 'random') writeSplit(data, path.join(o.out, 'split.json'));
   torch.manualSeed(config.seed);
-  const net = await buildModel(config, device, resume ? undefined : o.weights, resume ? undefined : o.weightsBackbone);
+  const weights = resume ? [] : [o.weights, o.weightsBackbone];
+  const net = await buildModel(config, device, weights[0], weights[1], say);
   const optimizer = makeOptimizer(net, config);
   const group = dist ? await joinGroup(dist, device, o.distTimeout, say) : undefined;
   try {
