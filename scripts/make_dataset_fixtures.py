@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from pycocotools import _mask as coco_mask_c
+from pycocotools import mask as coco_mask
 from safetensors.numpy import save_file
 
 ROOT = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "datasets"
@@ -214,6 +216,140 @@ def broken_dataset():
     Image.fromarray(scene(64, 96, 2).astype(np.uint8)).save(root / "masks" / "not_an_image.png")
 
 
+# Cityscapes' label ids of its 19 training classes (cityscapesScripts' labels.py), train id = index.
+CITYSCAPES_IDS = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]
+
+
+def cityscapes_dataset():
+    """Cityscapes' tree: leftImg8bit/<split>/<city>/*_leftImg8bit.png and gtFine's
+    *_gtFine_labelIds.png, label ids 0..33 (the 19 training classes among them)."""
+    root = fresh("cityscapes")
+    expected = {}
+    for split, cities in (("train", ("aachen", "bochum")), ("val", ("frankfurt",))):
+        for city in cities:
+            (root / "leftImg8bit" / split / city).mkdir(parents=True)
+            (root / "gtFine" / split / city).mkdir(parents=True)
+            for i in range(2):
+                base = f"{city}_{i:06d}_000019"
+                label_ids = np.repeat(np.repeat(RNG.integers(0, 34, (8, 12)), 8, axis=0), 8, axis=1)
+                train_ids = np.full(label_ids.shape, 255, np.uint8)
+                for train_id, label_id in enumerate(CITYSCAPES_IDS):
+                    train_ids[label_ids == label_id] = train_id
+                Image.fromarray(photo(label_ids % 5, 5)).save(root / "leftImg8bit" / split / city / f"{base}_leftImg8bit.png")
+                Image.fromarray(label_ids.astype(np.uint8)).save(root / "gtFine" / split / city / f"{base}_gtFine_labelIds.png")
+                expected[f"{city}/{base}"] = train_ids
+    save_file(expected, str(root.parent / "cityscapes.expected.safetensors"))
+
+
+def ade20k_dataset():
+    """ADE20K's SceneParsing tree: ADEChallengeData2016/images/{training,validation}/*.jpg and
+    annotations/*.png, class k stored as k + 1, 0 for "other" (ignored)."""
+    root = fresh("ade20k") / "ADEChallengeData2016"
+    expected = {}
+    for split, prefix, count in (("training", "ADE_train", 3), ("validation", "ADE_val", 2)):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "annotations" / split).mkdir(parents=True)
+        for i in range(1, count + 1):
+            stem = f"{prefix}_{i:08d}"
+            stored = np.repeat(np.repeat(RNG.integers(0, 151, (8, 12)), 8, axis=0), 8, axis=1).astype(np.uint8)
+            Image.fromarray(photo(stored % 5, 5)).save(root / "images" / split / f"{stem}.jpg", quality=95)
+            Image.fromarray(stored).save(root / "annotations" / split / f"{stem}.png")
+            expected[stem] = np.where(stored == 0, 255, stored.astype(np.int64) - 1).astype(np.uint8)
+    save_file(expected, str(root.parent.parent / "ade20k.expected.safetensors"))
+
+
+# torchvision's references/segmentation/coco_utils.py: VOC's categories in COCO's ids.
+CAT_LIST = [0, 5, 2, 16, 9, 44, 6, 3, 17, 62, 21, 67, 18, 19, 4, 1, 64, 20, 63, 7, 72]
+
+
+def torchvision_target(annotations, h, w):
+    """The semantic mask torchvision's references make of an image's annotations
+    (FilterAndRemapCocoCategories, then ConvertCocoPolysToMask), with pycocotools; a
+    compressed RLE, which frPyObjects does not take, is decoded by pycocotools directly."""
+    anno = [dict(obj, category_id=CAT_LIST.index(obj["category_id"])) for obj in annotations if obj["category_id"] in CAT_LIST]
+    if not anno:
+        return np.zeros((h, w), np.uint8)
+    masks = []
+    for obj in anno:
+        seg = obj["segmentation"]
+        if isinstance(seg, dict) and isinstance(seg["counts"], str):
+            mask = coco_mask.decode({"size": seg["size"], "counts": seg["counts"].encode()})
+        elif isinstance(seg, list) and len(seg[0]) == 4:
+            # frPyObjects takes a first polygon of 4 numbers for boxes, and fails on a list of
+            # them; drawn as the 2-point polygon it is, by pycocotools' own polygon code.
+            mask = coco_mask.decode(coco_mask_c.frPoly(seg, h, w))
+        else:
+            mask = coco_mask.decode(coco_mask.frPyObjects(seg, h, w))
+        if mask.ndim < 3:
+            mask = mask[..., None]
+        masks.append(mask.any(axis=2))
+    masks = np.stack(masks).astype(np.uint8)
+    cats = np.array([obj["category_id"] for obj in anno], np.uint8)
+    target = (masks * cats[:, None, None]).max(axis=0)
+    target[masks.sum(0) > 1] = 255
+    return np.ascontiguousarray(target, dtype=np.uint8)  # decode gives column-major arrays; safetensors writes memory order
+
+
+def coco_dataset():
+    """COCO 2017's tree: annotations/instances_{train,val}2017.json, {train,val}2017/*.jpg.
+    Polygons (one of several parts, one of only 2 points), uncompressed RLE (a crowd),
+    compressed RLE, overlapping instances, a category outside VOC's, and train images that
+    torchvision's filter drops (no kept annotation; area of 1000 or less)."""
+    root = fresh("coco")
+    (root / "annotations").mkdir()
+    expected = {}
+    next_ann = 1
+    for split, image_ids in (("train", (9, 25, 30, 42)), ("val", (139, 285))):
+        (root / f"{split}2017").mkdir()
+        images, annotations = [], []
+        for n, image_id in enumerate(image_ids):
+            h, w = 60 + 4 * n, 90 - 2 * n
+            name = f"{image_id:012d}.jpg"
+            images.append({"id": image_id, "file_name": name, "height": h, "width": w})
+            anns = []
+
+            def add(category, segmentation, area, iscrowd=0):
+                nonlocal next_ann
+                anns.append({"id": next_ann, "image_id": image_id, "category_id": category, "segmentation": segmentation,
+                             "area": float(area), "iscrowd": iscrowd, "bbox": [0, 0, 1, 1]})
+                next_ann += 1
+
+            if image_id == 30:  # only a category outside VOC's (10: traffic light)
+                add(10, [[5.0, 5.0, 40.0, 5.0, 40.0, 30.0, 5.0, 30.0]], 875)
+            elif image_id == 42:  # a small person: area under 1000
+                add(1, [[10.2, 10.7, 30.9, 12.1, 25.3, 35.6]], 240)
+            else:
+                # a person (1 -> 15), two parts, fractional corners
+                add(1, [[3.3, 4.1, 40.7, 6.2, 35.5, 40.9, 8.4, 33.3], [50.5, 5.5, 70.25, 5.5, 60.0, 25.75]], 1500)
+                # a dog (18 -> 12) overlapping the person
+                add(18, [[20.6, 20.2, 60.1, 22.9, 58.3, 55.5, 18.8, 50.0, 25.0, 35.5]], 1200)
+                # a 2-point polygon (4 numbers), a thin line (62 chair -> 9)
+                add(62, [[65.0, 30.0, 80.5, 50.0]], 250)
+                # a crowd of cars (3 -> 7) as uncompressed RLE, and a compressed RLE (a cat, 17 -> 8)
+                crowd = np.zeros((h, w), np.uint8, order="F")
+                crowd[h - 12 : h - 2, 2:30] = 1
+                runs = []
+                flat = crowd.flatten(order="F")
+                value, run = 0, 0
+                for pixel in flat:
+                    if pixel != value:
+                        runs.append(run)
+                        value, run = pixel, 0
+                    run += 1
+                runs.append(run)
+                add(3, {"size": [h, w], "counts": runs}, int(crowd.sum()), iscrowd=1)
+                cat = np.zeros((h, w), np.uint8, order="F")
+                cat[5:15, w - 15 : w - 3] = 1
+                add(17, {"size": [h, w], "counts": coco_mask.encode(cat)["counts"].decode()}, int(cat.sum()))
+            annotations.extend(anns)
+            Image.fromarray(photo(torchvision_target(anns, h, w) % 5, 5)).save(root / f"{split}2017" / name, quality=95)
+            expected[name[:-4]] = torchvision_target(anns, h, w)
+        (root / "annotations" / f"instances_{split}2017.json").write_text(
+            json.dumps({"images": images, "annotations": annotations, "categories": []})
+        )
+    save_file(expected, str(root.parent / "coco.expected.safetensors"))
+
+
 def main():
     ROOT.mkdir(parents=True, exist_ok=True)
     index_dataset()
@@ -223,6 +359,9 @@ def main():
     wide_dataset()
     exif_dataset()
     broken_dataset()
+    cityscapes_dataset()
+    ade20k_dataset()
+    coco_dataset()
     print(f"datasets written to {ROOT}")
 
 

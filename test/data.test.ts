@@ -121,6 +121,52 @@ test('phone photos are turned upright by their EXIF orientation, matching masks 
   data.disposeDataset(read);
 });
 
+test("Cityscapes: gtFine's label ids become its 19 training classes, every other id ignored", async (t) => {
+  const read = await data.readDataset(path.join(datasets, 'cityscapes'));
+  t.is(read.format, 'cityscapes');
+  t.deepEqual(read.problems, []);
+  t.is(read.classes.length, 19);
+  t.deepEqual(read.classes[13], { name: 'car', color: [0, 0, 142] });
+  t.deepEqual(
+    read.val.pairs.map((p) => p.stem),
+    ['frankfurt/frankfurt_000000_000019', 'frankfurt/frankfurt_000001_000019'],
+  );
+  await expectLabels(t, read, 'cityscapes');
+  data.disposeDataset(read);
+});
+
+test('ADE20K: 150 classes stored as k + 1, 0 ignored; the tree found under ADEChallengeData2016', async (t) => {
+  const read = await data.readDataset(path.join(datasets, 'ade20k'));
+  t.is(read.format, 'ade20k');
+  t.deepEqual(read.problems, []);
+  t.is(read.classes.length, 150);
+  t.deepEqual([read.classes[0].name, read.classes[149].name], ['wall', 'flag']);
+  t.deepEqual([read.train.pairs.length, read.val.pairs.length], [3, 2]);
+  await expectLabels(t, read, 'ade20k');
+  data.disposeDataset(read);
+});
+
+test("COCO: instances drawn as torchvision's references with pycocotools draw them: polygons, RLE, overlaps", async (t) => {
+  const read = await data.readDataset(path.join(datasets, 'coco'));
+  t.is(read.format, 'coco');
+  t.deepEqual(read.problems, []);
+  t.deepEqual(
+    read.classes.map((c) => c.name),
+    [...voc.VOC_CLASSES],
+  );
+  // torchvision's filter: train images without VOC's categories or with 1000 pixels of area or less are left out.
+  t.deepEqual(
+    read.train.pairs.map((p) => p.stem),
+    ['000000000009', '000000000025'],
+  );
+  t.deepEqual(
+    read.val.pairs.map((p) => p.stem),
+    ['000000000139', '000000000285'],
+  );
+  await expectLabels(t, read, 'coco');
+  data.disposeDataset(read);
+});
+
 test('every problem of a broken dataset is named with its file, and training refuses it before any step', async (t) => {
   const root = path.join(datasets, 'broken');
   const read = await data.readDataset(root);
@@ -174,7 +220,7 @@ test('fcn data check reports layout, classes, split, sizes and pixels per class'
   t.regex(check.stdout, /no problems found/);
   const missing = await fcn('data', 'check', tmp);
   t.is(missing.code, 1);
-  t.regex(missing.stderr, /is no dataset layout known here: neither a VOC2012 folder .* nor image\/mask folders/);
+  t.regex(missing.stderr, /is no dataset layout known here: not VOC2012 .* nor image\/mask folders/);
 });
 
 test('loadData pads images smaller than the crop with the ignore label, and says how many', async (t) => {

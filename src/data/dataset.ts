@@ -5,25 +5,20 @@
  * its file. `fcn data check` reports what {@link readDataset} found; training refuses a
  * dataset with problems, with the same words.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { checkInteger, checkNumber, checkOneOf } from '../checks';
 import { DECODE_MAX_PIXELS, decodeRgb, pixelsToTensor } from '../image';
 import type { Tensor } from '../tensor';
 import { keep } from '../tidy';
 import * as torch from '../torch';
-import { VOC_CLASSES, VOC_VOID_COLOUR } from '../voc/colours';
+import { VOC_VOID_COLOUR } from '../voc/colours';
 import type { Example } from '../voc/dataset';
-import { resolveVocRoot } from '../voc/dataset';
-import { readLabel } from '../voc/labels';
-import { type ClassInfo, defaultClasses, MAX_CLASSES, readClassFile, readLines } from './classes';
-import { isFolderLayout, type Pair, type Problem, type SplitSource, splitPairs } from './folders';
-import { isGrey, type MaskMapping, type RawMask, readMask, toClassIds, valuesOf } from './masks';
+import { type ClassInfo, defaultClasses, MAX_CLASSES, readClassFile } from './classes';
+import type { Pair, Problem, SplitSource } from './folders';
+import { DATA_FORMATS, type DataFormat, detectFormat, openLayout } from './layouts';
+import { isGrey, type MaskMapping, type RawMask, toClassIds, valuesOf } from './masks';
 
-/** The dataset layouts read: VOC2012's tree, and image/mask folders. */
-export const DATA_FORMATS = ['voc', 'folders'] as const;
-/** A dataset layout. */
-export type DataFormat = (typeof DATA_FORMATS)[number];
+export { DATA_FORMATS, type DataFormat, detectFormat };
 
 /** Options of {@link readDataset}. */
 export interface ReadDatasetOptions {
@@ -55,6 +50,9 @@ export interface DatasetSplit {
   examples: Example[];
 }
 
+/** How a dataset's mask values became classes. */
+export type MaskKind = 'voc palette' | 'index' | 'binary' | 'colour' | 'cityscapes' | 'ade20k' | 'coco';
+
 /** A dataset read whole. */
 export interface SegmentationData {
   root: string;
@@ -62,51 +60,14 @@ export interface SegmentationData {
   /** Where the classes came from: the class file, or how they were made up. */
   classSource: string;
   classes: ClassInfo[];
-  /** How mask values became classes. */
-  masks: 'voc palette' | 'index' | 'binary' | 'colour';
+  /** How mask values became classes: the layout's own way, or as the folder layout's masks were found. */
+  masks: MaskKind;
   /** The ignore label of the examples' class ids: 255 (uint8) up to 255 classes, else the mask value (int32). */
   ignoreIndex: number;
-  split: SplitSource | 'voc';
+  split: SplitSource | 'official';
   train: DatasetSplit;
   val: DatasetSplit;
   problems: Problem[];
-}
-
-/** The layout of dir: VOC2012's (ImageSets/Segmentation), or image/mask folders; an error saying what was looked for. */
-export function detectFormat(dir: string): DataFormat {
-  const root = path.resolve(dir);
-  if (!fs.statSync(root, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`no such folder '${dir}'`);
-  if (fs.existsSync(path.join(resolveVocRoot(root), 'ImageSets', 'Segmentation'))) return 'voc';
-  if (isFolderLayout(root)) return 'folders';
-  throw new Error(
-    `'${dir}' is no dataset layout known here: neither a VOC2012 folder (ImageSets/Segmentation, JPEGImages, ` +
-      'SegmentationClass) nor image/mask folders (images/ beside masks/, annotations/ or labels/, at the top or in train/ and val/)',
-  );
-}
-
-/** The pairs of a VOC2012 tree's split (its split file's names; a name that is no file is a problem). */
-function vocPairs(root: string, split: 'train' | 'val', problems: Problem[]): Pair[] {
-  const listFile = path.join(root, 'ImageSets', 'Segmentation', `${split}.txt`);
-  if (!fs.existsSync(listFile)) {
-    problems.push({ file: listFile, message: 'is missing' });
-    return [];
-  }
-  const pairs: Pair[] = [];
-  readLines(listFile).forEach((stem, i) => {
-    if (/[/\\\0]/.test(stem) || stem === '.' || stem === '..') {
-      problems.push({ file: listFile, message: `line ${i + 1}: '${stem}' is not a file name inside the dataset` });
-      return;
-    }
-    const pair = {
-      stem,
-      image: path.join(root, 'JPEGImages', `${stem}.jpg`),
-      mask: path.join(root, 'SegmentationClass', `${stem}.png`),
-    };
-    const missing = [pair.image, pair.mask].find((f) => !fs.existsSync(f));
-    if (missing) problems.push({ file: missing, message: `is listed in ${listFile} but does not exist` });
-    else pairs.push(pair);
-  });
-  return pairs;
 }
 
 /** Runs fn over items, `concurrency` at a time, in order of start. */
@@ -185,48 +146,36 @@ export async function readDataset(dir: string, options: ReadDatasetOptions = {})
   const maxPixels = checkInteger(options.maxPixels ?? DECODE_MAX_PIXELS, 'maxPixels', 1);
   const concurrency = checkInteger(options.concurrency ?? 4, 'concurrency', 1);
   const problems: Problem[] = [];
-  const root = format === 'voc' ? resolveVocRoot(dir) : path.resolve(dir);
-  let splits: { train: Pair[]; val: Pair[]; source: SplitSource | 'voc' };
-  if (format === 'voc') {
-    splits = { train: vocPairs(root, 'train', problems), val: vocPairs(root, 'val', problems), source: 'voc' };
-  } else {
-    splits = splitPairs(root, { valFraction, seed, splitFile: options.splitFile }, problems);
-  }
+  const layout = openLayout(format, dir, { valFraction, seed, splitFile: options.splitFile }, problems);
   const wanted = (['train', 'val'] as const).filter((s) => !options.only || options.only === s);
-  const classFile = format === 'voc' ? null : readClassFile(root);
-  // The class file decides; classes given (a trained model's) stand in for a dataset without one.
-  const given = options.classes ? { classes: [...options.classes], colours: false, source: 'the model' } : null;
-  const known = classFile ? { ...classFile, source: path.basename(classFile.file) } : given;
 
   // Masks first (small), so that the mapping is decided before any image is decoded.
-  const raw = new Map<Pair, RawMask | Tensor>();
+  const raw = new Map<Pair, RawMask>();
   for (const split of wanted) {
-    await eachLimited(splits[split], concurrency, async (pair) => {
+    await eachLimited(layout[split], concurrency, async (pair) => {
       try {
-        raw.set(
-          pair,
-          format === 'voc' ? keep(await readLabel(pair.mask, { maxPixels })) : await readMask(pair.mask, maxPixels),
-        );
+        raw.set(pair, await layout.readMask(pair, maxPixels));
       } catch (err) {
-        problems.push({ file: pair.mask, message: (err as Error).message.replace(/^cannot read mask '[^']*': /, '') });
+        const message = (err as Error).message.replace(/^cannot read (mask|image) '[^']*': /, '');
+        problems.push({ file: pair.mask, message: message.replace(/^label '[^']*': /, '') });
       }
     });
   }
-  let mapping: MaskMapping | null = null;
+  let mapping: MaskMapping;
   let classes: ClassInfo[];
   let classSource: string;
-  if (format === 'voc') {
-    classes = known?.classes ?? defaultClasses(VOC_CLASSES.length);
-    classSource = "VOC2012's 21 classes";
+  if (layout.classes && layout.mapping) {
+    [mapping, classes, classSource] = [layout.mapping, layout.classes, `${format}'s own ${layout.classes.length}`];
   } else {
-    const masks = [...raw.entries()].map(([pair, mask]) => ({ pair, mask: mask as RawMask }));
-    const decided = decideMapping(masks, known, ignore);
-    mapping = decided.mapping;
-    classes = decided.classes;
-    classSource = decided.source;
+    const classFile = readClassFile(layout.root);
+    // The class file decides; classes given (a trained model's) stand in for a dataset without one.
+    const given = options.classes ? { classes: [...options.classes], colours: false, source: 'the model' } : null;
+    const known = classFile ? { ...classFile, source: path.basename(classFile.file) } : given;
+    const masks = [...raw.entries()].map(([pair, mask]) => ({ pair, mask }));
+    ({ mapping, classes, source: classSource } = decideMapping(masks, known, ignore));
   }
   const storedIgnore = classes.length <= 255 ? 255 : ignore;
-  if (storedIgnore < classes.length && mapping?.kind === 'index') {
+  if (storedIgnore < classes.length && mapping.kind === 'index') {
     throw new Error(
       `the dataset has ${classes.length} classes, so the ignore index ${ignore} is a class; give --ignore-index ` +
         `${MAX_CLASSES} (or another value past the classes)`,
@@ -240,30 +189,21 @@ export async function readDataset(dir: string, options: ReadDatasetOptions = {})
       if (mask === undefined) return;
       raw.delete(pair);
       let ids: Tensor;
-      if (mapping === null) {
-        ids = mask as Tensor; // VOC: class ids already
-      } else {
-        const m = mask as RawMask;
-        try {
-          ids = keep(
-            torch.tensor(toClassIds(m, mapping, classes.length, storedIgnore), { shape: [m.height, m.width] }),
-          );
-        } catch (err) {
-          problems.push({ file: pair.mask, message: (err as Error).message });
-          return;
-        }
-      }
-      const [height, width] = ids.shape;
       try {
-        const pixels = await decodeRgb(pair.image, maxPixels, { orient: true });
-        if (pixels.height !== height || pixels.width !== width) {
+        ids = keep(
+          torch.tensor(toClassIds(mask, mapping, classes.length, storedIgnore), { shape: [mask.height, mask.width] }),
+        );
+      } catch (err) {
+        problems.push({ file: pair.mask, message: (err as Error).message });
+        return;
+      }
+      try {
+        const pixels = await decodeRgb(pair.image, maxPixels, { orient: format !== 'voc' });
+        if (pixels.height !== mask.height || pixels.width !== mask.width) {
           ids.dispose();
-          problems.push({
-            file: pair.mask,
-            message:
-              `is ${width}x${height} but its image '${pair.image}' is ${pixels.width}x${pixels.height}` +
-              (format === 'voc' ? '' : ' (after its EXIF orientation)'),
-          });
+          const orientation = format === 'voc' ? '' : ' (after its EXIF orientation)';
+          const image = `its image '${pair.image}' is ${pixels.width}x${pixels.height}${orientation}`;
+          problems.push({ file: pair.mask, message: `is ${mask.width}x${mask.height} but ${image}` });
           return;
         }
         out[i] = { name: pair.stem, image: keep(pixelsToTensor(pixels)), label: ids };
@@ -277,16 +217,17 @@ export async function readDataset(dir: string, options: ReadDatasetOptions = {})
     });
     return out.filter((e): e is Example => e !== null);
   };
-  const train = { pairs: splits.train, examples: wanted.includes('train') ? await decodeSplit(splits.train) : [] };
-  const val = { pairs: splits.val, examples: wanted.includes('val') ? await decodeSplit(splits.val) : [] };
+  const train = { pairs: layout.train, examples: wanted.includes('train') ? await decodeSplit(layout.train) : [] };
+  const val = { pairs: layout.val, examples: wanted.includes('val') ? await decodeSplit(layout.val) : [] };
+  const masks = format === 'voc' ? 'voc palette' : format === 'folders' ? (mapping.kind as MaskKind) : format;
   return {
-    root,
+    root: layout.root,
     format,
     classSource,
     classes,
-    masks: mapping?.kind ?? 'voc palette',
+    masks,
     ignoreIndex: storedIgnore,
-    split: splits.source,
+    split: layout.split,
     train,
     val,
     problems,

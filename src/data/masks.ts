@@ -108,7 +108,9 @@ export type MaskMapping =
   /** 0 is background (class 0), 255 (or 1) foreground (class 1). */
   | { kind: 'binary' }
   /** each colour (r << 16 | g << 8 | b) is the class it maps to; others are problems. */
-  | { kind: 'colour'; colours: ReadonlyMap<number, number> };
+  | { kind: 'colour'; colours: ReadonlyMap<number, number> }
+  /** table[v] is value v's class (-1: ignored, -2: no class); values past the table are `beyond`. */
+  | { kind: 'table'; table: Int32Array; beyond: -1 | -2 };
 
 /**
  * The class ids of a mask under mapping, uint8 (ignore = 255) when storedIgnore is 255, else
@@ -143,6 +145,10 @@ export function toClassIds(
     const v = d[p * step];
     if (mapping.kind === 'binary') {
       out[p] = v === 0 ? 0 : 1;
+    } else if (mapping.kind === 'table') {
+      const id = v < mapping.table.length ? mapping.table[v] : mapping.beyond;
+      if (id === -2) throw new Error(`value ${v} ${where(p)} is no class of this dataset`);
+      out[p] = id === -1 ? storedIgnore : id;
     } else if (v === mapping.ignore) {
       out[p] = storedIgnore;
     } else if (v < numClasses) {

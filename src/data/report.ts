@@ -6,11 +6,19 @@
 import type { SegmentationData } from './dataset';
 
 const SPLIT_WORDS = {
-  voc: "VOC2012's ImageSets/Segmentation/train.txt and val.txt",
+  official: "the dataset's own train and val",
   folders: 'train/ and val/ folders',
   files: 'train.txt/val.txt at the root',
   run: "the run's split.json",
   random: 'random (no split of its own; fcn train writes the one it draws into its --out as split.json)',
+} as const;
+
+const FORMAT_WORDS = {
+  voc: 'VOC2012',
+  folders: 'image/mask folders',
+  cityscapes: 'Cityscapes',
+  ade20k: 'ADE20K',
+  coco: 'COCO',
 } as const;
 
 const MASK_WORDS = {
@@ -18,6 +26,9 @@ const MASK_WORDS = {
   index: 'one value per pixel, the class index',
   binary: 'binary: 0 background, 255 foreground',
   colour: "RGB colours of the class file's classes",
+  cityscapes: "gtFine's label ids to the 19 training classes, others ignored",
+  ade20k: 'class k stored as k + 1, 0 ignored',
+  coco: "instances of VOC's 20 categories drawn as torchvision's references draw them, overlaps ignored",
 } as const;
 
 /** Pixels per class id (and ignored pixels) over every decoded example. */
@@ -39,7 +50,7 @@ export function classPixels(data: SegmentationData): { perClass: number[]; ignor
 export function describeDataset(data: SegmentationData): string[] {
   const examples = [...data.train.examples, ...data.val.examples];
   const lines = [
-    `dataset: ${data.root} (${data.format === 'voc' ? 'VOC2012' : 'image/mask folders'})`,
+    `dataset: ${data.root} (${FORMAT_WORDS[data.format]})`,
     `classes: ${data.classes.length}, ${data.classSource}`,
     `masks: ${MASK_WORDS[data.masks]}${data.masks === 'index' ? ` (value ${data.ignoreIndex} ignored)` : ''}`,
     `split: ${SPLIT_WORDS[data.split]}; train ${data.train.pairs.length} images, val ${data.val.pairs.length}`,
