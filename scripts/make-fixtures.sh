@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 "$(bash scripts/python-env.sh)" scripts/make_int8_fixtures.py
 "$(bash scripts/python-env.sh)" scripts/make_segmentation_fixtures.py
 "$(bash scripts/python-env.sh)" scripts/make_dataset_fixtures.py
+"$(bash scripts/python-env.sh)" scripts/make_loss_fixtures.py

@@ -79,7 +79,22 @@ def index_dataset():
         expected[stem] = ids.astype(np.uint8)
     write_lines(root / "train.txt", stems[:6], bom=True, crlf=True)
     write_lines(root / "val.txt", stems[6:], bom=True, crlf=True)
+    expected["median_frequency_weights"] = median_frequency([expected[s] for s in stems[:6]], 3, 255)
     save_file(expected, str(root.parent / "index.expected.safetensors"))
+
+
+def median_frequency(labels, classes, ignore):
+    """Median frequency balancing (Eigen & Fergus): freq(c) = pixels of c / labelled pixels of
+    the images holding c; weight(c) = median(freq) / freq(c); 0 for classes never seen."""
+    pixels, image_pixels = np.zeros(classes), np.zeros(classes)
+    for ids in labels:
+        labelled = ids[ids != ignore]
+        counts = np.bincount(labelled, minlength=classes)
+        pixels += counts
+        image_pixels += np.where(counts > 0, labelled.size, 0)
+    freq = np.divide(pixels, image_pixels, out=np.zeros(classes), where=image_pixels > 0)
+    median = np.median(freq[freq > 0])
+    return np.where(freq > 0, median / np.where(freq > 0, freq, 1), 0).astype(np.float64)
 
 
 def palette_dataset():

@@ -153,6 +153,10 @@ export interface NativeAddon {
       ignoreIndex: number;
       labelSmoothing: number;
       classWeights?: NativeTensor;
+      crossEntropy: number;
+      dice: number;
+      focal: number;
+      focalGamma: number;
     },
     processGroup: NativeProcessGroup | null,
   ) => NativeTrainer;
@@ -242,6 +246,8 @@ export interface NativeAddon {
       labelSmoothing: number,
       weight?: NativeTensor,
     ): NativeTensor;
+    diceLoss(input: NativeTensor, target: NativeTensor, ignoreIndex: number): NativeTensor;
+    focalLoss(input: NativeTensor, target: NativeTensor, ignoreIndex: number, gamma: number): NativeTensor;
   };
   voc: {
     colormap: [number, number, number][];

@@ -34,8 +34,17 @@ export interface LossOptions {
   ignoreIndex?: number;
   /** PyTorch's `label_smoothing` (default 0). */
   labelSmoothing?: number;
-  /** A weight per class (float32 [C]), as PyTorch's `weight`. */
+  /** A weight per class (float32 [C]), as PyTorch's `weight` (of the cross-entropy). */
   classWeights?: Tensor;
+  /**
+   * The terms of the loss and their weights (default `{ crossEntropy: 1 }`): the
+   * cross-entropy as `kind` reduces it, and segmentation_models_pytorch's multiclass Dice
+   * and Focal losses ({@link nn.functional.diceLoss}, {@link nn.functional.focalLoss}),
+   * batch means, counted per image under the chapter's sum over the images.
+   */
+  terms?: { crossEntropy?: number; dice?: number; focal?: number };
+  /** The Focal loss's gamma (default 2). */
+  focalGamma?: number;
 }
 
 /** What one training step did: the batch's loss and its pixel counts. */
@@ -59,6 +68,10 @@ function lossSettings(net: Module, loss: LossOptions = {}) {
     ignoreIndex: checkInteger(loss.ignoreIndex ?? 255, 'loss.ignoreIndex'),
     labelSmoothing: checkNumber(loss.labelSmoothing ?? 0, 'loss.labelSmoothing', 0, 1),
     ...(loss.classWeights ? { classWeights: checkTensor(loss.classWeights, 'loss.classWeights') } : {}),
+    crossEntropy: checkNumber(loss.terms?.crossEntropy ?? (loss.terms ? 0 : 1), 'loss.terms.crossEntropy', 0),
+    dice: checkNumber(loss.terms?.dice ?? 0, 'loss.terms.dice', 0),
+    focal: checkNumber(loss.terms?.focal ?? 0, 'loss.terms.focal', 0),
+    focalGamma: checkNumber(loss.focalGamma ?? 2, 'loss.focalGamma', 0),
   };
 }
 

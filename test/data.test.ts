@@ -350,3 +350,34 @@ test("fine-tuning: a trained model's weights, its class layers afresh for the da
   t.regex(run.stdout, /fine-tuning from .*: classifier\.4, aux_classifier\.4 start afresh/);
   t.regex(run.stdout, /epoch 1\/1: loss [\d.]+/);
 });
+
+test("class weights by median frequency balancing equal numpy's over the train split; fcn train --loss, --class-weights", async (t) => {
+  const root = path.join(datasets, 'index');
+  const loaded = await data.loadData(2, [64, 96], { root, log: null });
+  const labels = loaded.trainIter.dataset.examples.map((e) => e.label.toTypedArray() as Uint8Array);
+  const weights = data.medianFrequencyWeights(labels, 3, 255);
+  const expected = (await load(path.join(datasets, 'index.expected.safetensors'))).get('median_frequency_weights');
+  t.true(maxAbsDiff(torch.tensor(Float64Array.from(weights), { shape: [3] }), expected as Tensor) < 1e-12);
+  if (loaded.data) data.disposeDataset(loaded.data);
+
+  const args = ['--crop', '64x96', '--batch-size', '2', '--threads', '1', '--epochs', '1'];
+  const run = await fcn(
+    'train',
+    '--data',
+    root,
+    ...args,
+    '--loss',
+    'ce+dice',
+    '--class-weights',
+    'median',
+    '--out',
+    'w',
+  );
+  t.is(run.code, 0, run.stderr);
+  const said = weights.map((w) => w.toFixed(3));
+  t.regex(run.stdout, new RegExp(`class weights \\(median frequency\\): background ${said[0]}, circle é ${said[1]}`));
+  fs.writeFileSync(path.join(tmp, 'weights.txt'), '1\n2\n');
+  const wrong = await fcn('train', '--data', root, ...args, '--class-weights', 'weights.txt', '--out', 'w2');
+  t.is(wrong.code, 1);
+  t.regex(wrong.stderr, /the class weights 'weights\.txt' give 2 weights for the dataset's 3 classes/);
+});

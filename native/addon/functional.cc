@@ -1,7 +1,8 @@
-// torch.nn.functional: the losses, over tensor handles.
+// torch.nn.functional: the losses (PyTorch's cross-entropy; smp's Dice and Focal), over tensor handles.
 #include "addon/bindings.h"
 #include "addon/js_interop.h"
 #include "addon/tensor.h"
+#include "train/losses.h"
 
 namespace fcn {
 
@@ -40,11 +41,32 @@ Napi::Value crossEntropy(const Napi::CallbackInfo& info) {
   });
 }
 
+/// diceLoss(input [B,C,H,W], target [B,H,W] int64, ignoreIndex)
+Napi::Value diceLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  at::Tensor input = Tensor::unwrap(info[0], "input");
+  at::Tensor target = Tensor::unwrap(info[1], "target");
+  int64_t ignoreIndex = toInt(info[2], "ignoreIndex");
+  return guard(env, [&] { return Tensor::wrap(env, fcn::diceLoss(input, target, ignoreIndex)); });
+}
+
+/// focalLoss(input [B,C,H,W], target [B,H,W] int64, ignoreIndex, gamma)
+Napi::Value focalLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  at::Tensor input = Tensor::unwrap(info[0], "input");
+  at::Tensor target = Tensor::unwrap(info[1], "target");
+  int64_t ignoreIndex = toInt(info[2], "ignoreIndex");
+  double gamma = toDouble(info[3], "gamma");
+  return guard(env, [&] { return Tensor::wrap(env, fcn::focalLoss(input, target, ignoreIndex, gamma)); });
+}
+
 }  // namespace
 
 void initFunctional(Napi::Env env, Napi::Object exports) {
   auto functional = Napi::Object::New(env);
   functional.Set("crossEntropy", Napi::Function::New<crossEntropy>(env));
+  functional.Set("diceLoss", Napi::Function::New<diceLoss>(env));
+  functional.Set("focalLoss", Napi::Function::New<focalLoss>(env));
   exports.Set("functional", functional);
 }
 

@@ -47,6 +47,10 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     state_->loss.auxWeight = toDouble(loss.Get("auxWeight"), "auxWeight");
     state_->loss.ignoreIndex = toInt(loss.Get("ignoreIndex"), "ignoreIndex");
     state_->loss.labelSmoothing = toDouble(loss.Get("labelSmoothing"), "labelSmoothing");
+    state_->loss.crossEntropyWeight = toDouble(loss.Get("crossEntropy"), "loss.terms.crossEntropy");
+    state_->loss.diceWeight = toDouble(loss.Get("dice"), "loss.terms.dice");
+    state_->loss.focalWeight = toDouble(loss.Get("focal"), "loss.terms.focal");
+    state_->loss.focalGamma = toDouble(loss.Get("focalGamma"), "loss.focalGamma");
     if (Tensor::isTensor(loss.Get("classWeights"))) {
       state_->loss.classWeights = Tensor::unwrap(loss.Get("classWeights"), "classWeights");
     }

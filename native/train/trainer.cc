@@ -13,6 +13,7 @@
 #include "core/describe.h"
 #include "models/run_model.h"
 #include "models/state_dict.h"
+#include "train/losses.h"
 
 namespace fcn {
 
@@ -82,13 +83,13 @@ struct PartResult {
 /// stay so); one in eval mode is put in training mode. denominator: the torchvision loss's,
 /// of the whole batch.
 PartResult runPart(torch::nn::Module& model, const SegmentationLoss& loss, c10::Device device, const at::Tensor& X,
-                   const at::Tensor& Y, const at::Tensor& denominator, const LabelRange& range) {
+                   const at::Tensor& Y, const at::Tensor& denominator, const LabelRange& range, double share = 1.0) {
   c10::DeviceGuard deviceGuard(device);
   at::AutoGradMode gradMode(true);
   if (!model.is_training()) model.train(true);
   at::Tensor y = Y.to(device, /*non_blocking=*/true);
   NamedOutputs outputs = runModelOutputs(model, X.to(device, /*non_blocking=*/true));
-  at::Tensor value = loss(outputs, y, denominator.to(device), range);
+  at::Tensor value = loss(outputs, y, denominator.to(device), range, share);
   value.backward();
   at::NoGradGuard noGrad;
   ArgmaxHits hits = argmaxHits(outputs.front().second.detach(), y, loss.ignoreIndex);
@@ -158,7 +159,8 @@ std::vector<PartResult> stepDataParallel(TrainerState& s, const at::Tensor& X, c
   std::vector<std::exception_ptr> errors(xs.size());
   auto run = [&](size_t i) {
     try {
-      parts[i] = runPart(*models[i], s.loss, s.devices[i], xs[i], ys[i], denominator, range);
+      double share = static_cast<double>(xs[i].size(0)) / static_cast<double>(X.size(0));
+      parts[i] = runPart(*models[i], s.loss, s.devices[i], xs[i], ys[i], denominator, range, share);
     } catch (...) {
       errors[i] = std::current_exception();
     }
@@ -202,19 +204,25 @@ at::Tensor SegmentationLoss::denominator(const at::Tensor& labels) const {
 }
 
 at::Tensor SegmentationLoss::operator()(const NamedOutputs& outputs, const at::Tensor& labels,
-                                        const at::Tensor& denominator, const LabelRange& range) const {
+                                        const at::Tensor& denominator, const LabelRange& range, double share) const {
   at::Tensor total;
+  auto add = [&total](double weight, const at::Tensor& term) {
+    total = total.defined() ? total + weight * term : weight == 1.0 ? term : weight * term;
+  };
+  // A batch mean counts as the chapter's sum over the images, or as this part's share.
+  const double meanWeight = kind == Kind::Chapter ? static_cast<double>(labels.size(0)) : share;
   for (const auto& [name, logits] : outputs) {
     double weight = name == "out" ? 1.0 : name == "aux" ? auxWeight : 0.0;
     if (weight == 0) continue;
     checkOutput(logits, labels, ignoreIndex, range);
-    at::Tensor term;
-    if (kind == Kind::Chapter) {
-      term = crossEntropy(logits, labels, *this, at::Reduction::None).mean(2).mean(1).sum();
-    } else {
-      term = crossEntropy(logits, labels, *this, at::Reduction::Sum) / denominator;
+    if (crossEntropyWeight != 0) {
+      at::Tensor term = kind == Kind::Chapter
+                            ? crossEntropy(logits, labels, *this, at::Reduction::None).mean(2).mean(1).sum()
+                            : crossEntropy(logits, labels, *this, at::Reduction::Sum) / denominator;
+      add(weight * crossEntropyWeight, term);
     }
-    total = total.defined() ? total + weight * term : weight == 1.0 ? term : weight * term;
+    if (diceWeight != 0) add(weight * diceWeight * meanWeight, diceLoss(logits, labels, ignoreIndex));
+    if (focalWeight != 0) add(weight * focalWeight * meanWeight, focalLoss(logits, labels, ignoreIndex, focalGamma));
   }
   return total;
 }

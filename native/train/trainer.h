@@ -31,8 +31,9 @@ struct LabelRange {
 /// The loss of a step. Chapter: per-pixel cross-entropy (pixels labelled ignoreIndex count
 /// as 0) averaged over each image's pixels, summed over the images. Torchvision: PyTorch's
 /// mean-reduced cross_entropy (over the labelled pixels, weighted by classWeights), as
-/// torchvision's references/segmentation does. Either adds auxWeight times the same loss of
-/// the model's "aux" output when it has one.
+/// torchvision's references/segmentation does. Weighted Dice and Focal terms (losses.h, batch
+/// means; times the images under the chapter's sum) may join or replace the cross-entropy.
+/// Either adds auxWeight times the same loss of the model's "aux" output when it has one.
 struct SegmentationLoss {
   enum class Kind { Chapter, Torchvision };
   Kind kind = Kind::Chapter;
@@ -40,16 +41,18 @@ struct SegmentationLoss {
   double labelSmoothing = 0;
   double auxWeight = 0.5;
   std::optional<at::Tensor> classWeights;
+  double crossEntropyWeight = 1, diceWeight = 0, focalWeight = 0, focalGamma = 2;
   /// The denominator of the torchvision loss for labels: the labelled pixels (their class
   /// weights' sum with classWeights), at least 1 (a batch with no labelled pixel has loss 0,
   /// where PyTorch would give NaN).
   at::Tensor denominator(const at::Tensor& labels) const;
   /// The loss of a model's outputs for labels, the value to back-propagate: the chapter's
   /// sum over the images; torchvision's sum over the labelled pixels divided by denominator
-  /// (that of the whole batch when labels are a part of it). Throws std::invalid_argument
-  /// for outputs that do not fit the labels or labels (their range) that are no class.
+  /// (that of the whole batch when labels are a part of it, whose share of the batch's
+  /// images then weighs its Dice and Focal means). Throws std::invalid_argument for outputs
+  /// that do not fit the labels or labels (their range) that are no class.
   at::Tensor operator()(const NamedOutputs& outputs, const at::Tensor& labels, const at::Tensor& denominator,
-                        const LabelRange& range) const;
+                        const LabelRange& range, double share = 1.0) const;
 };
 
 /// A model bound to its optimizer (null: evaluation only), devices, loss and process group.

@@ -11,6 +11,9 @@ export const OPTIMIZERS = ['sgd', 'adamw'] as const;
 /** The learning-rate schedules `fcn train --scheduler` offers (stepped after every batch). */
 export const SCHEDULERS = ['none', 'poly', 'step', 'cosine'] as const;
 
+/** The losses `fcn train --loss` offers: cross-entropy (ce), Dice, Focal, and ce with either. */
+export const LOSS_TERMS = ['ce', 'dice', 'focal', 'ce+dice', 'ce+focal'] as const;
+
 /** The settings of a training run: the model's spec (with the crop it trains on) and the recipe. */
 export const RunConfigSchema = ModelSpecSchema.extend({
   crop: ModelSpecSchema.shape.crop.unwrap(),
@@ -24,6 +27,9 @@ export const RunConfigSchema = ModelSpecSchema.extend({
   warmupEpochs: z.int().min(0).default(0),
   seed: z.int().min(0),
   data: z.string(),
+  loss: z.enum(LOSS_TERMS).default('ce'),
+  /** The cross-entropy's class weights (median frequency balancing, or a file's), fixed when the run began. */
+  classWeights: z.array(z.number().min(0)).optional(),
 });
 
 /** The settings of a training run. */

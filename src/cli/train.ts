@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
 import { type Checkpoint, loadCheckpoint } from '../checkpoint';
+import { medianFrequencyWeights, readClassWeights } from '../data/class-weights';
 import { MAX_CLASSES } from '../data/classes';
 import { DATA_FORMATS, detectFormat } from '../data/dataset';
 import { loadData, writeSplit } from '../data/loader';
@@ -36,10 +37,12 @@ import { save } from '../serialization';
 import type { Device } from '../tensor';
 import * as torch from '../torch';
 import { train } from '../train';
+import type { LossOptions } from '../trainer';
 import * as voc from '../voc';
+import type { Example } from '../voc/dataset';
 import { action, setAutocast, setThreads } from './common';
 import { cropSize, devices, existingDir, fraction, integer, nonNegative, tcpPort } from './options';
-import { OPTIMIZERS, type RunConfig, runConfigOf, SCHEDULERS } from './run-config';
+import { LOSS_TERMS, OPTIMIZERS, type RunConfig, runConfigOf, SCHEDULERS } from './run-config';
 
 export const trainCommand = new Command('train')
   .description(
@@ -59,6 +62,13 @@ export const trainCommand = new Command('train')
     'share of the images to validate on, for a dataset without its own split',
     fraction,
     0.1,
+  )
+  .addOption(
+    new Option('--loss <terms>', "cross-entropy (ce), Dice, Focal (smp's), or ce with one of them").choices(LOSS_TERMS),
+  )
+  .option(
+    '--class-weights <w>',
+    "the cross-entropy's class weights: median (median frequency balancing over the train split) or a file of numbers",
   )
   .addOption(new Option('--arch <arch>', "the chapter's FCN (default fcn32s)").choices(FCN_ARCHS))
   .addOption(
@@ -165,6 +175,11 @@ async function trainInto(
     ...(dist ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
   });
   if (!resume && data) Object.assign(config, { numClasses: classes.length, classes });
+  if (!resume && o.classWeights) {
+    config.classWeights = classWeightsOf(o.classWeights, trainIter.dataset.examples, config.numClasses, ignoreIndex);
+    const names = classes.map((c, id) => `${c.name} ${(config.classWeights as number[])[id].toFixed(3)}`);
+    say(`class weights (${o.classWeights === 'median' ? 'median frequency' : o.classWeights}): ${names.join(', ')}`);
+  }
   if (!config.model && config.numClasses > 64 && lead) {
     // ConvTranspose2d(N, N, 64): N^2 x 64^2 weights (300 classes: 1.5 GB, with its gradient and momentum 3x that).
     const megabytes = (config.numClasses ** 2 * 64 * 64 * 4) / 2 ** 20;
@@ -193,7 +208,7 @@ async function trainInto(
       devices: [device],
       processGroup: group,
       resume,
-      loss: { ignoreIndex },
+      loss: lossOf(config, ignoreIndex),
       checkpoint: checkpointFile,
       config,
       plot: path.join(o.out, 'curves.svg'),
@@ -202,6 +217,30 @@ async function trainInto(
   } finally {
     await group?.close();
   }
+}
+
+/** The cross-entropy's class weights of `--class-weights`: median frequency balancing, or a file's. */
+function classWeightsOf(given: string, examples: readonly Example[], numClasses: number, ignore: number): number[] {
+  if (given !== 'median') return readClassWeights(given, numClasses);
+  const labels = examples.map((e) => e.label.toTypedArray() as Uint8Array | Int32Array);
+  return medianFrequencyWeights(labels, numClasses, ignore);
+}
+
+/** The loss of a run: its terms (`--loss`) and class weights, the dataset's ignore label. */
+function lossOf(config: RunConfig, ignoreIndex: number): LossOptions {
+  const terms = {
+    ce: { crossEntropy: 1 },
+    dice: { dice: 1 },
+    focal: { focal: 1 },
+    'ce+dice': { crossEntropy: 1, dice: 1 },
+    'ce+focal': { crossEntropy: 1, focal: 1 },
+  }[config.loss];
+  const weights = config.classWeights;
+  return {
+    ignoreIndex,
+    terms,
+    ...(weights ? { classWeights: torch.tensor(Float32Array.from(weights), { shape: [weights.length] }) } : {}),
+  };
 }
 
 /** This machine's workers of a distributed run (`--nproc-per-node`); resolves with the run's exit code. */
@@ -235,6 +274,7 @@ async function settleConfig(
       scheduler: o.scheduler ?? (recipe ? 'poly' : 'none'),
       warmupEpochs: o.warmupEpochs,
       seed: o.seed,
+      loss: o.loss ?? 'ce',
       data: format === 'voc' ? voc.resolveVocRoot(o.data) : path.resolve(o.data),
       ...(format === 'voc'
         ? {}

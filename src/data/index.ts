@@ -3,6 +3,7 @@
  * read whole, checked, and batched for training (see {@link loadData}).
  */
 
+export { medianFrequencyWeights, readClassWeights } from './class-weights';
 export {
   CLASS_FILES,
   type ClassInfo,

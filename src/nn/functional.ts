@@ -1,7 +1,7 @@
 /**
  * Stateless functions (PyTorch's `torch.nn.functional`).
  */
-import { checkTensor } from '../checks';
+import { checkInteger, checkNumber, checkTensor } from '../checks';
 import { native } from '../native';
 import { Tensor } from '../tensor';
 
@@ -38,5 +38,39 @@ export function crossEntropy(input: Tensor, target: Tensor, options: CrossEntrop
       smoothing,
       options.weight === undefined ? undefined : checkTensor(options.weight, 'weight'),
     ),
+  );
+}
+
+/** Options of {@link diceLoss} and {@link focalLoss}. */
+export interface SegmentationLossOptions {
+  /** Target value that contributes no loss (default 255, VOC's boundaries). */
+  ignoreIndex?: number;
+}
+
+/**
+ * segmentation_models_pytorch's `DiceLoss('multiclass')` of logits input [B, C, H, W] for
+ * int64 labels target [B, H, W]: per class 1 - 2|P∩T| / (|P| + |T|) over the batch (P the
+ * softmax probabilities, T the one-hot labels, ignored pixels left out), 0 for classes absent
+ * from the labels, averaged over the classes. A scalar, differentiable.
+ */
+export function diceLoss(input: Tensor, target: Tensor, options: SegmentationLossOptions = {}): Tensor {
+  const ignore = checkInteger(options.ignoreIndex ?? 255, 'ignoreIndex');
+  return new Tensor(native.functional.diceLoss(checkTensor(input, 'input'), checkTensor(target, 'target'), ignore));
+}
+
+/**
+ * segmentation_models_pytorch's `FocalLoss('multiclass', gamma)`: per class the mean over
+ * the labelled pixels of (1 - p_t)^gamma times the binary cross-entropy of the class's logit
+ * (a sigmoid focal loss, as RetinaNet's), summed over the classes; 0 without labelled pixels.
+ */
+export function focalLoss(
+  input: Tensor,
+  target: Tensor,
+  options: SegmentationLossOptions & { gamma?: number } = {},
+): Tensor {
+  const ignore = checkInteger(options.ignoreIndex ?? 255, 'ignoreIndex');
+  const gamma = checkNumber(options.gamma ?? 2, 'gamma', 0);
+  return new Tensor(
+    native.functional.focalLoss(checkTensor(input, 'input'), checkTensor(target, 'target'), ignore, gamma),
   );
 }
