@@ -24,7 +24,10 @@ async function trainBatches(root: string, crop: [number, number], batch: number)
   if (read.problems.length > 0) throw new Error(`${read.problems[0].file}: ${read.problems[0].message}`);
   const examples = read.train.examples;
   const set = { examples, cropSize: crop, length: examples.length, ignoreIndex: read.ignoreIndex };
-  const options = { shuffle: true, dropLast: false, seed: 0, hflip: true };
+  // fcn train's defaults for such a dataset: flips, and the random resize from a base size of 520/480 the crop.
+  const base = Math.round((Math.min(...crop) * 520) / 480);
+  const resize: [number, number] = [Math.floor(0.5 * base), Math.floor(2 * base)];
+  const options = { shuffle: true, dropLast: false, seed: 0, hflip: true, resize };
   return { images: read.train.pairs.length, batches: new voc.VOCBatches(set, batch, options) };
 }
 

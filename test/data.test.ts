@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { decode } from 'fast-png';
+import { decode, encode } from 'fast-png';
 import { data, load, type Tensor, torch, voc } from '../src';
 import { buildModel } from '../src/model-file';
 import { cli, exactlyEqual, fixtures, maxAbsDiff, runNode } from './helpers';
@@ -207,6 +207,13 @@ test('every problem of a broken dataset is named with its file, and training ref
   t.is(train.code, 1);
   t.regex(train.stderr, /^fcn train: '.*broken.*' .* \(and 5 more: fcn data check .*broken\)\n$/);
   t.false(fs.existsSync(path.join(tmp, 'broken-run')), 'no output folder left behind');
+  const noValArgs = ['--crop', '64x96', '--batch-size', '2', '--val-fraction', '0', '--out', 'no-val'];
+  const noVal = await fcn('train', '--data', path.join(datasets, 'colour'), ...noValArgs);
+  t.is(noVal.code, 1);
+  t.regex(
+    noVal.stderr,
+    /the val split of '.*colour' has no images: give it some \(val\.txt, a val\/ folder, or a val fraction above 0\)/,
+  );
 });
 
 test('fcn data check reports layout, classes, split, sizes and pixels per class', async (t) => {
@@ -380,4 +387,20 @@ test("class weights by median frequency balancing equal numpy's over the train s
   const wrong = await fcn('train', '--data', root, ...args, '--class-weights', 'weights.txt', '--out', 'w2');
   t.is(wrong.code, 1);
   t.regex(wrong.stderr, /the class weights 'weights\.txt' give 2 weights for the dataset's 3 classes/);
+});
+
+test('a mask whose header claims a huge size is refused from the header, before anything is inflated', async (t) => {
+  const root = path.join(tmp, 'bomb');
+  fs.mkdirSync(path.join(root, 'images'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'masks'));
+  fs.copyFileSync(path.join(datasets, 'index', 'images', 'plain_3.jpg'), path.join(root, 'images', 'a.jpg'));
+  const png = Buffer.from(encode({ width: 1, height: 1, channels: 1, data: new Uint8Array([0]) }));
+  png.writeUInt32BE(60_000, 16); // IHDR width and height
+  png.writeUInt32BE(60_000, 20);
+  fs.writeFileSync(path.join(root, 'masks', 'a.png'), png);
+  const read = await data.readDataset(root, { valFraction: 0 });
+  t.deepEqual(
+    read.problems.map((p) => `${path.basename(p.file)}: ${p.message}`),
+    ['a.png: it is 60000x60000 (3600000000 pixels), more than the 268402689 allowed'],
+  );
 });

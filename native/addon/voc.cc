@@ -37,18 +37,20 @@ Napi::Value paletteLabelIndices(const Napi::CallbackInfo& info) {
   });
 }
 
-/// cropBatch(images, labels, [top, left, flip, top, left, flip, ...], cropH, cropW, mean, std, ignore)
-///   -> Promise<[X, Y]>
+/// cropBatch(images, labels, [top, left, flip, height, width, ...], cropH, cropW, mean, std, ignore)
+///   -> Promise<[X, Y]> (height and width: the size each image is resized to first, 0 for its own)
 Napi::Value cropBatch(const Napi::CallbackInfo& info) {
   auto images = Tensor::unwrapList(info[0], "images");
   auto labels = Tensor::unwrapList(info[1], "labels");
   auto windows = toIntList(info[2], "crops");
-  if (windows.size() != 3 * images.size()) {
-    throwType(info.Env(), "crops", "a top, left and flip per image", info[2]);
+  if (windows.size() != 5 * images.size()) {
+    throwType(info.Env(), "crops", "a top, left, flip, height and width per image", info[2]);
   }
   std::vector<voc::Crop> crops;
-  for (size_t i = 0; i < images.size(); ++i)
-    crops.push_back({windows[3 * i], windows[3 * i + 1], windows[3 * i + 2] != 0});
+  for (size_t i = 0; i < images.size(); ++i) {
+    const int64_t* w = windows.data() + 5 * i;
+    crops.push_back({w[0], w[1], w[2] != 0, w[3], w[4]});
+  }
   int64_t cropH = toInt(info[3], "cropH"), cropW = toInt(info[4], "cropW");
   auto mean = triple(info[5], "mean"), std = triple(info[6], "std");
   int64_t ignore = toInt(info[7], "ignore");

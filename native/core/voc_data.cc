@@ -3,11 +3,13 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace fcn::voc {
 
@@ -155,33 +157,69 @@ at::Tensor paletteLabelIndices(const at::Tensor& scanlines, int64_t height, int6
 }
 
 namespace {
-/// One sample's window into X (3 planes) and Y; rows and columns past the image are padding.
+/// Where output pixel `at` of a side resized from `from` to `to` pixels samples: bilinearly
+/// between `low` and `high` with weight `frac` on `high`, and its nearest pixel centre.
+struct Sample {
+  int64_t low, high, nearest;
+  float frac;
+};
+
+Sample sampleOf(int64_t at, int64_t from, int64_t to) {
+  const double scale = static_cast<double>(from) / static_cast<double>(to);
+  const double source = std::max(scale * (static_cast<double>(at) + 0.5) - 0.5, 0.0);
+  const auto low = static_cast<int64_t>(source);
+  // As PyTorch's nearest-exact index, in its float arithmetic, so that labels match it exactly.
+  const float floatScale = static_cast<float>(from) / static_cast<float>(to);
+  const auto centre = static_cast<float>((static_cast<double>(at) + 0.5) * floatScale);
+  const int64_t nearest = std::min(static_cast<int64_t>(std::floor(centre)), from - 1);
+  return {low, std::min(low + 1, from - 1), nearest, static_cast<float>(source - static_cast<double>(low))};
+}
+
+/// One sample's window into X (3 planes) and Y; rows and columns past the (resized) image are padding.
 template <typename Id>
 void cropOne(const at::Tensor& image, const at::Tensor& label, const Crop& crop, int64_t cropH, int64_t cropW,
-             const std::array<std::array<float, 256>, 3>& table, int64_t ignore, float* x, int64_t* y) {
+             const std::array<std::array<float, 256>, 3>& table, const std::array<double, 3>& mean,
+             const std::array<double, 3>& std, int64_t ignore, float* x, int64_t* y) {
   const int64_t height = image.size(0), width = image.size(1);
+  const bool resized = crop.height > 0 && (crop.height != height || crop.width != width);
+  const int64_t shownH = resized ? crop.height : height, shownW = resized ? crop.width : width;
   const uint8_t* src = image.data_ptr<uint8_t>();
   const Id* ids = label.data_ptr<Id>();
   const int64_t plane = cropH * cropW;
-  for (int64_t row = 0; row < cropH; ++row) {
-    const int64_t r = crop.top + row;
-    float* red = x + row * cropW;
-    float* green = red + plane;
-    float* blue = green + plane;
-    int64_t* out = y + row * cropW;
+  std::vector<Sample> columns;
+  if (resized) {
     for (int64_t col = 0; col < cropW; ++col) {
       const int64_t c = crop.left + (crop.flip ? cropW - 1 - col : col);
-      if (r < height && c < width) {
+      columns.push_back(c < shownW ? sampleOf(c, width, shownW) : Sample{-1, -1, -1, 0});
+    }
+  }
+  for (int64_t row = 0; row < cropH; ++row) {
+    const int64_t r = crop.top + row;
+    float* planes[3] = {x + row * cropW, x + row * cropW + plane, x + row * cropW + 2 * plane};
+    int64_t* out = y + row * cropW;
+    const Sample rs = resized && r < shownH ? sampleOf(r, height, shownH) : Sample{-1, -1, -1, 0};
+    for (int64_t col = 0; col < cropW; ++col) {
+      const int64_t c = crop.left + (crop.flip ? cropW - 1 - col : col);
+      if (r >= shownH || c >= shownW) {
+        for (int k = 0; k < 3; ++k) planes[k][col] = table[k][0];
+        out[col] = ignore;
+      } else if (!resized) {
         const uint8_t* pixel = src + (r * width + c) * 3;
-        red[col] = table[0][pixel[0]];
-        green[col] = table[1][pixel[1]];
-        blue[col] = table[2][pixel[2]];
+        for (int k = 0; k < 3; ++k) planes[k][col] = table[k][pixel[k]];
         out[col] = ids[r * width + c];
       } else {
-        red[col] = table[0][0];
-        green[col] = table[1][0];
-        blue[col] = table[2][0];
-        out[col] = ignore;
+        const Sample& cs = columns[col];
+        const uint8_t* p00 = src + (rs.low * width + cs.low) * 3;
+        const uint8_t* p01 = src + (rs.low * width + cs.high) * 3;
+        const uint8_t* p10 = src + (rs.high * width + cs.low) * 3;
+        const uint8_t* p11 = src + (rs.high * width + cs.high) * 3;
+        for (int k = 0; k < 3; ++k) {
+          const float top = static_cast<float>(p00[k]) + cs.frac * static_cast<float>(p01[k] - p00[k]);
+          const float bottom = static_cast<float>(p10[k]) + cs.frac * static_cast<float>(p11[k] - p10[k]);
+          const float value = top + rs.frac * (bottom - top);
+          planes[k][col] = (value / 255.0f - static_cast<float>(mean[k])) / static_cast<float>(std[k]);
+        }
+        out[col] = ids[rs.nearest * width + cs.nearest];
       }
     }
   }
@@ -207,7 +245,12 @@ std::pair<at::Tensor, at::Tensor> cropBatch(const std::vector<at::Tensor>& image
           "sample " + std::to_string(b) +
           ": expected a uint8 image [H, W, 3] and a uint8 or int32 label [H, W] of the same size");
     }
-    const int64_t height = std::max(image.size(0), cropH), width = std::max(image.size(1), cropW);
+    if (crops[b].height < 0 || crops[b].width < 0 || (crops[b].height == 0) != (crops[b].width == 0)) {
+      throw std::invalid_argument("sample " + std::to_string(b) + ": a resize needs a height and a width >= 1");
+    }
+    const int64_t shownH = crops[b].height > 0 ? crops[b].height : image.size(0);
+    const int64_t shownW = crops[b].width > 0 ? crops[b].width : image.size(1);
+    const int64_t height = std::max(shownH, cropH), width = std::max(shownW, cropW);
     if (crops[b].top < 0 || crops[b].left < 0 || crops[b].top + cropH > height || crops[b].left + cropW > width) {
       throw std::invalid_argument("sample " + std::to_string(b) + ": the crop window lies outside the image");
     }
@@ -229,9 +272,9 @@ std::pair<at::Tensor, at::Tensor> cropBatch(const std::vector<at::Tensor>& image
       float* x = X.data_ptr<float>() + b * 3 * cropH * cropW;
       int64_t* y = Y.data_ptr<int64_t>() + b * cropH * cropW;
       if (label.scalar_type() == at::kByte) {
-        cropOne<uint8_t>(image, label, crops[b], cropH, cropW, table, ignore, x, y);
+        cropOne<uint8_t>(image, label, crops[b], cropH, cropW, table, mean, std, ignore, x, y);
       } else {
-        cropOne<int32_t>(image, label, crops[b], cropH, cropW, table, ignore, x, y);
+        cropOne<int32_t>(image, label, crops[b], cropH, cropW, table, mean, std, ignore, x, y);
       }
     }
   });

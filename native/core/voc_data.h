@@ -28,18 +28,21 @@ at::Tensor labelIndices(const at::Tensor& rgb);
 /// VOC palette throws std::invalid_argument naming the row and column.
 at::Tensor paletteLabelIndices(const at::Tensor& scanlines, int64_t height, int64_t width, const at::Tensor& palette);
 
-/// One crop of a sample: the top-left corner of a [cropH, cropW] window, and whether the
-/// window is mirrored left to right.
+/// One crop of a sample: the top-left corner of a [cropH, cropW] window, whether the window
+/// is mirrored left to right, and the size [height, width] the image is resized to first
+/// (0: its own): bilinearly for the image, to the nearest pixel centre for the labels, as
+/// PyTorch's interpolate does in modes 'bilinear' (align_corners=False) and 'nearest-exact'.
 struct Crop {
   int64_t top, left;
   bool flip = false;
+  int64_t height = 0, width = 0;
 };
 
 /// X float32 [B, 3, cropH, cropW] (pixel / 255, then (x - mean) / std per channel) and
 /// Y int64 [B, cropH, cropW] from images [H, W, 3] uint8 and labels [H, W] (uint8 or int32).
-/// An image smaller than the crop is padded at its bottom and right, as torchvision's
-/// references pad: pixels 0 (before normalisation) labelled `ignore`; the window then lies
-/// inside [max(H, cropH), max(W, cropW)].
+/// An image (resized) smaller than the crop is padded at its bottom and right, as
+/// torchvision's references pad: pixels 0 (before normalisation) labelled `ignore`; the window
+/// then lies inside [max(H, cropH), max(W, cropW)].
 std::pair<at::Tensor, at::Tensor> cropBatch(const std::vector<at::Tensor>& images,
                                             const std::vector<at::Tensor>& labels, const std::vector<Crop>& crops,
                                             int64_t cropH, int64_t cropW, const std::array<double, 3>& mean,

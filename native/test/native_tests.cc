@@ -278,6 +278,28 @@ void vocTests() {
             },
             "outside"),
         "cropBatch refuses a window past the padded image");
+
+  // Resized first (2x up, and down to 3/5), then cropped, flipped or not: PyTorch's bilinear
+  // interpolation of the image and nearest-exact of the labels, then the same window.
+  at::Tensor photo = at::randint(0, 256, {10, 15, 3}, at::kByte);
+  at::Tensor classIds = at::randint(0, 21, {10, 15}, at::kByte);
+  for (auto [height, width, flip] : {std::tuple{20, 30, false}, std::tuple{6, 9, true}}) {
+    auto [rx, ry] =
+        fcn::voc::cropBatch({photo}, {classIds}, {{1, 2, flip, height, width}}, 5, 7, {0.5, 0.4, 0.3}, {0.2, 0.3, 0.4});
+    at::Tensor chw = photo.permute({2, 0, 1}).unsqueeze(0).to(at::kFloat) / 255.0;
+    at::Tensor big = at::upsample_bilinear2d(chw, {height, width}, false).squeeze(0);
+    big = (big - at::tensor({0.5, 0.4, 0.3}).view({3, 1, 1})) / at::tensor({0.2, 0.3, 0.4}).view({3, 1, 1});
+    at::Tensor labels =
+        at::_upsample_nearest_exact2d(classIds.unsqueeze(0).unsqueeze(0).to(at::kFloat), {height, width});
+    at::Tensor wantX = big.narrow(1, 1, 5).narrow(2, 2, 7);
+    at::Tensor wantY = labels.squeeze(0).squeeze(0).narrow(0, 1, 5).narrow(1, 2, 7).to(at::kLong);
+    if (flip) {
+      wantX = wantX.flip({2});
+      wantY = wantY.flip({1});
+    }
+    check((rx[0] - wantX).abs().max().item<float>() < 1e-4f && at::equal(ry[0], wantY),
+          "cropBatch resizes as PyTorch's bilinear and nearest-exact interpolation before the crop");
+  }
 }
 
 void channelArgmaxTests() {

@@ -28,6 +28,8 @@ export const RunConfigSchema = ModelSpecSchema.extend({
   seed: z.int().min(0),
   data: z.string(),
   loss: z.enum(LOSS_TERMS).default('ce'),
+  /** `--base-size` of the random resize (0: none; absent: the loader's default). */
+  baseSize: z.int().min(0).optional(),
   /** The cross-entropy's class weights (median frequency balancing, or a file's), fixed when the run began. */
   classWeights: z.array(z.number().min(0)).optional(),
 });

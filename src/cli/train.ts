@@ -63,6 +63,12 @@ export const trainCommand = new Command('train')
     fraction,
     0.1,
   )
+  .option(
+    '--base-size <px>',
+    "a dataset of your own: resize each training image's shorter side to 0.5-2x this before the crop (torchvision's " +
+      "recipe; default: the crop's shorter side x 520/480; 0: no resize)",
+    integer(0),
+  )
   .addOption(
     new Option('--loss <terms>', "cross-entropy (ce), Dice, Focal (smp's), or ce with one of them").choices(LOSS_TERMS),
   )
@@ -170,10 +176,17 @@ async function trainInto(
     ...config.dataset,
     ...(resume ? { splitFile: path.join(o.out, 'split.json') } : {}),
     ...(resume && config.classes ? { classes: config.classes } : {}),
+    ...(config.baseSize !== undefined ? { baseSize: config.baseSize === 0 ? null : config.baseSize } : {}),
     seed: config.seed,
     log: lead ? console.log : null,
     ...(dist ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
   });
+  if (testIter.length === 0) {
+    throw new RangeError(
+      `the val split of '${o.data}' has ${testIter.dataset.length} images, too few for one batch of ` +
+        `${config.batchSize}; give a smaller --batch-size`,
+    );
+  }
   if (!resume && data) Object.assign(config, { numClasses: classes.length, classes });
   if (!resume && o.classWeights) {
     config.classWeights = classWeightsOf(o.classWeights, trainIter.dataset.examples, config.numClasses, ignoreIndex);
@@ -275,6 +288,7 @@ async function settleConfig(
       warmupEpochs: o.warmupEpochs,
       seed: o.seed,
       loss: o.loss ?? 'ce',
+      ...(o.baseSize !== undefined ? { baseSize: o.baseSize } : {}),
       data: format === 'voc' ? voc.resolveVocRoot(o.data) : path.resolve(o.data),
       ...(format === 'voc'
         ? {}

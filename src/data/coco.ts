@@ -226,7 +226,12 @@ export function cocoPairs(root: string, split: 'train' | 'val', problems: Proble
 }
 
 /** The semantic mask of a COCO pair as a one-value-per-pixel mask (classes 0..20, 255 ignored). */
-export function cocoMask(pair: CocoPair): RawMask {
+export function cocoMask(pair: CocoPair, maxPixels: number): RawMask {
+  if (pair.width * pair.height > maxPixels) {
+    throw new Error(
+      `its image is ${pair.width}x${pair.height} by the annotations, more than the ${maxPixels} pixels allowed`,
+    );
+  }
   return {
     width: pair.width,
     height: pair.height,

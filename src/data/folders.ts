@@ -171,8 +171,9 @@ export function splitPairs(
     const j = Math.floor(random() * (i + 1));
     [order[i], order[j]] = [order[j], order[i]];
   }
-  const count =
-    pairs.length < 2 ? 0 : Math.min(pairs.length - 1, Math.max(1, Math.round(options.valFraction * pairs.length)));
+  // At least one val image (and one train image) unless the fraction is 0.
+  const share = Math.round(options.valFraction * pairs.length);
+  const count = options.valFraction === 0 || pairs.length < 2 ? 0 : Math.min(pairs.length - 1, Math.max(1, share));
   const val = new Set(order.slice(0, count));
   return {
     train: pairs.filter((_, i) => !val.has(i)),

@@ -236,7 +236,7 @@ export function openLayout(
         split: 'official',
         classes: defaultClasses(21),
         mapping: { kind: 'index', ignore: 255 },
-        readMask: async (pair) => cocoMask(pair as CocoPair),
+        readMask: async (pair, maxPixels) => cocoMask(pair as CocoPair, maxPixels),
       };
     case 'folders': {
       const splits = splitPairs(root, split, problems);

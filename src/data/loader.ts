@@ -29,6 +29,12 @@ class ExampleList implements ExampleSet {
 export interface LoadDataOptions extends LoadDataVocOptions, Omit<ReadDatasetOptions, 'seed' | 'only'> {
   /** Mirror each training crop left to right with probability 1/2 (default true; never for VOC2012, as the chapter). */
   hflip?: boolean;
+  /**
+   * torchvision's RandomResize of training images: the shorter side to a random size from
+   * 0.5 to 2 times baseSize, before the crop. Default: the crop's shorter side times 520 / 480
+   * (torchvision's base and crop sizes); null: no resize. Never for VOC2012, as the chapter.
+   */
+  baseSize?: number | null;
 }
 
 /** What {@link loadData} gives: the batches, and the dataset's classes and ignore label. */
@@ -72,12 +78,17 @@ export async function loadData(
     log?.(`read ${examples.length} examples (${split}; ${small} smaller than the crop, padded with the ignore label)`);
   }
   const shard = options.shard;
+  const base =
+    options.baseSize === null
+      ? null
+      : checkInteger(options.baseSize ?? Math.round((Math.min(h, w) * 520) / 480), 'baseSize', 2);
   const batches = (examples: Example[], train: boolean) =>
     new VOCBatches(new ExampleList(examples, cropSize, data.ignoreIndex), batchSize, {
       shuffle: train && (options.shuffle ?? true),
       dropLast: train && (options.dropLast ?? true), // every val image is measured
       seed: train ? seed : seed + 1_000_003,
       hflip: train && (options.hflip ?? true),
+      ...(train && base !== null ? { resize: [Math.floor(0.5 * base), Math.floor(2 * base)] as [number, number] } : {}),
       ...(shard ? { shard: { ...shard, pad: train } } : {}),
     });
   const trainIter = batches(data.train.examples, true);
@@ -86,10 +97,16 @@ export async function loadData(
     [trainIter, 'train'],
     [testIter, 'val'],
   ] as const) {
+    if (iter.dataset.length === 0) {
+      throw new RangeError(
+        `the ${split} split of '${options.root}' has no images: give it some (${split}.txt, a ${split}/ folder` +
+          `${split === 'val' ? ', or a val fraction above 0' : ''})`,
+      );
+    }
     if (iter.length === 0) {
       throw new RangeError(
-        `the ${split} split of '${options.root}' has ${iter.dataset.length} examples, too few for one batch of ` +
-          `${batchSize}; use a smaller batch size${split === 'val' && data.split === 'random' ? ' or a larger --val-fraction' : ''}`,
+        `the ${split} split of '${options.root}' has ${iter.dataset.length} images, too few for one batch of ` +
+          `${batchSize}; use a smaller batch size`,
       );
     }
   }

@@ -53,10 +53,12 @@ export async function readMask(file: string, maxPixels: number): Promise<RawMask
   try {
     const bytes = await readBounded(file, maxPixels);
     if (bytes.subarray(0, 8).equals(PNG_SIGNATURE)) {
-      const png = decode(bytes);
-      if (png.width * png.height > maxPixels) {
-        throw new Error(`it is ${png.width}x${png.height}, more than the ${maxPixels} pixels allowed`);
+      // The size from the header (IHDR comes first), before anything is inflated.
+      const [width, height] = bytes.length >= 24 ? [bytes.readUInt32BE(16), bytes.readUInt32BE(20)] : [0, 0];
+      if (width * height > maxPixels) {
+        throw new Error(`it is ${width}x${height} (${width * height} pixels), more than the ${maxPixels} allowed`);
       }
+      const png = decode(bytes);
       let data = png.data as Uint8Array | Uint16Array;
       if (png.depth < 8) {
         data = unpackBits(png.data as Uint8Array, png.width * png.channels, png.height, png.depth);

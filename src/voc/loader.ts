@@ -54,7 +54,16 @@ export class VOCBatches<D extends ExampleSet = ExampleSet> implements AsyncItera
   constructor(
     readonly dataset: D,
     readonly batchSize: number,
-    readonly options: { shuffle: boolean; dropLast: boolean; seed: number; shard?: Shard; hflip?: boolean },
+    readonly options: {
+      shuffle: boolean;
+      dropLast: boolean;
+      seed: number;
+      shard?: Shard;
+      /** Mirror each crop left to right with probability 1/2. */
+      hflip?: boolean;
+      /** Resize each image first so that its shorter side is a random integer in [min, max] (torchvision's RandomResize). */
+      resize?: [number, number];
+    },
   ) {
     if (options.shard) shardOf([], options.shard.rank, options.shard.worldSize, options.shard.pad); // checks them
   }
@@ -80,13 +89,21 @@ export class VOCBatches<D extends ExampleSet = ExampleSet> implements AsyncItera
 
   #assemble(examples: Example[], random: () => number): Promise<Batch> {
     const [h, w] = this.dataset.cropSize;
-    // An image smaller than the crop is padded at its bottom and right (natively), as
-    // torchvision's references pad; with hflip each window is mirrored with probability 1/2.
+    // torchvision's recipe, natively: resized (its RandomResize: the shorter side to a random
+    // size, the longer side in proportion, rounded down), mirrored with probability 1/2, and
+    // cropped, an image smaller than the crop padded at its bottom and right.
+    const resize = this.options.resize;
     const crops = examples.flatMap((e) => {
-      const [height, width] = e.image.shape;
+      let [height, width] = e.image.shape;
+      if (resize) {
+        const size = resize[0] + Math.floor(random() * (resize[1] - resize[0] + 1));
+        [height, width] =
+          height <= width ? [size, Math.floor((size * width) / height)] : [Math.floor((size * height) / width), size];
+      }
       const top = Math.floor(random() * (Math.max(height, h) - h + 1));
       const left = Math.floor(random() * (Math.max(width, w) - w + 1));
-      return [top, left, this.options.hflip && random() < 0.5 ? 1 : 0];
+      const flip = this.options.hflip && random() < 0.5 ? 1 : 0;
+      return [top, left, flip, resize ? height : 0, resize ? width : 0];
     });
     return native.voc
       .cropBatch(
