@@ -20,6 +20,16 @@ if (!fs.existsSync(addon)) {
     stdio: 'inherit',
   });
 }
+// The shipped addon may look for libtorch only relative to itself: an absolute RUNPATH entry
+// would be searched on every user's machine (a folder there, or one anyone can create).
+const runpath = execFileSync('readelf', ['-d', addon], { encoding: 'utf8' }).match(/\((?:RUNPATH|RPATH)\).*\[(.*)\]/);
+const absolute = (runpath?.[1] ?? '').split(':').filter((entry) => entry && !entry.startsWith('$ORIGIN'));
+if (absolute.length > 0) {
+  throw new Error(
+    `${addon} searches ${absolute.join(', ')} for libtorch; only $ORIGIN-relative entries may ship ` +
+      '(build it against deps/libtorch: npx cmake-js compile --out build-cmake)',
+  );
+}
 const dir = prebuildDir(root);
 fs.mkdirSync(dir, { recursive: true });
 fs.copyFileSync(addon, path.join(dir, 'fcn_torch.node'));

@@ -116,7 +116,10 @@ export async function downloadVerified(options: VerifiedDownload): Promise<strin
   } catch (err) {
     await res?.body?.cancel().catch(() => undefined); // a body never read would hold its connection
     fs.rmSync(partial, { force: true });
-    throw new Error(`downloading ${path.basename(dest)} from ${url} failed: ${(err as Error).message}`);
+    // fetch's own message is "fetch failed"; what failed is in its cause (no route, refused, ...).
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause ? ` (${cause.code ?? cause.message ?? String(cause)})` : '';
+    throw new Error(`downloading ${path.basename(dest)} from ${url} failed: ${(err as Error).message}${why}`);
   } finally {
     bar?.stop();
   }

@@ -27,15 +27,28 @@ export interface CachedFile {
 
 /**
  * The path of fileName in the cache, downloading it first when it is missing or fails its
- * checksum. A failed or interrupted download leaves nothing under the final name.
+ * checksum. A cached file that fails it is never deleted: it is renamed aside (NAME.bad-TIME,
+ * said on stderr) before the download. A failed or interrupted download leaves nothing under
+ * the final name, and its error says where the file can be put by hand (offline).
  */
 export async function fetchCached({ url, fileName, sha256Prefix, cacheDir, progress }: CachedFile): Promise<string> {
   const dest = path.join(cacheDir ?? defaultCacheDir(), fileName);
+  let keptAside = '';
   if (fs.existsSync(dest)) {
     if (digestMatches(await fileDigest(dest, 'sha256'), sha256Prefix)) return dest;
-    fs.rmSync(dest, { force: true });
+    const aside = `${dest}.bad-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    fs.renameSync(dest, aside);
+    keptAside = ` (the cached file, whose SHA-256 does not start with ${sha256Prefix}, is kept as '${aside}')`;
+    console.error(`fcn-torch: '${dest}' fails its SHA-256 check; kept as '${aside}', downloading it again`);
   }
-  await downloadVerified({ url, dest, algorithm: 'sha256', expected: sha256Prefix, progress });
+  try {
+    await downloadVerified({ url, dest, algorithm: 'sha256', expected: sha256Prefix, progress });
+  } catch (err) {
+    throw new Error(
+      `${(err as Error).message}. Offline? Put the file at '${dest}' (its SHA-256 starts with ${sha256Prefix}), ` +
+        `or give the file you have (--weights FILE, or { path } in the API)${keptAside}`,
+    );
+  }
   return dest;
 }
 

@@ -58,8 +58,14 @@ export const MODEL_METADATA_KEY = 'fcn-torch-model';
 export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
   if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
-    throw new Error(`${what} (${problems})`);
+    const problems = result.error.issues.map((issue) => {
+      const field = issue.path.join('.') || 'the config';
+      const given = issue.path.reduce<unknown>((v, key) => (v as Record<PropertyKey, unknown>)?.[key], value);
+      if (issue.code === 'invalid_type' && given === undefined) return `it has no ${field}`;
+      if (issue.code === 'invalid_type') return `its ${field} is ${JSON.stringify(given)}, not a ${issue.expected}`;
+      return `its ${field}: ${issue.message.replace(/^Invalid input: /, '')}`;
+    });
+    throw new Error(`${what} (${problems.join('; ')})`);
   }
   return result.data;
 }
@@ -175,6 +181,12 @@ export async function modelFromFile(file: string, device: Device): Promise<Model
   let epoch: number | undefined;
   if (isCheckpoint(metadata)) {
     const checkpoint = checkpointOf(file, tensors, metadata);
+    if (Object.keys(checkpoint.config ?? {}).length === 0) {
+      throw new Error(
+        `'${file}' is a checkpoint without the settings that say which model it holds (train()'s config option, ` +
+          'which fcn train fills): give the model.safetensors fcn train writes, or load it with loadCheckpoint into your model',
+      );
+    }
     spec = parseOrThrow(ModelSpecSchema, checkpoint.config, `'${file}' does not say which model it holds`);
     weights = checkpoint.model;
     epoch = checkpoint.epoch;

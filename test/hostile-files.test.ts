@@ -190,6 +190,15 @@ test("a checkpoint's metadata is validated, and checked against its tensors befo
   const r = await runNode([cli, 'eval', '--checkpoint', lying, '--data', tmp, '--whole'], { cwd: tmp });
   t.is(r.code, 1, r.stderr);
   t.regex(r.stderr, /says fcn32s with 400 classes, but its final_conv\.weight is \[3, 512, 1, 1\]/);
+  // A checkpoint the API wrote without a config, or with a config that lacks fields: said in words.
+  const bare = path.join(tmp, 'bare.safetensors');
+  await saveCheckpoint(bare, { model: net, epoch: 1, history: [], config: {} });
+  const noConfig = await runNode([cli, 'predict', '--checkpoint', bare, bare], { cwd: tmp });
+  t.regex(noConfig.stderr, /'.*bare\.safetensors' is a checkpoint without the settings that say which model it holds/);
+  const partial = path.join(tmp, 'partial.safetensors');
+  await saveCheckpoint(partial, { model: net, epoch: 1, history: [], config: { arch: 'fcn32s', numClasses: '3' } });
+  const wrongField = await runNode([cli, 'predict', '--checkpoint', partial, partial], { cwd: tmp });
+  t.regex(wrongField.stderr, /does not say which model it holds \(its numClasses is "3", not a number\)\n$/);
   // Metadata that is not what a checkpoint holds is named field by field.
   for (const [name, info, message] of [
     ['null-config', { epoch: 1, history: [], config: null }, /config: .*expected record/i],

@@ -50,6 +50,16 @@ test('the packed tarball installs with the prebuilt addon, no compiler, and runs
   t.false(fs.existsSync(calls), `a compiler ran: ${fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8') : ''}`);
   t.regex(install.stderr, /using the prebuilt addon/);
   const installed = path.join(project, 'node_modules', 'fcn-torch');
+  // The shipped addon finds libtorch relative to itself only: no absolute folder of the
+  // machine that built it, nor any other, is searched on the user's.
+  const dynamic = await run('readelf', ['-d', path.join(installed, 'prebuilds', 'linux-x64', 'fcn_torch.node')]);
+  const runpath = /\((?:RUNPATH|RPATH)\)\s+Library (?:runpath|rpath): \[(.*)\]/.exec(dynamic.stdout);
+  t.truthy(runpath, dynamic.stdout);
+  t.deepEqual(
+    (runpath?.[1] ?? '').split(':').filter((entry) => !entry.startsWith('$ORIGIN/')),
+    [],
+    `RUNPATH ${runpath?.[1]}`,
+  );
   t.false(fs.existsSync(path.join(installed, 'build-cmake')), 'nothing compiled, nothing left behind');
   t.true(seconds < 300, `the install took ${seconds.toFixed(1)} s`);
   // The README's first example, as installed.

@@ -160,7 +160,17 @@ test("resnet18({ weights: 'IMAGENET1K_V1' }) refuses a file that fails the check
     await server.close();
   }
   await t.throwsAsync(nn.resnet18({ weights: 'IMAGENET1K_V1', url: 'http://127.0.0.1:9/x.pth', cacheDir }), {
-    message: /downloading resnet18-f37072fd\.pth from .* failed/,
+    message:
+      /downloading resnet18-f37072fd\.pth from http:\/\/127\.0\.0\.1:9\/x\.pth failed: fetch failed \([^)]+\)\. Offline\? Put the file at '.*cache-bad\/resnet18-f37072fd\.pth' \(its SHA-256 starts with f37072fd\), or give the file you have/,
   });
+  // A cached file that fails its check is kept aside, said, and never deleted.
+  const cached = path.join(cacheDir, 'resnet18-f37072fd.pth');
+  fs.writeFileSync(cached, 'a damaged copy');
+  await t.throwsAsync(nn.resnet18({ weights: 'IMAGENET1K_V1', url: 'http://127.0.0.1:9/x.pth', cacheDir }), {
+    message: /is kept as '.*resnet18-f37072fd\.pth\.bad-[\dT-]+Z'\)$/,
+  });
+  const aside = fs.readdirSync(cacheDir).filter((f) => f.startsWith('resnet18-f37072fd.pth.bad-'));
+  t.is(aside.length, 1);
+  t.is(fs.readFileSync(path.join(cacheDir, aside[0]), 'utf8'), 'a damaged copy');
   t.true(torch.liveTensors() >= 0);
 });

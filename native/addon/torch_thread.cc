@@ -90,7 +90,7 @@ std::mutex& modelMutex() {
   return mutex;
 }
 
-std::atomic<int> exitCode{0};
+std::atomic<bool> threadStarted{false};
 
 /// How long the torch thread waits without work before giving cached memory back.
 constexpr std::chrono::seconds kIdleRelease{2};
@@ -99,6 +99,7 @@ class TorchThread {
  public:
   static TorchThread& instance() {
     static TorchThread thread;
+    threadStarted = true;
     return thread;
   }
 
@@ -116,10 +117,23 @@ class TorchThread {
     std::erase_if(jobs_, [&](const Job& job) { return job.link.get() == link; });
   }
 
-  /// At process exit: a running job cannot be stopped, and libtorch's static objects are
-  /// destroyed after this; so with a job running the process ends here, at once.
+  /// At process exit, from the JS 'exit' event, before Node shuts its platform and libuv
+  /// down and the process's static objects (libtorch's, the allocator's, ours) are
+  /// destroyed. A job running or queued cannot be stopped, and would go on touching all of
+  /// them (its tensors freed, its result handed to a thread-safe function whose loop is
+  /// gone): the process ends here, at once, with its code. An idle thread is stopped and
+  /// joined, so that nothing of ours runs during that teardown.
+  void stopForExit(int code) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (busy_ || !jobs_.empty()) std::_Exit(code);
+      stopping_ = true;
+    }
+    ready_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
   ~TorchThread() {
-    if (busy_) std::_Exit(exitCode.load());
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stopping_ = true;
@@ -166,6 +180,8 @@ class TorchThread {
       released = false;
       run(job);
       job.link->finish(std::move(job.completion));
+      job = Job{};  // its tensors freed while still busy
+      std::lock_guard<std::mutex> lock(mutex_);
       busy_ = false;
     }
   }
@@ -191,7 +207,7 @@ class TorchThread {
   std::condition_variable ready_;
   std::deque<Job> jobs_;
   bool stopping_ = false;
-  std::atomic<bool> busy_{false};
+  bool busy_ = false;  // a job is running or being put away (guarded by mutex_)
   std::thread thread_;
 };
 
@@ -284,7 +300,8 @@ void initTorchThread(Napi::Env env, Napi::Object exports) {
   NAPI_THROW_IF_FAILED_VOID(env, napi_add_env_cleanup_hook(env, &closeLink, hook.get()));
   hook.release();  // owned by the hook from here
   exports.Set("prepareExit", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-                exitCode = static_cast<int>(toInt(info[0], "code"));
+                int code = static_cast<int>(toInt(info[0], "code"));
+                if (threadStarted) TorchThread::instance().stopForExit(code);
                 return info.Env().Undefined();
               }));
 }
