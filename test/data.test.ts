@@ -191,19 +191,8 @@ test('every problem of a broken dataset is named with its file, and training ref
   t.is(check.code, 1);
   t.regex(check.stdout, /6 problems:/);
   t.regex(check.stdout, /no_mask\.jpg: has no mask/);
-  const train = await fcn(
-    'train',
-    '--data',
-    root,
-    '--crop',
-    '64x96',
-    '--batch-size',
-    '2',
-    '--epochs',
-    '1',
-    '--out',
-    'broken-run',
-  );
+  const trainArgs = ['--crop', '64x96', '--batch-size', '2', '--epochs', '1', '--out', 'broken-run'];
+  const train = await fcn('train', '--data', root, ...trainArgs);
   t.is(train.code, 1);
   t.regex(train.stderr, /^fcn train: '.*broken.*' .* \(and 5 more: fcn data check .*broken\)\n$/);
   t.false(fs.existsSync(path.join(tmp, 'broken-run')), 'no output folder left behind');

@@ -1,11 +1,10 @@
 /** `fcn synth`, `fcn download-voc` and `fcn data check`: the data the other commands read. */
-import { Command, Option } from '@commander-js/extra-typings';
-import { MAX_CLASSES } from '../data/classes';
-import { DATA_FORMATS, disposeDataset, readDataset } from '../data/dataset';
+import { Command } from '@commander-js/extra-typings';
+import { disposeDataset, readDataset } from '../data/dataset';
 import { describeDataset } from '../data/report';
 import * as voc from '../voc';
 import { action } from './common';
-import { fraction, integer } from './options';
+import { datasetOptions, integer } from './options';
 
 export const synthCommand = new Command('synth')
   .description('write a synthetic VOC2012 (shapes whose colour and form tell their class)')
@@ -38,14 +37,9 @@ const checkCommand = new Command('check')
       'class) and every problem with its file; exits with 1 when there are problems',
   )
   .argument('<dir>', 'the dataset folder')
-  .addOption(new Option('--format <layout>', 'the dataset layout (default: detected)').choices(DATA_FORMATS))
-  .option('--ignore-index <n>', 'the mask value of pixels to ignore', integer(0, MAX_CLASSES), 255)
-  .option(
-    '--val-fraction <f>',
-    'share of the images to validate on, for a dataset without its own split',
-    fraction,
-    0.1,
-  )
+  .addOption(datasetOptions.format())
+  .addOption(datasetOptions.ignoreIndex())
+  .addOption(datasetOptions.valFraction())
   .option('--seed <n>', 'seed of that random split', integer(0), 0);
 
 checkCommand.action(

@@ -3,7 +3,9 @@
  * typed value or rejects it with a message that commander prints after the option's name.
  */
 import fs from 'node:fs';
-import { InvalidArgumentError } from '@commander-js/extra-typings';
+import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import { MAX_CLASSES } from '../data/classes';
+import { DATA_FORMATS } from '../data/layouts';
 import type { Device } from '../tensor';
 
 /** An integer in [min, max], written in decimal. */
@@ -82,3 +84,16 @@ export function existingFile(value: string): string {
   if (!isFile(value)) throw new InvalidArgumentError('no such file');
   return value;
 }
+
+/** How a dataset is read (fcn train, fcn data check): its layout, its ignore value, the share of a random val split. */
+export const datasetOptions = {
+  format: () => new Option('--format <layout>', 'the dataset layout (default: detected)').choices(DATA_FORMATS),
+  ignoreIndex: () =>
+    new Option('--ignore-index <n>', 'the mask value of pixels to ignore')
+      .argParser(integer(0, MAX_CLASSES))
+      .default(255),
+  valFraction: () =>
+    new Option('--val-fraction <f>', 'share of the images to validate on, for a dataset without its own split')
+      .argParser(fraction)
+      .default(0.1),
+};

@@ -10,8 +10,7 @@ import path from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
 import { type Checkpoint, loadCheckpoint } from '../checkpoint';
 import { medianFrequencyWeights, readClassWeights } from '../data/class-weights';
-import { MAX_CLASSES } from '../data/classes';
-import { DATA_FORMATS, detectFormat } from '../data/dataset';
+import { detectFormat } from '../data/dataset';
 import { loadData, writeSplit } from '../data/loader';
 import { initProcessGroup, type ProcessGroup, type TorchrunEnv, torchrunEnv } from '../distributed';
 import { FCN_ARCHS, UPSAMPLING_INITS } from '../fcn';
@@ -41,7 +40,7 @@ import type { LossOptions } from '../trainer';
 import * as voc from '../voc';
 import type { Example } from '../voc/dataset';
 import { action, setAutocast, setThreads } from './common';
-import { cropSize, devices, existingDir, fraction, integer, nonNegative, tcpPort } from './options';
+import { cropSize, datasetOptions, devices, existingDir, integer, nonNegative, tcpPort } from './options';
 import { LOSS_TERMS, OPTIMIZERS, type RunConfig, runConfigOf, SCHEDULERS } from './run-config';
 
 export const trainCommand = new Command('train')
@@ -55,14 +54,9 @@ export const trainCommand = new Command('train')
       'classes.txt or classes.json (see fcn data check)',
     existingDir,
   )
-  .addOption(new Option('--format <layout>', 'the dataset layout (default: detected)').choices(DATA_FORMATS))
-  .option('--ignore-index <n>', 'the mask value of pixels to ignore', integer(0, MAX_CLASSES), 255)
-  .option(
-    '--val-fraction <f>',
-    'share of the images to validate on, for a dataset without its own split',
-    fraction,
-    0.1,
-  )
+  .addOption(datasetOptions.format())
+  .addOption(datasetOptions.ignoreIndex())
+  .addOption(datasetOptions.valFraction())
   .option(
     '--base-size <px>',
     "a dataset of your own: resize each training image's shorter side to 0.5-2x this before the crop (torchvision's " +

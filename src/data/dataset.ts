@@ -165,7 +165,7 @@ export async function readDataset(dir: string, options: ReadDatasetOptions = {})
   let classes: ClassInfo[];
   let classSource: string;
   if (layout.classes && layout.mapping) {
-    [mapping, classes, classSource] = [layout.mapping, layout.classes, `${format}'s own ${layout.classes.length}`];
+    [mapping, classes, classSource] = [layout.mapping, layout.classes, layout.classSource ?? format];
   } else {
     const classFile = readClassFile(layout.root);
     // The class file decides; classes given (a trained model's) stand in for a dataset without one.

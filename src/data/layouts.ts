@@ -25,8 +25,9 @@ export interface Layout {
   train: Pair[];
   val: Pair[];
   split: SplitSource | 'official';
-  /** The layout's own classes; null: from the class file or the masks. */
+  /** The layout's own classes, and what they are; null: from the class file or the masks. */
   classes: ClassInfo[] | null;
+  classSource?: string;
   /** The layout's own mapping of mask values; null: decided from the masks. */
   mapping: MaskMapping | null;
   /** Reads a pair's mask as stored. */
@@ -181,6 +182,7 @@ export function openLayout(
         val: vocPairs(vocRoot, 'val', problems),
         split: 'official',
         classes: defaultClasses(21),
+        classSource: "VOC2012's",
         mapping: { kind: 'index', ignore: 255 },
         // VOC's palette PNGs through the chapter's reader (colours to classes, the boundary ignored).
         async readMask(pair, maxPixels) {
@@ -207,6 +209,7 @@ export function openLayout(
         val: pairs('val'),
         split: 'official',
         classes: CITYSCAPES.map(([name, color]) => ({ name, color })),
+        classSource: "Cityscapes' training classes",
         mapping: table(
           CITYSCAPES.map(([, , id], trainId) => [id, trainId]),
           -1,
@@ -224,6 +227,7 @@ export function openLayout(
         val: pairs('validation'),
         split: 'official',
         classes: ADE20K_CLASSES.map((name, id) => ({ name, color: classColour(id + 1) })),
+        classSource: "ADE20K's SceneParsing classes",
         mapping: table([[0, -1], ...ADE20K_CLASSES.map((_, c): [number, number] => [c + 1, c])], -2),
         readMask: fileMask,
       };
@@ -235,6 +239,7 @@ export function openLayout(
         val: cocoPairs(root, 'val', problems),
         split: 'official',
         classes: defaultClasses(21),
+        classSource: "VOC's 20 categories and background, as torchvision's references take COCO",
         mapping: { kind: 'index', ignore: 255 },
         readMask: async (pair, maxPixels) => cocoMask(pair as CocoPair, maxPixels),
       };
