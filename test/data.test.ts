@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { decode, encode } from 'fast-png';
-import { data, load, type Tensor, torch, voc } from '../src';
+import { data, fileModel, load, type Tensor, torch, voc } from '../src';
 import { buildModel } from '../src/model-file';
 import { cli, exactlyEqual, fixtures, maxAbsDiff, runNode } from './helpers';
 
@@ -392,4 +392,36 @@ test('a mask whose header claims a huge size is refused from the header, before 
     read.problems.map((p) => `${path.basename(p.file)}: ${p.message}`),
     ['a.png: it is 60000x60000 (3600000000 pixels), more than the 268402689 allowed'],
   );
+});
+
+test('Cityscapes, ADE20K and COCO train an epoch, evaluate and predict through the CLI, in their own classes', async (t) => {
+  const args = ['--crop', '64x96', '--batch-size', '2', '--epochs', '1', '--threads', '1'];
+  const lraspp = ['--model', 'lraspp_mobilenet_v3_large']; // 150 classes: a head that upsamples by interpolation
+  for (const [name, image, classes, model] of [
+    ['cityscapes', 'cityscapes/leftImg8bit/val/frankfurt/frankfurt_000000_000019_leftImg8bit.png', /\nbicycle\s/, []],
+    ['ade20k', 'ade20k/ADEChallengeData2016/images/validation/ADE_val_00000001.jpg', /\nflag\s/, lraspp],
+    ['coco', 'coco/val2017/000000000139.jpg', /\ntv\/monitor\s/, []],
+  ] as const) {
+    const root = path.join(datasets, name);
+    const run = await fcn('train', '--data', root, ...args, ...model, '--out', `layout-${name}`);
+    t.is(run.code, 0, `${name}: ${run.stderr}`);
+    const weights = path.join(tmp, `layout-${name}`, 'model.safetensors');
+    const evaluated = await fcn('eval', '--checkpoint', weights, '--data', root);
+    t.is(evaluated.code, 0, `${name}: ${evaluated.stderr}`);
+    t.regex(evaluated.stdout, classes, name);
+    const predicted = await fcn(
+      'predict',
+      '--checkpoint',
+      weights,
+      '--out',
+      `layout-${name}-pred`,
+      path.join(datasets, image),
+    );
+    t.is(predicted.code, 0, `${name}: ${predicted.stderr}`);
+  }
+  // The viewer's model source gives the dataset's names and colours (its legend, IoU table and confusion matrix).
+  const loaded = await fileModel(path.join(tmp, 'layout-cityscapes', 'model.safetensors')).load();
+  t.is(loaded.classes.length, 19);
+  t.is(loaded.classes[18], 'bicycle');
+  t.deepEqual(loaded.palette?.[13], [0, 0, 142]);
 });
