@@ -3,6 +3,7 @@
 // the float model's accuracy on the synthetic VOC split (the exact float path, which the
 // PyTorch parity tests cover, is the reference there); a model whose float weights changed is
 // refused, never run with stale weights.
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -31,23 +32,53 @@ async function backbone(): Promise<nn.ResNet> {
   return resnet;
 }
 
+/**
+ * The kernels that libtorch's 'x86' quantized engine runs on this CPU, as PyTorch picks them
+ * (should_use_onednn_quant): oneDNN's where the CPU has AVX-512 VNNI, FBGEMM's elsewhere.
+ * They round differently, so PyTorch's own output differs between the two CPUs too.
+ */
+function x86Kernels(): 'onednn' | 'fbgemm' {
+  if (process.platform !== 'linux') return 'fbgemm'; // PyTorch picks oneDNN only on Linux
+  const flags =
+    readFileSync('/proc/cpuinfo', 'utf8')
+      .match(/^flags\s*:(.*)$/m)?.[1]
+      .split(' ') ?? [];
+  return flags.includes('avx512_vnni') ? 'onednn' : 'fbgemm';
+}
+
 /** The batches of a [B, N, 3, H, W] tensor. */
 function batches(stacked: Tensor): Tensor[] {
   return Array.from({ length: stacked.shape[0] }, (_, i) => stacked.narrow(0, i, 1).squeeze(0));
 }
 
-test("the int8 body equals PyTorch's int8 (FX, the same configuration) to float rounding", async (t) => {
+test("the int8 body equals PyTorch's int8 (FX, the same configuration and kernels) but for rounding steps PyTorch's own runs differ by", async (t) => {
   const f = await fixture('int8.safetensors');
   const body = new nn.Sequential(...(await backbone()).children().slice(0, -2));
   const q = await quantizeInt8(body, batches(pick(f, 'calibration')));
   t.true(q instanceof Int8Model);
   t.is(q.kind, 'Int8Model');
   const out = torch.noGrad(() => q.forward(pick(f, 'input')));
-  const expected = pick(f, 'int8');
+  const kernels = x86Kernels();
+  const expected = pick(f, `int8_${kernels}`);
   const full = pick(f, 'float32');
-  // The same int8 computation: equal but for float rounding where the int8 values are dequantized.
+  // The same int8 computation, as close as PyTorch's own runs are to each other: its
+  // calibration's float convolutions round differently in another memory layout (channels-last,
+  // as ours run), so an activation's range can move by an ulp and a value on a rounding
+  // boundary by one step (1/127 of the output's range): PyTorch's channels-last run differs from
+  // this contiguous one in 1 of 6,144 values. The other kernels differ in ~19% of them, by ~6 steps.
   const scale = expected.abs().max().item() as number;
-  t.true(maxAbsDiff(out, expected) <= 1e-5 * scale, `int8 vs PyTorch int8: ${maxAbsDiff(out, expected) / scale}`);
+  const off = out
+    .sub(expected)
+    .abs()
+    .gt(1e-5 * scale)
+    .to('float32')
+    .mean()
+    .item() as number;
+  const worst = maxAbsDiff(out, expected) / scale;
+  t.log(
+    `int8 vs PyTorch int8 (${kernels}): ${(off * 100).toFixed(3)}% of values differ, by ${worst} of the range at most`,
+  );
+  t.true(off <= 0.001 && worst <= 0.01, 'at most one step, at one value in a thousand');
   // and it is int8: not the float model.
   t.true(maxAbsDiff(out, full) > 0.01 * scale, 'the int8 output differs from the float one');
 });
