@@ -1,9 +1,10 @@
 /**
  * The viewer in a real browser (Debian's headless Chromium, driven by playwright-core): a
  * training run's view while it trains (curves after epoch 1, then after epoch 2), its
- * evaluation (IoU table, confusion matrix, validation grid), and an uploaded image labelled
- * with the overlay's pixels equal to `predict`'s labels, the legend, the class under the
- * pointer and the opacity slider. Screenshots of each view go to test-output/.
+ * evaluation (IoU table, confusion matrix, validation grid); the first screen, with no result
+ * panel until an image is uploaded, and an uploaded image labelled with the overlay's pixels
+ * equal to `predict`'s labels, the legend, the class under the pointer and the opacity slider.
+ * Screenshots of each view go to test-output/.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -169,8 +170,24 @@ test.serial('an uploaded image gets the overlay of predict, the legend, the clas
   const file = path.join(photos, 'JPEGImages', 'synth_000000.jpg');
   await page.goto(own.url);
   await page.waitForSelector('body[data-ready="true"]');
+
+  // The first screen, before any upload: the drop zone only. The result panel and its image
+  // are laid out nowhere (no box), and neither are the run's tab and view (this server has no run).
+  t.true(await page.isVisible('#drop'));
+  for (const selector of ['#result', '#photo', '#overlay', '#legend', '#tab-run', '#run-view']) {
+    t.false(await page.isVisible(selector), `${selector} is visible before any upload`);
+    t.is(await page.locator(selector).boundingBox(), null, `${selector} has a box before any upload`);
+  }
+  await page.screenshot({ path: path.join(outputs, 'viewer-first-screen.png'), fullPage: true });
+
   await page.setInputFiles('#file', file);
   await page.waitForSelector('#legend tbody tr');
+  // After the upload the panel shows, with the photo and the overlay laid over it at its size.
+  t.true(await page.isVisible('#result'));
+  const photoBox = await page.locator('#photo').boundingBox();
+  const overlayBox = await page.locator('#overlay').boundingBox();
+  t.true(photoBox !== null && photoBox.width > 300 && photoBox.height > 200, `photo ${JSON.stringify(photoBox)}`);
+  t.deepEqual(overlayBox, photoBox);
 
   // What predict says of the same image with the same model, whole, at the image's size.
   const labels = await predict(net, await readImage(file), { mode: 'whole' });
