@@ -11,7 +11,6 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import cliProgress from 'cli-progress';
 
 /** The digests downloads are checked with. */
 export type HashAlgorithm = 'sha256' | 'sha1';
@@ -85,8 +84,11 @@ export async function downloadVerified(options: VerifiedDownload): Promise<strin
   const partial = `${dest}.${process.pid}.partial`;
   const hash = createHash(algorithm);
   const showProgress = options.progress ?? process.stderr.isTTY === true;
+  // The progress bar's library is loaded only when a bar is shown.
   const bar = showProgress
-    ? new cliProgress.SingleBar({ format: `${path.basename(dest)} [{bar}] {percentage}% {value}/{total} MB` })
+    ? new (await import('cli-progress')).default.SingleBar({
+        format: `${path.basename(dest)} [{bar}] {percentage}% {value}/{total} MB`,
+      })
     : null;
   let res: Response | undefined;
   try {

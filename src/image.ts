@@ -53,7 +53,7 @@ export async function decodeRgb(
 }
 
 /** pixels as a uint8 tensor [H, W, 3] (one copy). */
-export function pixelsToTensor(pixels: RgbPixels): Tensor {
+export function pixelsToTensor(pixels: RgbPixels): Tensor<'uint8'> {
   const bytes = new Uint8Array(pixels.data.buffer, pixels.data.byteOffset, pixels.data.length);
   return torch.tensor(bytes, { shape: [pixels.height, pixels.width, 3] });
 }
@@ -63,7 +63,7 @@ export function pixelsToTensor(pixels: RgbPixels): Tensor {
  * Images of more than `maxPixels` pixels (default {@link DECODE_MAX_PIXELS}) are refused from
  * their header, before anything is decoded.
  */
-export async function readImage(file: string, options: { maxPixels?: number } = {}): Promise<Tensor> {
+export async function readImage(file: string, options: { maxPixels?: number } = {}): Promise<Tensor<'uint8'>> {
   const hwc = pixelsToTensor(await decodeRgb(file, options.maxPixels));
   return hwc.permute([2, 0, 1]).contiguous();
 }
@@ -77,7 +77,7 @@ export async function readImage(file: string, options: { maxPixels?: number } = 
 export function label2image(
   pred: Tensor,
   colours: readonly (readonly [number, number, number])[] = VOC_COLORMAP,
-): Tensor {
+): Tensor<'uint8'> {
   // The class colours, then the boundary colour for every id past them.
   const table = Uint8Array.from([...colours, VOC_VOID_COLOUR].flat());
   const colormap = torch.tensor(table, { shape: [colours.length + 1, 3], device: pred.device });

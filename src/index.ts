@@ -1,3 +1,4 @@
+/// <reference types="node" preserve="true" />
 /**
  * fcn-torch: Fully Convolutional Networks on libtorch, from TypeScript.
  *

@@ -41,6 +41,8 @@ export interface NativeModule {
   to(deviceOrDtype: string): void;
   zeroGrad(): void;
   addModule(name: string, module: NativeModule): void;
+  dispose(): void;
+  readonly disposed: boolean;
 }
 
 export interface NativeOptimizer {

@@ -85,7 +85,7 @@ export function normalizeImage(image: Tensor): Tensor {
  * are normalised; float32 images are taken as normalised and only resized. Its `out` logits
  * are resized back, so the labels have the image's own height and width.
  */
-export async function predict(net: Module, image: Tensor, options: PredictOptions = {}): Promise<Tensor> {
+export async function predict(net: Module, image: Tensor, options: PredictOptions = {}): Promise<Tensor<'int64'>> {
   if (net instanceof SegmentationModel) return predictSegmentation(net, image, options);
   const mode = checkOneOf(options.mode ?? 'whole', 'mode', ['whole', 'crop'] as const);
   const [cropH, cropW] = checkSizeMultipleOf32(options.cropSize ?? [320, 480], 'cropSize');
@@ -109,13 +109,17 @@ export async function predict(net: Module, image: Tensor, options: PredictOption
   const fused = checkBoolean(options.fused ?? true, 'fused');
   const [tileHeight, tileWidth] = mode === 'crop' ? [cropH, cropW] : [tileH, tileW];
   // uint8 pixels are normalised natively, on the torch thread (as normalizeImage does)
-  const labels = new Tensor(
+  const labels = new Tensor<'int64'>(
     await native.predictLabels(net.native, pixels.native, tileHeight, tileWidth, IMAGENET_MEAN, IMAGENET_STD, fused),
   );
   return image.shape.length === 3 ? labels.squeeze(0) : labels;
 }
 
-async function predictSegmentation(net: SegmentationModel, image: Tensor, options: PredictOptions): Promise<Tensor> {
+async function predictSegmentation(
+  net: SegmentationModel,
+  image: Tensor,
+  options: PredictOptions,
+): Promise<Tensor<'int64'>> {
   const given = (['mode', 'cropSize', 'tileSize'] as const).filter((k) => options[k] !== undefined);
   if (given.length > 0) {
     throw new RangeError(
@@ -132,6 +136,8 @@ async function predictSegmentation(net: SegmentationModel, image: Tensor, option
   }
   const fused = checkBoolean(options.fused ?? true, 'fused');
   const { resizeSize, mean, std } = net.transforms;
-  const labels = new Tensor(await native.predictResized(net.native, batched.native, resizeSize, mean, std, fused));
+  const labels = new Tensor<'int64'>(
+    await native.predictResized(net.native, batched.native, resizeSize, mean, std, fused),
+  );
   return image.shape.length === 3 ? labels.squeeze(0) : labels;
 }

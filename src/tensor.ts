@@ -124,6 +124,10 @@ export class Tensor<D extends DType = DType> {
   dispose(): void {
     this.native.dispose();
   }
+  /** {@link Tensor.dispose}, for `using t = ...` (explicit resource management). */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
   /** Accumulates gradients of this tensor (a scalar, or with `gradient`) into the leaves. */
   backward(gradient?: Tensor): void {
     this.native.backward(gradient?.native);
@@ -170,8 +174,8 @@ export class Tensor<D extends DType = DType> {
    * Advanced indexing, PyTorch's `t[i0, i1, ...]`: each entry an index tensor (int64 or
    * bool) or null for `:`. The chapter's `colormap[X, :]` is `colormap.index([X])`.
    */
-  index(indices: (Tensor | null)[]): Tensor {
-    return new Tensor(
+  index(indices: (Tensor | null)[]): Tensor<D> {
+    return new Tensor<D>(
       ops.index(
         this.native,
         indices.map((i) => (i === null ? null : i.native)),

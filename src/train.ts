@@ -5,7 +5,7 @@
  * run is one rank of a distributed data-parallel run (see src/distributed.ts). Each epoch is
  * the same named steps: train, test, measure, record.
  */
-import { SingleBar } from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import { type Checkpoint, saveCheckpoint } from './checkpoint';
 import { checkInteger, checkWritablePath } from './checks';
 import type { ProcessGroup } from './distributed';
@@ -129,7 +129,7 @@ async function startRun(net: Module, trainIter: EpochBatches, testIter: EpochBat
   }
   const bar =
     lead && (options.progress ?? process.stderr.isTTY)
-      ? new SingleBar({
+      ? new (await import('cli-progress')).default.SingleBar({
           format: 'epoch {epoch} |{bar}| {value}/{total} batches | loss {loss} | {rate} img/s',
           hideCursor: true,
           clearOnComplete: true,

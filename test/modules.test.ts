@@ -205,6 +205,38 @@ test('Sequential: names, get, addModule, shared children, one forward', (t) => {
   t.throws(() => net.addModule('self', net), { message: /cannot contain itself/ });
 });
 
+test('tensors and modules are disposed by using and by dispose(); their shared parts live on', (t) => {
+  let tensor: Tensor;
+  let net: nn.Sequential;
+  const x = torch.rand([1, 3, 8, 8]);
+  {
+    using scoped = torch.ones([2, 2]);
+    using scopedNet = new nn.Sequential(new nn.Conv2d(3, 2, { kernelSize: 1 }), new nn.ReLU());
+    tensor = scoped;
+    net = scopedNet;
+    t.false(tensor.isDisposed);
+    t.false(net.isDisposed);
+  }
+  t.true(tensor.isDisposed, 'using disposes the tensor at the end of the block');
+  t.true(net.isDisposed, 'and the module');
+  t.throws(() => tensor.sum(), { message: /tensor was disposed/ });
+  t.throws(() => net.forward(x), { message: /module was disposed and can no longer be used/ });
+  t.throws(() => net.parameters(), { message: /module was disposed/ });
+  t.throws(() => new nn.Sequential(net), { message: /module was disposed/ }, 'nor can it join another model');
+  // A child's handle let go: the parent still holds the child and runs it.
+  const parent = new nn.Sequential(new nn.Conv2d(3, 2, { kernelSize: 1 }));
+  const child = parent.get(0);
+  const weight = child.weight;
+  child.dispose();
+  t.true(child.isDisposed);
+  t.deepEqual(parent.forward(x).shape, [1, 2, 8, 8]);
+  t.false(weight.isDisposed, 'a parameter taken before stays usable');
+  parent[Symbol.dispose]();
+  t.true(parent.isDisposed);
+  t.is(weight.shape.join(','), '2,3,1,1');
+  x.dispose();
+});
+
 test('modules refuse bad options before anything native runs', (t) => {
   t.throws(() => new nn.Conv2d(0, 4, { kernelSize: 3 }), { message: /inChannels: expected an integer >= 1, got 0/ });
   t.throws(() => new nn.Conv2d(3, 4, { kernelSize: [3] as never }), { message: /kernelSize/ });

@@ -32,6 +32,8 @@ void Module::Init(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod<&Module::to>("to"),
                                        InstanceMethod<&Module::zeroGrad>("zeroGrad"),
                                        InstanceMethod<&Module::addModule>("addModule"),
+                                       InstanceMethod<&Module::dispose>("dispose"),
+                                       InstanceAccessor<&Module::disposed>("disposed"),
                                    });
   addonData(env).moduleClass = Napi::Persistent(cls);
   exports.Set("NativeModule", cls);
@@ -44,6 +46,20 @@ Module::Module(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Module>(info) 
   module_ = *info[0].As<Napi::External<std::shared_ptr<torch::nn::Module>>>().Data();
 }
 
+const std::shared_ptr<torch::nn::Module>& Module::held(Napi::Env env) const {
+  if (!module_) throw Napi::Error::New(env, "this module was disposed and can no longer be used");
+  return module_;
+}
+
+/// dispose(): lets go of the module; its tensors are freed once nothing else holds them (a
+/// parent, an optimizer, a running forward, tensors from its parameters).
+Napi::Value Module::dispose(const Napi::CallbackInfo& info) {
+  module_.reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value Module::disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !module_); }
+
 Napi::Object Module::wrap(Napi::Env env, std::shared_ptr<torch::nn::Module> module) {
   return addonData(env).moduleClass.New({Napi::External<std::shared_ptr<torch::nn::Module>>::New(env, &module)});
 }
@@ -53,10 +69,12 @@ std::shared_ptr<torch::nn::Module> Module::unwrap(const Napi::Value& v, const st
   if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addonData(env).moduleClass.Value())) {
     throwType(env, what, "a Module", v);
   }
-  return Unwrap(v.As<Napi::Object>())->module_;
+  return Unwrap(v.As<Napi::Object>())->held(env);
 }
 
-Napi::Value Module::kind(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kindName(*module_)); }
+Napi::Value Module::kind(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), kindName(*held(info.Env())));
+}
 
 namespace {
 
@@ -71,14 +89,16 @@ std::pair<at::Tensor, int64_t> runMeasured(torch::nn::Module& model, const at::T
 }  // namespace
 
 Napi::Value Module::forward(const Napi::CallbackInfo& info) {
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
   at::Tensor x = Tensor::unwrap(info[0], "input");
-  auto [y, held] = withModelLock(info.Env(), [&] { return runMeasured(*module_, x); });
+  auto [y, held] = withModelLock(info.Env(), [&] { return runMeasured(*module, x); });
   return Tensor::wrap(info.Env(), y, held);
 }
 
 Napi::Value Module::forwardAsync(const Napi::CallbackInfo& info) {
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
   at::Tensor x = Tensor::unwrap(info[0], "input");
-  return runAsync(info.Env(), [module = module_, x]() -> Settle {
+  return runAsync(info.Env(), [module, x]() -> Settle {
     auto [y, held] = runMeasured(*module, x);
     return [y, held](Napi::Env env) { return Tensor::wrap(env, y, held); };
   });
@@ -86,21 +106,24 @@ Napi::Value Module::forwardAsync(const Napi::CallbackInfo& info) {
 
 /// forwardOutputs(x) -> [[name, tensor], ...]: every named output ("out", "aux", ...).
 Napi::Value Module::forwardOutputs(const Napi::CallbackInfo& info) {
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
   at::Tensor x = Tensor::unwrap(info[0], "input");
-  return withModelLock(info.Env(), [&] { return Tensor::wrapNamed(info.Env(), runModelOutputs(*module_, x)); });
+  return withModelLock(info.Env(), [&] { return Tensor::wrapNamed(info.Env(), runModelOutputs(*module, x)); });
 }
 
 Napi::Value Module::forwardOutputsAsync(const Napi::CallbackInfo& info) {
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
   at::Tensor x = Tensor::unwrap(info[0], "input");
-  return runAsync(info.Env(), [module = module_, x]() -> Settle {
+  return runAsync(info.Env(), [module, x]() -> Settle {
     NamedOutputs outputs = runModelOutputs(*module, x);
     return [outputs](Napi::Env env) { return Tensor::wrapNamed(env, outputs); };
   });
 }
 
 Napi::Value Module::namedChildren(const Napi::CallbackInfo& info) {
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
   Napi::Env env = info.Env();
-  auto children = withModelLock(env, [&] { return module_->named_children(); });
+  auto children = withModelLock(env, [&] { return module->named_children(); });
   auto out = Napi::Array::New(env, children.size());
   uint32_t i = 0;
   for (const auto& c : children) {
@@ -113,33 +136,37 @@ Napi::Value Module::namedChildren(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Module::namedParameters(const Napi::CallbackInfo& info) {
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
   bool recurse = !given(info[0]) || toBool(info[0], "recurse");
   NamedTensors entries;
   withModelLock(info.Env(), [&] {
-    for (const auto& p : module_->named_parameters(recurse)) entries.emplace_back(p.key(), p.value());
+    for (const auto& p : module->named_parameters(recurse)) entries.emplace_back(p.key(), p.value());
   });
   return Tensor::wrapNamed(info.Env(), entries);
 }
 
 Napi::Value Module::namedBuffers(const Napi::CallbackInfo& info) {
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
   bool recurse = !given(info[0]) || toBool(info[0], "recurse");
   NamedTensors entries;
   withModelLock(info.Env(), [&] {
-    for (const auto& b : module_->named_buffers(recurse)) entries.emplace_back(b.key(), b.value());
+    for (const auto& b : module->named_buffers(recurse)) entries.emplace_back(b.key(), b.value());
   });
   return Tensor::wrapNamed(info.Env(), entries);
 }
 
 Napi::Value Module::stateDict(const Napi::CallbackInfo& info) {
-  return Tensor::wrapNamed(info.Env(), withModelLock(info.Env(), [&] { return fcn::stateDict(*module_); }));
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
+  return Tensor::wrapNamed(info.Env(), withModelLock(info.Env(), [&] { return fcn::stateDict(*module); }));
 }
 
 /// loadStateDict([[name, tensor], ...], strict) -> {missingKeys, unexpectedKeys}
 Napi::Value Module::loadStateDict(const Napi::CallbackInfo& info) {
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
   Napi::Env env = info.Env();
   NamedTensors entries = Tensor::unwrapNamed(info[0], "stateDict");
   bool strict = toBool(info[1], "strict");
-  LoadReport report = withModelLock(env, [&] { return fcn::loadStateDict(*module_, entries, strict); });
+  LoadReport report = withModelLock(env, [&] { return fcn::loadStateDict(*module, entries, strict); });
   auto out = Napi::Object::New(env);
   out.Set("missingKeys", fromStrings(env, report.missingKeys));
   out.Set("unexpectedKeys", fromStrings(env, report.unexpectedKeys));
@@ -147,42 +174,47 @@ Napi::Value Module::loadStateDict(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Module::train(const Napi::CallbackInfo& info) {
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
   bool mode = toBool(info[0], "mode");
-  withModelLock(info.Env(), [&] { module_->train(mode); });
+  withModelLock(info.Env(), [&] { module->train(mode); });
   return info.Env().Undefined();
 }
 
 Napi::Value Module::isTraining(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), module_->is_training());
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
+  return Napi::Boolean::New(info.Env(), module->is_training());
 }
 
 Napi::Value Module::to(const Napi::CallbackInfo& info) {
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
   Napi::Env env = info.Env();
   if (info[0].IsString()) {
     std::string spec = info[0].As<Napi::String>().Utf8Value();
     if (spec == "float32" || spec == "float64") {
       at::ScalarType dtype = toDtype(info[0]);
-      withModelLock(env, [&] { module_->to(dtype); });
+      withModelLock(env, [&] { module->to(dtype); });
       return env.Undefined();
     }
   }
   c10::Device device = toDevice(info[0]);
-  withModelLock(env, [&] { module_->to(device); });
+  withModelLock(env, [&] { module->to(device); });
   return env.Undefined();
 }
 
 Napi::Value Module::zeroGrad(const Napi::CallbackInfo& info) {
-  withModelLock(info.Env(), [&] { module_->zero_grad(true); });
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
+  withModelLock(info.Env(), [&] { module->zero_grad(true); });
   return info.Env().Undefined();
 }
 
 Napi::Value Module::addModule(const Napi::CallbackInfo& info) {
+  std::shared_ptr<torch::nn::Module> module = held(info.Env());
   Napi::Env env = info.Env();
   std::string name = toString(info[0], "name");
   auto child = unwrap(info[1], "module");
-  auto* sequential = dynamic_cast<Sequential*>(module_.get());
+  auto* sequential = dynamic_cast<Sequential*>(module.get());
   if (sequential == nullptr) {
-    throw Napi::TypeError::New(env, "addModule: only a Sequential takes new modules, this is a " + kindName(*module_));
+    throw Napi::TypeError::New(env, "addModule: only a Sequential takes new modules, this is a " + kindName(*module));
   }
   withModelLock(env, [&] { sequential->append(name, child); });
   return env.Undefined();

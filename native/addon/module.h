@@ -34,6 +34,10 @@ class Module : public Napi::ObjectWrap<Module> {
   Napi::Value to(const Napi::CallbackInfo& info);
   Napi::Value zeroGrad(const Napi::CallbackInfo& info);
   Napi::Value addModule(const Napi::CallbackInfo& info);
+  Napi::Value dispose(const Napi::CallbackInfo& info);
+  Napi::Value disposed(const Napi::CallbackInfo& info);
+  /// The module, or a thrown JS Error once this handle was disposed.
+  const std::shared_ptr<torch::nn::Module>& held(Napi::Env env) const;
 
   std::shared_ptr<torch::nn::Module> module_;
 };

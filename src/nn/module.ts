@@ -47,6 +47,24 @@ export class Module {
     this.native = handle;
   }
 
+  /**
+   * Lets go of the module now rather than when it is garbage-collected: its parameters and
+   * buffers are freed once nothing else holds them (a parent module, an optimizer, a forward
+   * still running, tensors from its parameters() or stateDict()). Later use of this handle
+   * throws; other handles to the same module (its parent's children()) still work.
+   */
+  dispose(): void {
+    this.native.dispose();
+  }
+  /** {@link Module.dispose}, for `using net = ...` (explicit resource management). */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+  /** True once {@link Module.dispose} was called on this handle. */
+  get isDisposed(): boolean {
+    return this.native.disposed;
+  }
+
   /** The layer kind: 'Conv2d', 'Sequential', 'ResNet', ... */
   get kind(): string {
     return this.native.kind;

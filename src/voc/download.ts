@@ -6,7 +6,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tar from 'tar';
 import { digestMatches, downloadVerified, fileDigest } from '../download';
 
 /** The archive d2l downloads, with its SHA-1. */
@@ -51,6 +50,8 @@ export async function download(options: DownloadOptions): Promise<string> {
   // Extract beside the destination, then move the finished tree into place.
   const staging = fs.mkdtempSync(path.join(root, '.extracting-'));
   try {
+    // tar is loaded here, not with the library: only a VOC download needs it.
+    const tar = await import('tar');
     await tar.x({ file: archive, cwd: staging, strict: true });
     const extracted = path.join(staging, 'VOCdevkit', 'VOC2012');
     if (!fs.existsSync(path.join(extracted, 'ImageSets', 'Segmentation'))) {

@@ -23,10 +23,10 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
  * Class ids uint8 [H, W] of RGB label pixels, computed natively off the event loop: the
  * boundary colour becomes the ignore index, any colour outside the palette is an error.
  */
-export async function labelToClassIds(pixels: RgbPixels): Promise<Tensor> {
+export async function labelToClassIds(pixels: RgbPixels): Promise<Tensor<'uint8'>> {
   const rgb = pixelsToTensor(pixels);
   try {
-    return new Tensor(await native.voc.labelIndices(rgb.native));
+    return new Tensor<'uint8'>(await native.voc.labelIndices(rgb.native));
   } finally {
     rgb.dispose();
   }
@@ -132,7 +132,7 @@ async function inflateRows(png: IndexedPng): Promise<Buffer> {
  * through {@link decodeRgb}. Files of more than `maxPixels` pixels (default
  * {@link DECODE_MAX_PIXELS}) are refused from their header. Errors name the file.
  */
-export async function readLabel(file: string, options: { maxPixels?: number } = {}): Promise<Tensor> {
+export async function readLabel(file: string, options: { maxPixels?: number } = {}): Promise<Tensor<'uint8'>> {
   const maxPixels = checkInteger(options.maxPixels ?? DECODE_MAX_PIXELS, 'maxPixels', 1);
   let png: IndexedPng | null;
   let rows: Buffer;
@@ -153,7 +153,7 @@ export async function readLabel(file: string, options: { maxPixels?: number } = 
       const colours = torch.tensor(new Uint8Array(palette.buffer, palette.byteOffset, palette.length), {
         shape: [palette.length / 3, 3],
       });
-      return new Tensor(await native.voc.paletteLabelIndices(scanlines.native, height, width, colours.native));
+      return new Tensor<'uint8'>(await native.voc.paletteLabelIndices(scanlines.native, height, width, colours.native));
     });
   } catch (err) {
     throw new Error(`label '${file}': ${(err as Error).message}`);
