@@ -2,11 +2,16 @@
  * Training checkpoints: model weights, optimizer state, epoch, history and configuration
  * in one safetensors file (`model.*` and `optimizer.*` tensors, the rest as JSON in its
  * metadata), written to a temporary name and renamed, so a crash mid-save leaves the
- * previous checkpoint intact. Python's `safetensors` reads them too.
+ * previous checkpoint intact. Python's `safetensors` reads them too. The configuration holds
+ * what rebuilds the model (its kind and classes), so that `fcn eval`, `fcn predict` and
+ * `fcn serve` take a checkpoint written from the API as they take `fcn train`'s.
  */
 
 import { z } from 'zod';
+import { describe } from './checks';
+import type { ClassInfo } from './data/classes';
 import type { EpochMetrics } from './metrics';
+import { modelConfig } from './model-kind';
 import type { Module } from './nn/module';
 import type { Optimizer, SchedulerState } from './optim';
 import { loadWithMetadata, save } from './serialization';
@@ -20,7 +25,11 @@ export interface CheckpointInfo {
   epoch: number;
   /** Metrics of those epochs. */
   history: EpochMetrics[];
-  /** The caller's description of the run (architecture, crop, learning rate, ...). */
+  /**
+   * The run's settings: what rebuilds the model (`model` or `arch`, `numClasses`, `auxLoss`,
+   * `classes`, as `fcn train` writes them) and the caller's description of the run (crop,
+   * learning rate, ...).
+   */
   config: Record<string, unknown>;
   /** The learning-rate scheduler's state, when the run has one. */
   scheduler?: SchedulerState;
@@ -34,18 +43,49 @@ export interface Checkpoint extends CheckpointInfo {
   optimizer: Map<string, Tensor>;
 }
 
-/** Writes model and optimizer state with info to file (a `.safetensors` path), atomically. */
-export async function saveCheckpoint(
-  file: string,
-  parts: { model: Module; optimizer?: Optimizer } & CheckpointInfo,
-): Promise<void> {
+/** What {@link saveCheckpoint} writes: the model, and optionally its optimizer, classes and settings. */
+export interface CheckpointParts extends Omit<CheckpointInfo, 'config'> {
+  /** The model; its state dict is saved, and its kind and number of classes go into the config. */
+  model: Module;
+  /** The optimizer, whose state (momentum buffers, ...) a resumed run continues from. */
+  optimizer?: Optimizer;
+  /**
+   * The class names, index = class id, or names with colours (`{ name, color: [r, g, b] }`),
+   * one per class of the model: `fcn eval`, `fcn predict` and `fcn serve` show them. Default:
+   * a torchvision model's categories where its published weights have them; else the CLI
+   * makes them up (VOC's for 21 classes, `class_k` otherwise).
+   */
+  classes?: readonly (string | ClassInfo)[];
+  /**
+   * The run's settings (crop, learning rate, ...: anything JSON), stored as they are. The
+   * model's kind and classes are added for the fields this does not set: `arch` ('fcn32s',
+   * 'fcn16s', 'fcn8s') for the chapter's FCN or `model` (torchvision's builder name) for a
+   * segmentation model, `numClasses`, `auxLoss`, and `classes` (from `classes`). Fields set
+   * here win, so a config that says otherwise than the weights is refused when loaded by the
+   * CLI.
+   */
+  config?: Record<string, unknown>;
+}
+
+/**
+ * Writes model and optimizer state with info to file (a `.safetensors` path), atomically.
+ * The config also says which model it is (see `CheckpointParts.config`), so that the
+ * CLI rebuilds it: a checkpoint of `createFcn`'s FCN or of a `models.segmentation` model
+ * loads in `fcn eval --checkpoint`, `fcn predict --checkpoint` and `fcn serve --checkpoint`.
+ */
+export async function saveCheckpoint(file: string, parts: CheckpointParts): Promise<void> {
+  const config = parts.config ?? {};
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new TypeError(`saveCheckpoint: config must be an object of settings, got ${describe(config)}`);
+  }
+  const state = parts.model.stateDict();
   const tensors = new Map<string, Tensor>();
-  for (const [name, t] of parts.model.stateDict()) tensors.set(`model.${name}`, t);
+  for (const [name, t] of state) tensors.set(`model.${name}`, t);
   for (const [name, t] of parts.optimizer?.stateDict() ?? []) tensors.set(`optimizer.${name}`, t);
   const info: CheckpointInfo = {
     epoch: parts.epoch,
     history: parts.history,
-    config: parts.config,
+    config: { ...modelConfig(parts.model, state, parts.classes), ...config },
     ...(parts.scheduler ? { scheduler: parts.scheduler } : {}),
   };
   await save(tensors, file, { format: 'pt', [METADATA_KEY]: JSON.stringify(info) });

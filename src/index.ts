@@ -16,7 +16,13 @@ import type { ServeOptions, ViewerServer } from './serve';
 import * as torch from './torch';
 import * as voc from './voc';
 
-export { type Checkpoint, type CheckpointInfo, loadCheckpoint, saveCheckpoint } from './checkpoint';
+export {
+  type Checkpoint,
+  type CheckpointInfo,
+  type CheckpointParts,
+  loadCheckpoint,
+  saveCheckpoint,
+} from './checkpoint';
 export {
   type DistributedBackend,
   freePort,

@@ -1,14 +1,18 @@
 /**
- * A trained model back from its file: an `fcn train` checkpoint, or the model.safetensors it
- * writes (its spec in the metadata), or plain weights of one of the chapter's FCNs (the spec
- * told by the tensor names). The spec is checked against the file's tensors before anything
- * is built, so that metadata cannot make it build a huge model. The CLI and the viewer use it.
+ * A trained model back from its file: a checkpoint (`fcn train`'s, or one `saveCheckpoint`
+ * wrote: its config says which model), the model.safetensors `fcn train` writes (its spec in
+ * the metadata), or a plain state dict of one of the chapter's FCNs or of a torchvision
+ * segmentation model (which model, and its number of classes, told by the tensors' names and shapes).
+ * The spec is checked against the file's tensors before anything is built, so that metadata
+ * cannot make it build a huge model, and the built model's weights against the file's before
+ * they are loaded. The CLI and the viewer use it.
  */
 import { z } from 'zod';
 import { checkpointOf, isCheckpoint } from './checkpoint';
 import { type ClassInfo, defaultClasses, MAX_CLASSES } from './data/classes';
 import { DATA_FORMATS } from './data/dataset';
 import { createFcn, FCN_ARCHS, UPSAMPLING_INITS } from './fcn';
+import { classTensor, kindName, kindOfWeights } from './model-kind';
 import { type BackboneWeights, getModel, SEGMENTATION_MODELS, type SegmentationOptions } from './models/segmentation';
 import type { Module } from './nn/module';
 import { resnet18 } from './nn/resnet';
@@ -138,25 +142,6 @@ function finetuneFrom(model: Module, trained: Module, name: string, log: ((line:
   }
 }
 
-/** The tensor whose first size is the model's number of classes. */
-export function classTensor(spec: Partial<Pick<ModelSpec, 'model' | 'arch'>>): string {
-  if (spec.model) return spec.model.startsWith('lraspp') ? 'classifier.low_classifier.weight' : 'classifier.4.weight';
-  return spec.arch === 'fcn32s' ? 'final_conv.weight' : 'score_fr.weight';
-}
-
-/** The chapter's FCN whose weights these are, told by their names and shapes; null when they are none. */
-function specOfTensors(tensors: Map<string, Tensor>): ModelSpec | null {
-  const arch = tensors.has('score_pool3.weight')
-    ? 'fcn8s'
-    : tensors.has('score_pool4.weight')
-      ? 'fcn16s'
-      : tensors.has('final_conv.weight')
-        ? 'fcn32s'
-        : null;
-  const scores = arch ? tensors.get(classTensor({ arch })) : undefined;
-  return arch && scores ? { arch, init: 'bilinear', numClasses: scores.shape[0], auxLoss: false } : null;
-}
-
 /** The classes of a spec: its dataset's, or made up for its number of classes (VOC's for 21). */
 export function classesOf(spec: Pick<ModelSpec, 'classes' | 'numClasses'>): ClassInfo[] {
   return spec.classes ?? defaultClasses(spec.numClasses);
@@ -170,55 +155,117 @@ export interface ModelFile {
   epoch?: number;
 }
 
+/** What a model file holds: the weights, the settings it states (null: none), and for a checkpoint the epoch. */
+interface FileContents {
+  weights: Map<string, Tensor>;
+  stated: Record<string, unknown> | null;
+  epoch?: number;
+  /** What the file is. */
+  what: 'checkpoint' | 'model file' | 'weights';
+}
+
+function contentsOf(file: string, tensors: Map<string, Tensor>, metadata: Record<string, string>): FileContents {
+  if (isCheckpoint(metadata)) {
+    const checkpoint = checkpointOf(file, tensors, metadata);
+    return { weights: checkpoint.model, stated: checkpoint.config, epoch: checkpoint.epoch, what: 'checkpoint' };
+  }
+  const text = metadata[MODEL_METADATA_KEY];
+  if (text === undefined) return { weights: tensors, stated: null, what: 'weights' };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error(`'${file}': its '${MODEL_METADATA_KEY}' metadata is not JSON`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new Error(`'${file}': its '${MODEL_METADATA_KEY}' metadata is not a JSON object`);
+  }
+  return { weights: tensors, stated: json as Record<string, unknown>, what: 'model file' };
+}
+
+const IDENTITY = ['model', 'arch', 'numClasses'] as const;
+
 /**
- * The model in a file `fcn train` wrote (checkpoint.safetensors, or model.safetensors), or in
- * plain weights of one of the chapter's FCNs (a `.safetensors` or `.pth` state dict), on device.
+ * The spec of a file's model: the settings it states, with what its weights tell (the kind,
+ * the number of classes, the aux classifier) for the fields they leave out, where the two
+ * agree on which model it is; an error in words when neither says.
+ */
+function specOf(file: string, { weights, stated, what }: FileContents): { spec: ModelSpec; inferred: boolean } {
+  const found = kindOfWeights(weights);
+  const says = stated !== null && IDENTITY.some((key) => stated[key] !== undefined);
+  if (!says && !found) {
+    const tensors = `${[...weights.keys()].slice(0, 3).join(', ') || 'none'}${weights.size > 3 ? ', ...' : ''}`;
+    const known = "neither the chapter's FCN (createFcn) nor a torchvision segmentation model (models.segmentation)";
+    throw new Error(
+      what === 'checkpoint'
+        ? `'${file}' is a checkpoint of a model that fcn eval, predict and serve cannot rebuild: its config does not ` +
+            `say which (model or arch, and numClasses) and its tensors (${tensors}) are those of ${known}; ` +
+            'save one of those, or load it with loadCheckpoint into your own model'
+        : `'${file}' holds no fcn-torch model: give the checkpoint.safetensors or model.safetensors that fcn train ` +
+            "writes, or a checkpoint (saveCheckpoint) or state dict (save(net.stateDict(), file)) of the chapter's " +
+            `FCN or of a torchvision segmentation model; its tensors (${tensors}) are those of ${known}`,
+    );
+  }
+  const agrees =
+    found !== null &&
+    (!says ||
+      (stated?.model === undefined
+        ? found.model === undefined && (stated?.arch === undefined || stated.arch === found.arch)
+        : stated.model === found.model));
+  const spec = parseOrThrow(
+    ModelSpecSchema,
+    { ...(agrees ? found : {}), ...stated },
+    `'${file}' does not say which model it holds`,
+  );
+  return { spec, inferred: !says };
+}
+
+/** The first differences between the weights a model has and those given (names and shapes), in words; empty when they fit. */
+function misfits(mine: Map<string, Tensor>, given: Map<string, Tensor>): string[] {
+  const problems: string[] = [];
+  for (const [key, t] of mine) {
+    const theirs = given.get(key);
+    if (!theirs) problems.push(`it has no '${key}'`);
+    else if (theirs.shape.join() !== t.shape.join())
+      problems.push(`its '${key}' is [${theirs.shape.join(', ')}], not [${t.shape.join(', ')}]`);
+  }
+  for (const key of given.keys()) if (!mine.has(key)) problems.push(`it has '${key}', which the model has not`);
+  return problems;
+}
+
+/**
+ * The model in a file, on device: a checkpoint (`fcn train`'s checkpoint.safetensors, or one
+ * `saveCheckpoint` wrote), the model.safetensors `fcn train` writes, or a plain state dict of
+ * the chapter's FCN or of a torchvision segmentation model (`save(net.stateDict(), file)`,
+ * a torchvision `.pth`). Which model, and its number of classes, come from the file's
+ * settings where it states them, else from its tensors' names and shapes.
  */
 export async function modelFromFile(file: string, device: Device): Promise<ModelFile> {
   const { tensors, metadata } = await loadWithMetadata(file);
-  let spec: ModelSpec | null;
-  let weights = tensors;
-  let epoch: number | undefined;
-  if (isCheckpoint(metadata)) {
-    const checkpoint = checkpointOf(file, tensors, metadata);
-    if (Object.keys(checkpoint.config ?? {}).length === 0) {
-      throw new Error(
-        `'${file}' is a checkpoint without the settings that say which model it holds (train()'s config option, ` +
-          'which fcn train fills): give the model.safetensors fcn train writes, or load it with loadCheckpoint into your model',
-      );
-    }
-    spec = parseOrThrow(ModelSpecSchema, checkpoint.config, `'${file}' does not say which model it holds`);
-    weights = checkpoint.model;
-    epoch = checkpoint.epoch;
-  } else if (metadata[MODEL_METADATA_KEY] !== undefined) {
-    let json: unknown;
-    try {
-      json = JSON.parse(metadata[MODEL_METADATA_KEY]);
-    } catch {
-      throw new Error(`'${file}': its '${MODEL_METADATA_KEY}' metadata is not JSON`);
-    }
-    spec = parseOrThrow(ModelSpecSchema, json, `'${file}' does not say which model it holds`);
-  } else {
-    spec = specOfTensors(tensors);
-    if (!spec) {
-      throw new Error(
-        `'${file}' holds no fcn-torch model: give the checkpoint.safetensors or model.safetensors that fcn train ` +
-          "writes, or the weights of one of the chapter's FCNs",
-      );
-    }
-  }
+  const contents = contentsOf(file, tensors, metadata);
+  const { weights, epoch } = contents;
+  const { spec, inferred } = specOf(file, contents);
+  const name = kindName(spec);
   if (spec.classes && spec.classes.length !== spec.numClasses) {
     throw new Error(`'${file}' names ${spec.classes.length} classes but says it has ${spec.numClasses}`);
   }
-  const name = classTensor(spec);
-  const classes = weights.get(name);
+  const scores = classTensor(spec);
+  const classes = weights.get(scores);
   if (classes?.shape[0] !== spec.numClasses) {
     throw new Error(
-      `'${file}' says ${spec.model ?? spec.arch} with ${spec.numClasses} classes, but its ${name} is ` +
+      `'${file}' says ${name} with ${spec.numClasses} classes, but its ${scores} is ` +
         `${classes ? `[${classes.shape.join(', ')}]` : 'missing'}`,
     );
   }
   const net = await buildModel(spec, 'cpu');
+  const problems = misfits(net.stateDict(), weights);
+  if (problems.length > 0) {
+    const more = problems.length > 2 ? ` (and ${problems.length - 2} more)` : '';
+    throw new Error(
+      `'${file}' ${inferred ? 'looks like' : 'says'} ${name} with ${spec.numClasses} classes, but its weights are ` +
+        `not ${name}'s: ${problems.slice(0, 2).join('; ')}${more}`,
+    );
+  }
   net.loadStateDict(weights);
   return { net: net.to(device), spec, epoch };
 }

@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
+import { decode } from 'fast-png';
 import sharp from 'sharp';
-import { loadCheckpoint } from '../src';
-import { cli, fixtures, runNode } from './helpers';
+import { createFcn, loadCheckpoint, optim, predict, readImage, save, saveCheckpoint, torch, train } from '../src';
+import { cli, fixtures, repeatBatch, runNode } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-cli-'));
 
@@ -39,6 +40,10 @@ test.serial('fcn synth, train, train --resume, eval and predict run end to end',
   t.is(saved.epoch, 2);
   t.is(saved.history.length, 2);
   t.is(saved.config.arch, 'fcn8s');
+  // ... and rebuilds through the API: its config names the model, whose labels are those fcn predict gives below.
+  t.is(saved.config.numClasses, 21);
+  const rebuilt = createFcn({ arch: 'fcn8s', numClasses: 21 });
+  rebuilt.loadStateDict(saved.model);
 
   // eval and predict take the checkpoint or the weights file (with its spec), and the synth root as --data.
   const weights = path.join(tmp, 'run', 'model.safetensors');
@@ -60,6 +65,9 @@ test.serial('fcn synth, train, train --resume, eval and predict run end to end',
   t.is(labelled.code, 0, labelled.stderr);
   t.regex(labelled.stdout, /synth_000000\.labels\.png \(72x104\)/);
   t.true(fs.existsSync(path.join(tmp, 'pred', 'grid.png')));
+  const cliLabels = decode(fs.readFileSync(path.join(tmp, 'pred', 'synth_000000.labels.png'))).data;
+  const apiLabels = (await predict(rebuilt, await readImage(image))).to('int32').toTypedArray();
+  t.deepEqual([...cliLabels], [...apiLabels], "fcn predict's labels are the API model's");
   const crop = await fcn('predict', '--checkpoint', checkpoint, '--out', 'pred-crop', '--crop', '64x96', image);
   t.is(crop.code, 0, crop.stderr);
   t.regex(crop.stdout, /synth_000000\.labels\.png \(64x96\)/);
@@ -235,5 +243,64 @@ test.serial(
     const predicted = await fcn('predict', '--checkpoint', checkpoint, '--out', 'model-run-pred', image);
     t.is(predicted.code, 0, predicted.stderr);
     t.regex(predicted.stdout, /synth_000002\.labels\.png \(72x104\)/);
+  },
+);
+
+test.serial(
+  'a checkpoint the API wrote (3 classes) loads in fcn eval and fcn predict, which say its classes',
+  async (t) => {
+    // Trained from the API with batches of its own, one step, then saved without a config.
+    const root = path.join(fixtures, 'datasets', 'index'); // 3 classes: background, circle é, square 漢字
+    const ids = BigInt64Array.from({ length: 2 * 64 * 96 }, (_, i) => BigInt(Math.floor((i % 96) / 32)));
+    const batches = repeatBatch(torch.randn([2, 3, 64, 96]), torch.tensor(ids, { shape: [2, 64, 96] }));
+    torch.manualSeed(3);
+    const net = createFcn({ arch: 'fcn16s', numClasses: 3 });
+    const optimizer = new optim.SGD(net.parameters(), { lr: 0.01 });
+    const history = await train(net, batches, batches, { epochs: 1, optimizer, log: null, progress: false });
+    const file = path.join(tmp, 'api-3.safetensors');
+    await saveCheckpoint(file, {
+      model: net,
+      optimizer,
+      epoch: 1,
+      history,
+      classes: ['background', 'circle', 'square'],
+    });
+    const saved = await loadCheckpoint(file);
+    t.like(saved.config, { arch: 'fcn16s', numClasses: 3, auxLoss: false });
+
+    const image = path.join(root, 'images', 'plain_3.jpg');
+    const predicted = await fcn('predict', '--checkpoint', file, '--out', 'api-pred', image);
+    t.is(predicted.code, 0, predicted.stderr);
+    t.regex(predicted.stdout, /plain_3\.labels\.png \(64x128\)/);
+    const mask = decode(fs.readFileSync(path.join(tmp, 'api-pred', 'plain_3.labels.png')));
+    t.is(mask.palette?.length, 3, 'a palette of 3 classes');
+    const labels = (await predict(net, await readImage(image))).to('int32').toTypedArray();
+    t.deepEqual([...mask.data], [...labels], "fcn predict's labels are the API model's own");
+    t.notRegex(predicted.stdout, /aeroplane|class_/, 'the names given to saveCheckpoint');
+
+    const evaluated = await fcn('eval', '--checkpoint', file, '--data', root, '--whole');
+    t.is(evaluated.code, 0, evaluated.stderr);
+    t.regex(evaluated.stdout, /2 val images of .*pixel accuracy [01]\.\d+, mean IoU [01]\.\d+/s);
+    const rows = evaluated.stdout
+      .split('\n')
+      .slice(evaluated.stdout.split('\n').findIndex((l) => l.startsWith('class')) + 1);
+    t.deepEqual(
+      rows.filter((l) => l.trim()).map((l) => l.split(/\s+/)[0]),
+      ['background', 'circle', 'square'],
+      'one IoU row per class of the checkpoint',
+    );
+    const crops = await fcn('eval', '--checkpoint', file, '--data', root);
+    t.regex(crops.stderr, /does not say which crop it was trained with; give --crop HxW or --whole/);
+    const onVoc = await fcn('eval', '--checkpoint', file, '--data', await synthetic(), '--whole');
+    t.regex(onVoc.stderr, /has 3 classes, but '.*' is a VOC2012 tree of 21/);
+
+    // A plain state dict (save(net.stateDict(), file)) is told by its tensors: fcn16s with 3 classes.
+    const plain = path.join(tmp, 'api-3-weights.safetensors');
+    await save(net.stateDict(), plain);
+    const fromWeights = await fcn('predict', '--checkpoint', plain, '--out', 'api-weights-pred', image);
+    t.is(fromWeights.code, 0, fromWeights.stderr);
+    const plainMask = decode(fs.readFileSync(path.join(tmp, 'api-weights-pred', 'plain_3.labels.png')));
+    t.deepEqual([...plainMask.data], [...labels]);
+    t.regex(fromWeights.stdout, /class_[012]/, 'unnamed classes');
   },
 );

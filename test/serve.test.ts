@@ -11,16 +11,8 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import test from 'ava';
 import sharp from 'sharp';
-import { createFcn, models, nn, predict, readImage, save, saveCheckpoint } from '../src';
-import {
-  chapterModel,
-  fileModel,
-  isLoopback,
-  type ModelSource,
-  segmentationModel,
-  serve,
-  type ViewerServer,
-} from '../src/serve';
+import { models, nn, predict, readImage, saveCheckpoint } from '../src';
+import { chapterModel, isLoopback, type ModelSource, segmentationModel, serve, type ViewerServer } from '../src/serve';
 import { cli, fixtures, runNode } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-serve-'));
@@ -352,21 +344,6 @@ test('a run without a checkpoint yet: predictions with its model say so (503), t
   } finally {
     await s.close();
   }
-});
-
-test('fileModel: a weights file of an FCN is told its architecture by its tensor names; others are refused', async (t) => {
-  const net = createFcn({ arch: 'fcn8s' });
-  const file = path.join(tmp, 'model.safetensors');
-  await save(net.stateDict(), file);
-  const loaded = await fileModel(file).load();
-  t.is(loaded.label, 'fcn8s (model.safetensors)');
-  t.is(loaded.classes.length, 21);
-  t.is(loaded.net.kind, 'FCN8s');
-  const conv = path.join(tmp, 'conv.safetensors');
-  await save(new nn.Conv2d(3, 4, { kernelSize: 1 }).stateDict(), conv);
-  await t.throwsAsync(fileModel(conv).load(), {
-    message: /^'.*conv\.safetensors' holds no fcn-torch model: give the checkpoint\.safetensors or model\.safetensors/,
-  });
 });
 
 test('a torchvision segmentation model labels uploads with its own preprocessing, as predict does', async (t) => {

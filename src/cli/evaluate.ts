@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import type { ClassInfo } from '../data/classes';
-import { problemsError, readDataset } from '../data/dataset';
+import { detectFormat, problemsError, readDataset } from '../data/dataset';
 import { classesOf, type ModelSpec, modelFromFile } from '../model-file';
 import type { Module } from '../nn/module';
 import type { Device } from '../tensor';
@@ -20,7 +20,7 @@ export const evalCommand = new Command('eval')
   .description('pixel accuracy, mean IoU and per-class IoU of a trained model on the val split')
   .requiredOption(
     '--checkpoint <file>',
-    'the checkpoint.safetensors or model.safetensors that fcn train writes',
+    'the checkpoint.safetensors or model.safetensors that fcn train writes, or a checkpoint or state dict saved from the API',
     existingFile,
   )
   .requiredOption(
@@ -39,7 +39,10 @@ evalCommand.action(
     setThreads(o.threads);
     const { net, spec } = await modelFromFile(o.checkpoint, o.device);
     const classes = classesOf(spec);
-    const r = spec.dataset ? await evaluateDataset(net, spec, classes, o) : await evaluateVoc(net, spec, o);
+    const r =
+      (spec.dataset?.format ?? detectFormat(o.data)) === 'voc'
+        ? await evaluateVoc(net, spec, o)
+        : await evaluateDataset(net, spec, classes, o);
     console.log(
       `pixel accuracy ${r.pixelAccuracy.toFixed(4)}, mean IoU ${r.meanIoU.toFixed(4)}` +
         (Number.isNaN(r.loss) ? '' : `, loss ${r.loss.toFixed(4)}`),
@@ -67,6 +70,12 @@ function cropOf(o: EvalFlags, spec: ModelSpec): [number, number] {
 /** A model trained on VOC2012 (or its synthetic likeness), on that tree's val split. */
 async function evaluateVoc(net: Module, spec: ModelSpec, o: EvalFlags): Promise<Evaluation> {
   const root = voc.resolveVocRoot(o.data);
+  if (spec.numClasses !== voc.VOC_CLASSES.length) {
+    throw new Error(
+      `'${o.checkpoint}' has ${spec.numClasses} classes, but '${o.data}' is a VOC2012 tree of ` +
+        `${voc.VOC_CLASSES.length}; give the dataset it was trained on`,
+    );
+  }
   if (o.whole) {
     const dataset = new voc.VOCSegDataset(root, { split: 'val', cropSize: [1, 1] });
     return evaluateWholeImages(net, await dataset.load(), { numClasses: spec.numClasses });
@@ -78,10 +87,11 @@ async function evaluateVoc(net: Module, spec: ModelSpec, o: EvalFlags): Promise<
 /**
  * A model trained on a dataset of its own, on that dataset's val split: read as training read
  * it (its layout, ignore value, and the split: the dataset's own, or the run's split.json
- * beside the checkpoint, or the same seeded random split).
+ * beside the checkpoint, or the same seeded random split). A model whose file does not say
+ * how (a checkpoint written from the API) takes `data.loadData`'s defaults.
  */
 async function evaluateDataset(net: Module, spec: ModelSpec, classes: ClassInfo[], o: EvalFlags): Promise<Evaluation> {
-  const settings = spec.dataset as NonNullable<ModelSpec['dataset']>;
+  const settings = spec.dataset ?? { format: detectFormat(o.data), ignoreIndex: 255, valFraction: 0.1, seed: 0 };
   const data = await readDataset(o.data, {
     ...settings,
     classes,

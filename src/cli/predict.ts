@@ -10,7 +10,8 @@ import path from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
 import { type ClassInfo, classColour, defaultClasses } from '../data/classes';
 import { type ClassFound, classesFound, label2image, overlay, readImage, saveImageGrid, saveMask } from '../image';
-import { classesOf, classTensor, modelFromFile, modelWeights } from '../model-file';
+import { classesOf, modelFromFile, modelWeights } from '../model-file';
+import { classTensor } from '../model-kind';
 import { getModel, SEGMENTATION_MODELS, SegmentationModel } from '../models/segmentation';
 import type { Module } from '../nn/module';
 import { PREDICT_MAX_PIXELS, predict } from '../predict';
@@ -22,7 +23,11 @@ import { cropSize, device, existingFile, integer, isFile } from './options';
 export const predictCommand = new Command('predict')
   .description('label images: a colour label map, an overlay and a legend per image, and a grid of input | prediction')
   .argument('<images...>', 'image files (JPEG, PNG, WebP, ...)')
-  .option('--checkpoint <file>', 'the checkpoint.safetensors or model.safetensors that fcn train writes', existingFile)
+  .option(
+    '--checkpoint <file>',
+    'the checkpoint.safetensors or model.safetensors that fcn train writes, or a checkpoint or state dict saved from the API',
+    existingFile,
+  )
   .addOption(new Option('--model <name>', 'a torchvision segmentation model instead').choices(SEGMENTATION_MODELS))
   .option('--weights <w>', 'with --model: COCO_WITH_VOC_LABELS_V1 or DEFAULT (download once), or a file', 'DEFAULT')
   .option('--num-classes <n>', 'with --model and a weights file: its classes (default: read from the file)', integer(1))

@@ -39,7 +39,7 @@ export const serveCommand = new Command('serve')
   .description('a local web page: label images with a model, and watch and evaluate a training run')
   .option(
     '--checkpoint <file>',
-    'a checkpoint.safetensors of fcn train, or FCN weights (model.safetensors)',
+    'a checkpoint.safetensors or model.safetensors of fcn train, or a checkpoint or state dict saved from the API',
     existingFile,
   )
   .option(

@@ -3,9 +3,10 @@
  * its weights were trained, and a loader giving the network, its class names and optionally
  * its own preprocessing), so that other model families plug in without touching the server.
  * The sources that exist today: the chapter's FCN with fresh weights, a torchvision
- * segmentation model with its published weights (or a file of them), and a file (an
- * `fcn train` checkpoint, or a weights file of one of the chapter's FCNs), reloaded when the
- * file changes, so that a model being trained is always seen at its latest epoch.
+ * segmentation model with its published weights (or a file of them), and a file (a checkpoint
+ * of `fcn train` or `saveCheckpoint`, or a state dict of one of the chapter's FCNs or of a
+ * segmentation model), reloaded when the file changes, so that a model being trained is always
+ * seen at its latest epoch.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,8 @@ import { checkOneOf, checkString } from '../checks';
 import { defaultClasses } from '../data/classes';
 import type { ReadDatasetOptions } from '../data/dataset';
 import { FCN_ARCHS, type FcnArch } from '../fcn';
-import { buildModel, classesOf, classTensor, modelFromFile, modelWeights } from '../model-file';
+import { buildModel, classesOf, modelFromFile, modelWeights } from '../model-file';
+import { classTensor } from '../model-kind';
 import { getModel, SEGMENTATION_MODELS, SegmentationModel, type SegmentationModelName } from '../models/segmentation';
 import type { Module } from '../nn/module';
 import { predict } from '../predict';
@@ -137,10 +139,11 @@ async function readModel(file: string, device: Device): Promise<LoadedModel> {
 }
 
 /**
- * The model in a file: an `fcn train` checkpoint (its config rebuilds the model) or a weights
- * file of one of the chapter's FCNs (`model.safetensors`, a `.pth`; the architecture and the
- * number of classes are told by the tensors). Read on first use and again whenever the file's
- * size or modification time changes.
+ * The model in a file: a checkpoint (`fcn train`'s, or one `saveCheckpoint` wrote: its config
+ * rebuilds the model), the `model.safetensors` of `fcn train`, or a state dict of one of the
+ * chapter's FCNs or of a torchvision segmentation model (`save(net.stateDict(), file)`, a
+ * `.pth`; the model and its number of classes are told by the tensors' names and shapes).
+ * Read on first use and again whenever the file's size or modification time changes.
  */
 export function fileModel(file: string, options: { device?: Device } = {}): ModelSource {
   const resolved = path.resolve(checkString(file, 'file'));
