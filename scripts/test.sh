@@ -6,6 +6,8 @@
 #   2. the native C++ tests (build-cmake/native_tests; the addon itself is already built)
 #   3. the node-gyp build, which the ava suite smoke-tests
 #   4. the ava suite on the compiled TypeScript (dist/test)
+#   5. a tier of it under each supported Node version (engines: >=22.12; 22 and 24, from npm's
+#      `node` package): the addon, the API, training steps, predict, serve and clean exits
 set -uo pipefail
 cd "$(dirname "$0")/.."
 passed=0
@@ -63,6 +65,27 @@ fi
 passed=$((passed + ${ava_pass:-0}))
 failed=$((failed + ${ava_fail:-0}))
 rm -f "$tap"
+
+node_tier=()
+for name in tensor modules optim fcn serve exit; do node_tier+=("dist/test/$name.test.js"); done
+for version in 22 24; do
+  started=$SECONDS
+  tap=$(mktemp)
+  timeout 900 npx -y "node@$version" node_modules/ava/entrypoints/cli.mjs --tap \
+    "${node_tier[@]}" >"$tap" 2>&1
+  tier_pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap")
+  tier_fail=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap")
+  grep -E '^not ok' "$tap"
+  if [[ ${tier_pass:-0} -eq 0 ]]; then
+    tail -20 "$tap"
+    echo "not ok - the Node $version tier ran no tests"
+    failed=$((failed + 1))
+  fi
+  echo "# Node $version ($(npx -y "node@$version" --version)): ${tier_pass:-0} passed, ${tier_fail:-0} failed, $((SECONDS - started)) s"
+  passed=$((passed + ${tier_pass:-0}))
+  failed=$((failed + ${tier_fail:-0}))
+  rm -f "$tap"
+done
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

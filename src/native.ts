@@ -292,6 +292,13 @@ const candidates = process.env.FCN_TORCH_ADDON
     ];
 
 function loadAddon(): NativeAddon {
+  if (!process.env.FCN_TORCH_ADDON && !fs.existsSync(path.join(root, 'deps', 'libtorch'))) {
+    // No libtorch link: the package's install script never ran (pnpm 10 and yarn run
+    // dependencies' scripts only when the project allows them; npm --ignore-scripts).
+    throw new Error(
+      'fcn-torch is not set up: its install script did not run (pnpm and yarn run it only when allowed). Run `npx fcn-torch setup` once (with pnpm: `pnpm exec fcn setup`, or allow it: `pnpm approve-builds`)',
+    );
+  }
   const errors: string[] = [];
   for (const file of candidates) {
     if (!fs.existsSync(file)) {

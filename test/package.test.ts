@@ -17,6 +17,9 @@ const root = path.resolve(__dirname, '..', '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-package-'));
 
 interface Installed {
+  tarball: string;
+  /** The environment of the install: fake compilers first on PATH, LIBTORCH already there. */
+  env: NodeJS.ProcessEnv;
   project: string;
   installed: string;
   seconds: number;
@@ -57,6 +60,8 @@ const installation: Promise<Installed> = (async () => {
   );
   const seconds = (performance.now() - started) / 1000;
   return {
+    tarball,
+    env,
     project,
     installed: path.join(project, 'node_modules', 'fcn-torch'),
     seconds,
@@ -175,4 +180,53 @@ export const total: number = ones.sum().item();
     (err: { stdout?: string }) => err.stdout ?? '',
   );
   t.regex(wrong, /cjs\.cts.*Type 'Tensor<"float32">' is not assignable to type 'Tensor<"int64">'/);
+});
+
+/** A script that writes a PNG, reads it (sharp), labels it and prints the labels' dtype and shape. */
+const labelAnImage = `const { createFcn, predict, readImage, saveMask, torch } = require('fcn-torch');
+(async () => {
+  await saveMask(torch.zeros([64, 96], { dtype: 'int64' }), [[10, 200, 30]], 'image.png');
+  const labels = await predict(createFcn({ numClasses: 3 }), await readImage('image.png'));
+  console.log(labels.dtype, labels.shape.join('x'));
+})();
+`;
+
+test('pnpm and yarn (node-modules and PnP): the blocked install script is named in one line, and fcn setup finishes it', async (t) => {
+  const { tarball, env } = await installation;
+  const pnpm = [path.join(root, 'node_modules', 'pnpm', 'bin', 'pnpm.cjs')];
+  const yarn = [path.join(root, 'node_modules', '@yarnpkg', 'cli-dist', 'bin', 'yarn.js')];
+  const managers = [
+    { name: 'pnpm', cli: pnpm, add: ['add', tarball, '--store-dir', path.join(tmp, 'pnpm-store')], exec: ['exec'] },
+    {
+      name: 'yarn (node-modules)',
+      cli: yarn,
+      add: ['add', `fcn-torch@file:${tarball}`],
+      exec: [],
+      linker: 'node-modules',
+    },
+    { name: 'yarn (PnP)', cli: yarn, add: ['add', `fcn-torch@file:${tarball}`], exec: [], linker: 'pnp' },
+  ];
+  for (const { name, cli, add, exec, linker } of managers) {
+    const project = path.join(tmp, name.replace(/\W+/g, '-'));
+    writeFiles(project, {
+      'package.json': '{ "name": "try-fcn-torch", "private": true }\n',
+      'label.cjs': labelAnImage,
+      ...(linker ? { '.yarnrc.yml': `nodeLinker: ${linker}\nenableGlobalCache: false\n`, 'yarn.lock': '' } : {}),
+    });
+    const inProject = { cwd: project, env, maxBuffer: 1 << 24 };
+    const started = performance.now();
+    await run(process.execPath, [...cli, ...add], inProject);
+    t.log(`${name}: install of the tarball ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    // PnP has no node_modules: node runs through yarn's loader.
+    const node = linker === 'pnp' ? [process.execPath, ...cli, 'node'] : [process.execPath];
+    const blocked = await run(node[0], [...node.slice(1), 'label.cjs'], inProject).then(
+      () => 'it loaded',
+      (err: { stderr: string }) => err.stderr,
+    );
+    t.regex(blocked, /^Error: fcn-torch is not set up: .* Run `npx fcn-torch setup` once/m, `${name}: before setup`);
+    const setup = await run(process.execPath, [...cli, ...exec, 'fcn', 'setup'], inProject);
+    t.regex(setup.stderr, /set up: the package loads now/, name);
+    const { stdout } = await run(node[0], [...node.slice(1), 'label.cjs'], inProject);
+    t.is(stdout.trim(), 'int64 64x96', `${name}: after setup`);
+  }
 });

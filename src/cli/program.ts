@@ -1,8 +1,7 @@
-#!/usr/bin/env node
 /**
- * The `fcn` command: synthetic or real VOC data, training, evaluation and prediction of the
- * chapter's FCN, and a local web viewer, from the shell, one module per command. User
- * mistakes end in one line on stderr and exit code 1.
+ * The `fcn` commands that use the library: synthetic or real VOC data, training, evaluation
+ * and prediction of the chapter's FCN, and a local web viewer, from the shell, one module per
+ * command. User mistakes end in one line on stderr and exit code 1.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,11 +10,13 @@ import { dataCommand, downloadVocCommand, synthCommand } from './data';
 import { evalCommand } from './evaluate';
 import { predictCommand } from './predict';
 import { serveCommand } from './serve';
+import { setupCommand } from './setup';
 import { trainCommand } from './train';
 
 const packageJson = path.join(__dirname, '..', '..', '..', 'package.json');
 
-const program = new Command()
+/** Every `fcn` command; `fcn setup` is listed here and run by ./index before the addon loads. */
+export const program = new Command()
   .name('fcn')
   .description('Fully Convolutional Networks (the d2l chapter) and torchvision segmentation models, on libtorch')
   .version(JSON.parse(fs.readFileSync(packageJson, 'utf8')).version)
@@ -25,9 +26,5 @@ const program = new Command()
   .addCommand(trainCommand)
   .addCommand(evalCommand)
   .addCommand(predictCommand)
-  .addCommand(serveCommand);
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(`fcn: ${(err as Error).message}`);
-  process.exitCode = 1;
-});
+  .addCommand(serveCommand)
+  .addCommand(setupCommand);
