@@ -8,12 +8,17 @@
 #   4. the ava suite on the compiled TypeScript (dist/test)
 #   5. a tier of it under each supported Node version (engines: >=22.12; 22 and 24, from npm's
 #      `node` package): the addon, the API, training steps, predict, serve and clean exits
+# then each step's time, and the counts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 passed=0
 failed=0
+times=() # "seconds name" of each step, printed at the end
+timed() { # timed NAME SECONDS: records how long a step took
+  times+=("$(printf '%5d s  %s' "$2" "$1")")
+}
 step() { # step NAME COMMAND...: runs a check that counts as one test
-  local name=$1
+  local name=$1 started=$SECONDS
   shift
   if "$@"; then
     passed=$((passed + 1))
@@ -21,6 +26,7 @@ step() { # step NAME COMMAND...: runs a check that counts as one test
     failed=$((failed + 1))
     echo "not ok - $name"
   fi
+  timed "$name" $((SECONDS - started))
 }
 
 step "biome format and lint" npx biome ci --reporter=summary .
@@ -33,6 +39,7 @@ step "api reference (typedoc)" npx typedoc --out "$api_docs" --logLevel Error
 rm -rf "$api_docs"
 step "cmake-js build" npx cmake-js compile --out build-cmake --log-level warn
 
+started=$SECONDS
 if [[ -x build-cmake/native_tests ]]; then
   native_out=$(build-cmake/native_tests 2>&1)
   echo "$native_out" | grep -v NNPACK
@@ -45,6 +52,8 @@ else
   failed=$((failed + 1))
 fi
 
+timed "native tests" $((SECONDS - started))
+
 nodedir=$(dirname "$(dirname "$(command -v node)")")
 gyp_args=(-j 2)
 [[ -f $nodedir/include/node/node_api.h ]] && gyp_args+=(--nodedir="$nodedir")
@@ -54,6 +63,7 @@ else
   step "node-gyp build" npx node-gyp rebuild "${gyp_args[@]}" --silent
 fi
 
+started=$SECONDS
 tap=$(mktemp)
 npx ava --tap 2>&1 | tee "$tap" | grep -v -E 'NNPACK'
 ava_pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap")
@@ -65,6 +75,7 @@ fi
 passed=$((passed + ${ava_pass:-0}))
 failed=$((failed + ${ava_fail:-0}))
 rm -f "$tap"
+timed "ava suite" $((SECONDS - started))
 
 node_tier=()
 for name in tensor modules optim fcn serve exit; do node_tier+=("dist/test/$name.test.js"); done
@@ -82,10 +93,13 @@ for version in 22 24; do
     failed=$((failed + 1))
   fi
   echo "# Node $version ($(npx -y "node@$version" --version)): ${tier_pass:-0} passed, ${tier_fail:-0} failed, $((SECONDS - started)) s"
+  timed "ava tier on Node $version" $((SECONDS - started))
   passed=$((passed + ${tier_pass:-0}))
   failed=$((failed + ${tier_fail:-0}))
   rm -f "$tap"
 done
 
+echo "# time per step (npm test: $SECONDS s)"
+printf '#%s\n' "${times[@]}"
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
