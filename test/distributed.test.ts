@@ -104,8 +104,11 @@ test.serial('a peer killed mid-training makes the others fail with a clear error
   t.not(exits[1].code, 0);
   t.is(exits[0].code, 1);
   t.regex(exits[0].stderr, /the all-reduce of the gradients failed: a peer process stopped/);
-  // Found by the broken connection, long before the 30 s timeout.
-  t.true(exits[0].seconds < 20, `rank 0 took ${exits[0].seconds} s`);
+  // Found by the broken connection, not by the 30 s timeout: rank 0 ends soon after rank 1
+  // died. Both started together, so the difference leaves out their start-up (loading
+  // libtorch), which a loaded machine stretches: 20.9 s in all once, while CI compiled.
+  const afterPeer = exits[0].seconds - exits[1].seconds;
+  t.true(afterPeer < 15, `rank 0 ended ${afterPeer.toFixed(1)} s after rank 1 died`);
 });
 
 test.serial('a wrong master port, address or rank fails fast with a clear message', async (t) => {
