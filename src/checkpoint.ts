@@ -11,7 +11,8 @@ import { z } from 'zod';
 import { describe } from './checks';
 import type { ClassInfo } from './data/classes';
 import type { EpochMetrics } from './metrics';
-import { modelConfig } from './model-kind';
+import { classList, modelConfig } from './model-kind';
+import { ModelSpecSchema, parseOrThrow } from './model-spec';
 import type { Module } from './nn/module';
 import type { Optimizer, SchedulerState } from './optim';
 import { loadWithMetadata, save } from './serialization';
@@ -82,10 +83,21 @@ export async function saveCheckpoint(file: string, parts: CheckpointParts): Prom
   const tensors = new Map<string, Tensor>();
   for (const [name, t] of state) tensors.set(`model.${name}`, t);
   for (const [name, t] of parts.optimizer?.stateDict() ?? []) tensors.set(`optimizer.${name}`, t);
+  const merged = { ...modelConfig(parts.model, state, parts.classes), ...config };
+  if (Array.isArray(merged.classes)) merged.classes = classList(merged.classes, 'config.classes');
+  // A model the CLI can rebuild: the fields it reads must read back, refused here, not at load.
+  if (['model', 'arch', 'numClasses'].some((key) => merged[key] !== undefined)) {
+    parseOrThrow(
+      ModelSpecSchema,
+      merged,
+      'saveCheckpoint: the config would not load in fcn eval, predict or serve, which read its model, arch, ' +
+        'init, numClasses, auxLoss, crop, classes and dataset fields (keep other settings under other names)',
+    );
+  }
   const info: CheckpointInfo = {
     epoch: parts.epoch,
     history: parts.history,
-    config: { ...modelConfig(parts.model, state, parts.classes), ...config },
+    config: merged,
     ...(parts.scheduler ? { scheduler: parts.scheduler } : {}),
   };
   await save(tensors, file, { format: 'pt', [METADATA_KEY]: JSON.stringify(info) });

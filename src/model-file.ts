@@ -7,72 +7,19 @@
  * cannot make it build a huge model, and the built model's weights against the file's before
  * they are loaded. The CLI and the viewer use it.
  */
-import { z } from 'zod';
 import { checkpointOf, isCheckpoint } from './checkpoint';
-import { type ClassInfo, defaultClasses, MAX_CLASSES } from './data/classes';
-import { DATA_FORMATS } from './data/dataset';
-import { createFcn, FCN_ARCHS, UPSAMPLING_INITS } from './fcn';
+import { type ClassInfo, defaultClasses } from './data/classes';
+import { createFcn } from './fcn';
 import { classTensor, kindName, kindOfWeights } from './model-kind';
-import { type BackboneWeights, getModel, SEGMENTATION_MODELS, type SegmentationOptions } from './models/segmentation';
+import { type ModelSpec, ModelSpecSchema, parseOrThrow } from './model-spec';
+import { type BackboneWeights, getModel, type SegmentationOptions } from './models/segmentation';
 import type { Module } from './nn/module';
 import { resnet18 } from './nn/resnet';
 import { loadWithMetadata } from './serialization';
 import type { Device, Tensor } from './tensor';
 
-const size32 = z.int().min(32).multipleOf(32);
-
-/** What rebuilds a trained model: which model, its classes, and the crop it was trained on. */
-export const ModelSpecSchema = z.object({
-  /** A torchvision segmentation model; absent for the chapter's FCN. */
-  model: z.enum(SEGMENTATION_MODELS).optional(),
-  /** The chapter's FCN. */
-  arch: z.enum(FCN_ARCHS).default('fcn32s'),
-  init: z.enum(UPSAMPLING_INITS).default('bilinear'),
-  numClasses: z.int().min(1).max(1024),
-  /** A segmentation model's auxiliary classifier. */
-  auxLoss: z.boolean().default(false),
-  crop: z.tuple([size32, size32]).optional(),
-  /** The dataset's class names and colours (index = class id); absent: VOC's for 21 classes, else made up. */
-  classes: z
-    .array(
-      z.object({
-        name: z.string(),
-        color: z.tuple([z.int().min(0).max(255), z.int().min(0).max(255), z.int().min(0).max(255)]),
-      }),
-    )
-    .optional(),
-  /** How the dataset was read: its layout, ignore value and split (absent: VOC2012's). */
-  dataset: z
-    .object({
-      format: z.enum(DATA_FORMATS),
-      ignoreIndex: z.int().min(0).max(MAX_CLASSES),
-      valFraction: z.number().min(0).max(0.9),
-      seed: z.int().min(0),
-    })
-    .optional(),
-});
-
-/** What rebuilds a trained model. */
-export type ModelSpec = z.infer<typeof ModelSpecSchema>;
-
 /** The metadata key under which model.safetensors keeps its {@link ModelSpec}. */
 export const MODEL_METADATA_KEY = 'fcn-torch-model';
-
-/** value as T, or an error saying what and naming every field that is wrong. */
-export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const field = issue.path.join('.') || 'the config';
-      const given = issue.path.reduce<unknown>((v, key) => (v as Record<PropertyKey, unknown>)?.[key], value);
-      if (issue.code === 'invalid_type' && given === undefined) return `it has no ${field}`;
-      if (issue.code === 'invalid_type') return `its ${field} is ${JSON.stringify(given)}, not a ${issue.expected}`;
-      return `its ${field}: ${issue.message.replace(/^Invalid input: /, '')}`;
-    });
-    throw new Error(`${what} (${problems.join('; ')})`);
-  }
-  return result.data;
-}
 
 /** `--weights` of a segmentation model: a published name, or the path of a local file. */
 export function modelWeights(value: string): NonNullable<SegmentationOptions['weights']> {
@@ -212,6 +159,13 @@ function specOf(file: string, { weights, stated, what }: FileContents): { spec: 
       (stated?.model === undefined
         ? found.model === undefined && (stated?.arch === undefined || stated.arch === found.arch)
         : stated.model === found.model));
+  const statedKind = stated?.model ?? stated?.arch;
+  if (found && says && !agrees && typeof statedKind === 'string') {
+    throw new Error(
+      `'${file}': its config says ${statedKind}, but its weights are those of ${kindName(found)} ` +
+        `with ${found.numClasses} classes`,
+    );
+  }
   const spec = parseOrThrow(
     ModelSpecSchema,
     { ...(agrees ? found : {}), ...stated },
@@ -260,6 +214,7 @@ export async function modelFromFile(file: string, device: Device): Promise<Model
   const net = await buildModel(spec, 'cpu');
   const problems = misfits(net.stateDict(), weights);
   if (problems.length > 0) {
+    net.dispose(); // not left to the garbage collector: the viewer reloads a file each time it changes
     const more = problems.length > 2 ? ` (and ${problems.length - 2} more)` : '';
     throw new Error(
       `'${file}' ${inferred ? 'looks like' : 'says'} ${name} with ${spec.numClasses} classes, but its weights are ` +

@@ -54,7 +54,7 @@ function chapterKind(tensors: Map<string, Tensor>): ModelKind | null {
 /** The torchvision segmentation model whose weights these are, by its backbone's and heads' tensor names. */
 function segmentationKind(tensors: Map<string, Tensor>): ModelKind | null {
   const backbone = tensors.has('backbone.conv1.weight')
-    ? tensors.has('backbone.layer3.22.conv1.weight')
+    ? tensors.has('backbone.layer3.22.conv1.weight') && !tensors.has('backbone.layer3.23.conv1.weight')
       ? 'resnet101'
       : tensors.has('backbone.layer3.5.conv1.weight') && !tensors.has('backbone.layer3.6.conv1.weight')
         ? 'resnet50'
@@ -117,18 +117,21 @@ export function modelConfig(
   };
 }
 
-/** Class names (or names with colours) as a checkpoint keeps them: with colours, VOC's palette for names alone. */
-function classList(classes: readonly (string | ClassInfo)[]): ClassInfo[] {
-  if (!Array.isArray(classes)) throw new TypeError('saveCheckpoint: classes must be an array of names');
+/**
+ * Class names (or names with colours) as a checkpoint keeps them: with colours, VOC's palette
+ * for names alone. `what` names the option in errors.
+ */
+export function classList(classes: readonly (string | ClassInfo)[], what = 'classes'): ClassInfo[] {
+  if (!Array.isArray(classes)) throw new TypeError(`saveCheckpoint: ${what} must be an array of names`);
   return classes.map((c, id) => {
     const name = typeof c === 'string' ? c : c?.name;
     if (typeof name !== 'string' || name.length === 0) {
-      throw new TypeError(`saveCheckpoint: classes[${id}] must be a name, or { name, color }`);
+      throw new TypeError(`saveCheckpoint: ${what}[${id}] must be a name, or { name, color }`);
     }
     const color = typeof c === 'string' ? classColour(id) : c.color;
     const valid =
       Array.isArray(color) && color.length === 3 && color.every((v) => Number.isInteger(v) && v >= 0 && v <= 255);
-    if (!valid) throw new TypeError(`saveCheckpoint: classes[${id}].color must be [r, g, b], each 0..255`);
+    if (!valid) throw new TypeError(`saveCheckpoint: ${what}[${id}].color must be [r, g, b], each 0..255`);
     return { name, color: [color[0], color[1], color[2]] };
   });
 }

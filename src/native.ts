@@ -291,14 +291,34 @@ const candidates = process.env.FCN_TORCH_ADDON
       path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'fcn_torch.node'), // shipped by npm pack
     ];
 
-function loadAddon(): NativeAddon {
-  if (!process.env.FCN_TORCH_ADDON && !fs.existsSync(path.join(root, 'deps', 'libtorch'))) {
-    // No libtorch link: the package's install script never ran (pnpm 10 and yarn run
-    // dependencies' scripts only when the project allows them; npm --ignore-scripts).
-    throw new Error(
-      'fcn-torch is not set up: its install script did not run (pnpm and yarn run it only when allowed). Run `npx fcn-torch setup` once (with pnpm: `pnpm exec fcn setup`, or allow it: `pnpm approve-builds`)',
-    );
+/**
+ * The setup command for the package manager that installed the package: pnpm keeps packages
+ * under node_modules/.pnpm, yarn's PnP runs with process.versions.pnp.
+ */
+function setupCommand(): string {
+  if ('pnp' in process.versions) return 'yarn fcn setup';
+  if (root.split(path.sep).includes('.pnpm')) return 'pnpm exec fcn setup';
+  return 'npx fcn-torch setup (yarn: yarn fcn setup)';
+}
+
+/** Why no build loaded, in one line, where the package's setup is the cause; else null. */
+function notSetUp(): string | null {
+  const link = path.join(root, 'deps', 'libtorch');
+  let target: string | null = null;
+  try {
+    target = fs.readlinkSync(link);
+  } catch {}
+  if (fs.existsSync(link)) return null;
+  if (target !== null) {
+    // The link is there but what it pointed at is gone (the shared cache was cleared?).
+    return `fcn-torch: its libtorch is gone (deps/libtorch points at ${target}, which does not exist). Run \`${setupCommand()}\` again`;
   }
+  // No link: the package's install script never ran (pnpm 10 and yarn run dependencies'
+  // scripts only when the project allows them; npm --ignore-scripts).
+  return `fcn-torch is not set up: its install script did not run (pnpm and yarn run it only when allowed). Run \`${setupCommand()}\` once`;
+}
+
+function loadAddon(): NativeAddon {
   const errors: string[] = [];
   for (const file of candidates) {
     if (!fs.existsSync(file)) {
@@ -311,6 +331,8 @@ function loadAddon(): NativeAddon {
       errors.push(`${file}: ${(err as Error).message}`);
     }
   }
+  const setup = process.env.FCN_TORCH_ADDON ? null : notSetUp();
+  if (setup) throw new Error(setup);
   throw new Error(
     `fcn-torch: the native addon could not be loaded.\n${errors.map((e) => `  - ${e}`).join('\n')}\n` +
       'Run `npm install` in the package (it resolves libtorch, then uses the prebuilt addon or compiles one), ' +

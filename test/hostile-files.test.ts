@@ -182,6 +182,19 @@ test('indexed PNG labels that lie end in an error naming the file and the fault'
   await t.throwsAsync(voc.readLabel(long, { maxPixels: 0 }), { message: /maxPixels: expected an integer >= 1/ });
 });
 
+/** Replaces the checkpoint metadata of a safetensors file with info, as another writer could. */
+function rewriteInfo(file: string, info: unknown): void {
+  const bytes = fs.readFileSync(file);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString());
+  header.__metadata__['fcn-torch'] = JSON.stringify(info);
+  let text = JSON.stringify(header);
+  text += ' '.repeat((8 - (text.length % 8)) % 8);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(text.length));
+  fs.writeFileSync(file, Buffer.concat([length, Buffer.from(text), bytes.subarray(8 + headerLength)]));
+}
+
 test("a checkpoint's metadata is validated, and checked against its tensors before a model is built", async (t) => {
   const net = createFcn({ numClasses: 3 });
   const config = { arch: 'fcn32s', init: 'bilinear', numClasses: 400, crop: [64, 96] };
@@ -198,8 +211,20 @@ test("a checkpoint's metadata is validated, and checked against its tensors befo
     noConfig.stderr,
     /'.*bare\.safetensors' is a checkpoint of a model that fcn eval, predict and serve cannot rebuild: its config does not say which \(model or arch, and numClasses\) and its tensors \(conv1\.weight, .*\) are those of neither/,
   );
+  // A config field that would not read back is refused when saved; one written otherwise, when loaded.
   const partial = path.join(tmp, 'partial.safetensors');
-  await saveCheckpoint(partial, { model: net, epoch: 1, history: [], config: { arch: 'fcn32s', numClasses: '3' } });
+  await t.throwsAsync(
+    saveCheckpoint(partial, { model: net, epoch: 1, history: [], config: { arch: 'fcn32s', numClasses: '3' } }),
+    {
+      message:
+        /^saveCheckpoint: the config would not load in fcn eval, predict or serve, .* \(its numClasses is "3", not a number\)$/,
+    },
+  );
+  await t.throwsAsync(saveCheckpoint(partial, { model: net, epoch: 1, history: [], config: { classes: ['sky', 7] } }), {
+    message: 'saveCheckpoint: config.classes[1] must be a name, or { name, color }',
+  });
+  await saveCheckpoint(partial, { model: net, epoch: 1, history: [], config: { crop: [64, 96], lr: 0.1 } });
+  rewriteInfo(partial, { epoch: 1, history: [], config: { arch: 'fcn32s', numClasses: '3' } });
   const wrongField = await runNode([cli, 'predict', '--checkpoint', partial, partial], { cwd: tmp });
   t.regex(wrongField.stderr, /does not say which model it holds \(its numClasses is "3", not a number\)\n$/);
   // Metadata that is not what a checkpoint holds is named field by field.
@@ -210,15 +235,7 @@ test("a checkpoint's metadata is validated, and checked against its tensors befo
   ] as const) {
     const file = path.join(tmp, `${name}.safetensors`);
     await saveCheckpoint(file, { model: net, epoch: 1, history: [], config: {} });
-    const bytes = fs.readFileSync(file);
-    const headerLength = Number(bytes.readBigUInt64LE(0));
-    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString());
-    header.__metadata__['fcn-torch'] = JSON.stringify(info);
-    let text = JSON.stringify(header);
-    text += ' '.repeat((8 - (text.length % 8)) % 8);
-    const length = Buffer.alloc(8);
-    length.writeBigUInt64LE(BigInt(text.length));
-    fs.writeFileSync(file, Buffer.concat([length, Buffer.from(text), bytes.subarray(8 + headerLength)]));
+    rewriteInfo(file, info);
     await t.throwsAsync(loadCheckpoint(file), { message }, name);
   }
 });

@@ -87,5 +87,14 @@ test('a segmentation model saved from the API, or its torchvision file, loads wi
   const tuned = await fileModel(path.join(fixtures, 'seg-deeplabv3_mobilenet_v3_large-nc5-aux.pth')).load();
   t.is(tuned.classes.length, 5);
   t.true(tuned.net instanceof models.segmentation.DeepLabV3);
-  t.true(tuned.net.children().length === 3, 'backbone, classifier and aux_classifier');
+  t.is(tuned.net.children().length, 3, 'backbone, classifier and aux_classifier');
+});
+
+test('a config that names another model than its weights hold is refused, naming both', async (t) => {
+  const file = path.join(tmp, 'disagrees.safetensors');
+  const net = createFcn({ arch: 'fcn16s', numClasses: 3 });
+  await saveCheckpoint(file, { model: net, epoch: 1, history: [], config: { arch: 'fcn8s' } });
+  await t.throwsAsync(fileModel(file).load(), {
+    message: /disagrees\.safetensors': its config says fcn8s, but its weights are those of fcn16s with 3 classes$/,
+  });
 });

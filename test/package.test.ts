@@ -191,22 +191,49 @@ const labelAnImage = `const { createFcn, predict, readImage, saveMask, torch } =
 })();
 `;
 
-test('pnpm and yarn (node-modules and PnP): the blocked install script is named in one line, and fcn setup finishes it', async (t) => {
+test('pnpm, yarn (node-modules and PnP) and npm --ignore-scripts: the skipped install script is named in one line, and the command it names finishes it', async (t) => {
   const { tarball, env } = await installation;
   const pnpm = [path.join(root, 'node_modules', 'pnpm', 'bin', 'pnpm.cjs')];
   const yarn = [path.join(root, 'node_modules', '@yarnpkg', 'cli-dist', 'bin', 'yarn.js')];
+  const npmCli = path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin');
+  const yarnAdd = ['add', `fcn-torch@file:${tarball}`];
   const managers = [
-    { name: 'pnpm', cli: pnpm, add: ['add', tarball, '--store-dir', path.join(tmp, 'pnpm-store')], exec: ['exec'] },
+    {
+      name: 'pnpm',
+      add: [...pnpm, 'add', tarball, '--store-dir', path.join(tmp, 'pnpm-store')],
+      named: 'pnpm exec fcn setup',
+      setup: [...pnpm, 'exec', 'fcn', 'setup'],
+    },
     {
       name: 'yarn (node-modules)',
-      cli: yarn,
-      add: ['add', `fcn-torch@file:${tarball}`],
-      exec: [],
+      add: [...yarn, ...yarnAdd],
+      named: 'npx fcn-torch setup (yarn: yarn fcn setup)',
+      setup: [...yarn, 'fcn', 'setup'],
       linker: 'node-modules',
     },
-    { name: 'yarn (PnP)', cli: yarn, add: ['add', `fcn-torch@file:${tarball}`], exec: [], linker: 'pnp' },
+    {
+      name: 'yarn (PnP)',
+      add: [...yarn, ...yarnAdd],
+      named: 'yarn fcn setup',
+      setup: [...yarn, 'fcn', 'setup'],
+      linker: 'pnp',
+    },
+    {
+      name: 'npm --ignore-scripts',
+      add: [
+        path.join(npmCli, 'npm-cli.js'),
+        'install',
+        '--ignore-scripts',
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+        tarball,
+      ],
+      named: 'npx fcn-torch setup (yarn: yarn fcn setup)',
+      setup: [path.join(npmCli, 'npx-cli.js'), 'fcn-torch', 'setup'],
+    },
   ];
-  for (const { name, cli, add, exec, linker } of managers) {
+  for (const { name, add, named, setup, linker } of managers) {
     const project = path.join(tmp, name.replace(/\W+/g, '-'));
     writeFiles(project, {
       'package.json': '{ "name": "try-fcn-torch", "private": true }\n',
@@ -215,18 +242,19 @@ test('pnpm and yarn (node-modules and PnP): the blocked install script is named 
     });
     const inProject = { cwd: project, env, maxBuffer: 1 << 24 };
     const started = performance.now();
-    await run(process.execPath, [...cli, ...add], inProject);
+    await run(process.execPath, add, inProject);
     t.log(`${name}: install of the tarball ${((performance.now() - started) / 1000).toFixed(1)} s`);
     // PnP has no node_modules: node runs through yarn's loader.
-    const node = linker === 'pnp' ? [process.execPath, ...cli, 'node'] : [process.execPath];
-    const blocked = await run(node[0], [...node.slice(1), 'label.cjs'], inProject).then(
+    const node = linker === 'pnp' ? [...yarn, 'node'] : [];
+    const blocked = await run(process.execPath, [...node, 'label.cjs'], inProject).then(
       () => 'it loaded',
       (err: { stderr: string }) => err.stderr,
     );
-    t.regex(blocked, /^Error: fcn-torch is not set up: .* Run `npx fcn-torch setup` once/m, `${name}: before setup`);
-    const setup = await run(process.execPath, [...cli, ...exec, 'fcn', 'setup'], inProject);
-    t.regex(setup.stderr, /set up: the package loads now/, name);
-    const { stdout } = await run(node[0], [...node.slice(1), 'label.cjs'], inProject);
+    const line = `Error: fcn-torch is not set up: its install script did not run (pnpm and yarn run it only when allowed). Run \`${named}\` once`;
+    t.true(blocked.split('\n').includes(line), `${name}, before setup: ${blocked}`);
+    const finished = await run(process.execPath, setup, inProject);
+    t.regex(finished.stderr, /set up: the package loads now/, name);
+    const { stdout } = await run(process.execPath, [...node, 'label.cjs'], inProject);
     t.is(stdout.trim(), 'int64 64x96', `${name}: after setup`);
   }
 });

@@ -91,16 +91,16 @@ std::pair<at::Tensor, int64_t> runMeasured(torch::nn::Module& model, const at::T
 Napi::Value Module::forward(const Napi::CallbackInfo& info) {
   std::shared_ptr<torch::nn::Module> module = held(info.Env());
   at::Tensor x = Tensor::unwrap(info[0], "input");
-  auto [y, held] = withModelLock(info.Env(), [&] { return runMeasured(*module, x); });
-  return Tensor::wrap(info.Env(), y, held);
+  auto [y, heldBytes] = withModelLock(info.Env(), [&] { return runMeasured(*module, x); });
+  return Tensor::wrap(info.Env(), y, heldBytes);
 }
 
 Napi::Value Module::forwardAsync(const Napi::CallbackInfo& info) {
   std::shared_ptr<torch::nn::Module> module = held(info.Env());
   at::Tensor x = Tensor::unwrap(info[0], "input");
   return runAsync(info.Env(), [module, x]() -> Settle {
-    auto [y, held] = runMeasured(*module, x);
-    return [y, held](Napi::Env env) { return Tensor::wrap(env, y, held); };
+    auto [y, heldBytes] = runMeasured(*module, x);
+    return [y, heldBytes](Napi::Env env) { return Tensor::wrap(env, y, heldBytes); };
   });
 }
 

@@ -4,7 +4,7 @@
  * config is reported by field instead of failing somewhere later.
  */
 import { z } from 'zod';
-import { ModelSpecSchema, parseOrThrow } from '../model-file';
+import { ModelSpecSchema, parseOrThrow } from '../model-spec';
 
 /** The optimizers `fcn train --optimizer` offers. */
 export const OPTIMIZERS = ['sgd', 'adamw'] as const;

@@ -16,7 +16,8 @@ import { initProcessGroup, type ProcessGroup, type TorchrunEnv, torchrunEnv } fr
 import { FCN_ARCHS, UPSAMPLING_INITS } from '../fcn';
 import { launchWorkers, watchLauncher, workerArgs } from '../launch';
 import type { EpochMetrics } from '../metrics';
-import { buildModel, MODEL_METADATA_KEY, type ModelSpec } from '../model-file';
+import { buildModel, MODEL_METADATA_KEY } from '../model-file';
+import type { ModelSpec } from '../model-spec';
 import { SEGMENTATION_MODELS } from '../models/segmentation';
 import type { Module } from '../nn/module';
 import {
