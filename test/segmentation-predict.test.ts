@@ -61,7 +61,7 @@ test('weights by name: downloaded once into the cache with the hash check, then 
   }
 });
 
-test('published weights that fail the SHA-256 check are refused and nothing is cached', async (t) => {
+test('published weights that fail the SHA-256 check are refused, nothing is cached, and a damaged cached file is kept aside', async (t) => {
   const server = await serveBytes(fs.readFileSync(lrasppFile));
   const cacheDir = path.join(tmp, 'cache-bad');
   try {
@@ -73,13 +73,17 @@ test('published weights that fail the SHA-256 check are refused and nothing is c
       },
     );
     t.deepEqual(fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir) : [], []);
-    // A damaged file under the cached name is replaced by a fresh download (which fails here).
+    // A damaged file under the cached name is kept aside, renamed (never deleted unsaid), and a
+    // fresh download tried (which fails here): nothing new is cached.
     fs.mkdirSync(cacheDir, { recursive: true });
     fs.writeFileSync(path.join(cacheDir, 'deeplabv3_resnet50_coco-cd0a2569.pth'), 'damaged');
     await t.throwsAsync(seg.deeplabv3Resnet50({ weights: 'DEFAULT', url: `${server.url}/y.pth`, cacheDir }), {
       message: /does not start with cd0a2569/,
     });
-    t.deepEqual(fs.readdirSync(cacheDir), []);
+    const left = fs.readdirSync(cacheDir);
+    t.is(left.length, 1, left.join(', '));
+    t.regex(left[0] ?? '', /^deeplabv3_resnet50_coco-cd0a2569\.pth\.bad-\d{4}-\d\d-\d\dT[\d-]+Z$/);
+    t.is(fs.readFileSync(path.join(cacheDir, left[0] ?? ''), 'utf8'), 'damaged');
     t.is(server.requests(), 2);
   } finally {
     await server.close();
