@@ -2,10 +2,11 @@
  * Our side of `bash scripts/bench-data.sh`: decode, label, crop, normalise and batch the
  * train split of a dataset as a user's code would (the readers' default concurrency), and
  * print images per second: a VOC2012 folder as the chapter reads it, or image/mask folders
- * as `data.readDataset` reads them (padding and flips included). THREADS=1 gives sharp and
- * libtorch one thread each (the script pins the process to one core); without it they use
- * their defaults.
- * Usage: node dist/scripts/bench-data.js DATASET_DIR CROP_H CROP_W BATCH [THREADS]
+ * as `data.readDataset` reads them: with the VOC row's transforms (random crops), or with
+ * RECIPE=1 as `fcn train` reads them (torchvision's recipe: random resize and flips too).
+ * THREADS=1 gives sharp and libtorch one thread each (the script pins the process to one
+ * core); without it they use their defaults.
+ * Usage: [RECIPE=1] node dist/scripts/bench-data.js DATASET_DIR CROP_H CROP_W BATCH [THREADS]
  */
 import sharp from 'sharp';
 import { data, torch, voc } from '../src';
@@ -27,7 +28,8 @@ async function trainBatches(root: string, crop: [number, number], batch: number)
   // fcn train's defaults for such a dataset: flips, and the random resize from a base size of 520/480 the crop.
   const base = Math.round((Math.min(...crop) * 520) / 480);
   const resize: [number, number] = [Math.floor(0.5 * base), Math.floor(2 * base)];
-  const options = { shuffle: true, dropLast: false, seed: 0, hflip: true, resize };
+  const recipe = process.env.RECIPE === '1' ? { hflip: true, resize } : {};
+  const options = { shuffle: true, dropLast: false, seed: 0, ...recipe };
   return { images: read.train.pairs.length, batches: new voc.VOCBatches(set, batch, options) };
 }
 

@@ -7,9 +7,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import test from 'ava';
 import { decode, encode } from 'fast-png';
+import sharp from 'sharp';
 import { data, fileModel, load, type Tensor, torch, voc } from '../src';
+import { readMask } from '../src/data/masks';
 import { buildModel } from '../src/model-file';
 import { cli, exactlyEqual, fixtures, maxAbsDiff, runNode } from './helpers';
 
@@ -424,4 +427,38 @@ test('Cityscapes, ADE20K and COCO train an epoch, evaluate and predict through t
   t.is(loaded.classes.length, 19);
   t.is(loaded.classes[18], 'bicycle');
   t.deepEqual(loaded.palette?.[13], [0, 0, 142]);
+});
+
+test('8-bit grey and palette masks read off the event loop give the values written, whatever filter libpng gave each row', async (t) => {
+  // Noise beside gradients, so that libpng's adaptive filtering picks several filter types.
+  const [width, height] = [97, 64];
+  const pixels = new Uint8Array(width * height);
+  let seed = 7;
+  for (let i = 0; i < pixels.length; i++) {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    const [x, y] = [i % width, Math.floor(i / width)];
+    pixels[i] = y % 3 === 0 ? seed % 256 : (x * 3 + y * 5) % 256;
+  }
+  const file = path.join(tmp, 'filtered.png');
+  await sharp(pixels, { raw: { width, height, channels: 1 } })
+    .toColourspace('b-w')
+    .png({ adaptiveFiltering: true, compressionLevel: 9 })
+    .toFile(file);
+  const bytes = fs.readFileSync(file);
+  const idat = [];
+  for (let at = 8; at < bytes.length; at += 12 + bytes.readUInt32BE(at)) {
+    if (bytes.toString('latin1', at + 4, at + 8) === 'IDAT')
+      idat.push(bytes.subarray(at + 8, at + 8 + bytes.readUInt32BE(at)));
+  }
+  const rows = zlib.inflateSync(Buffer.concat(idat));
+  const filters = new Set(Array.from({ length: height }, (_, y) => rows[y * (width + 1)]));
+  t.true(filters.size >= 3, `libpng used the filters ${[...filters]}`);
+  const mask = await readMask(file, 1 << 20);
+  t.deepEqual([mask.width, mask.height, mask.channels], [width, height, 1]);
+  t.true(Buffer.from(mask.data as Uint8Array).equals(Buffer.from(pixels)));
+  // The same indices as a palette PNG: indices, not colours.
+  const palette = Array.from({ length: 256 }, (_, i) => [i, 255 - i, (i * 7) % 256]);
+  fs.writeFileSync(file, encode({ width, height, channels: 1, depth: 8, palette, data: pixels }));
+  const indexed = await readMask(file, 1 << 20);
+  t.true(Buffer.from(indexed.data as Uint8Array).equals(Buffer.from(pixels)));
 });

@@ -149,76 +149,97 @@ export async function readDataset(dir: string, options: ReadDatasetOptions = {})
   const layout = openLayout(format, dir, { valFraction, seed, splitFile: options.splitFile }, problems);
   const wanted = (['train', 'val'] as const).filter((s) => !options.only || options.only === s);
 
-  // Masks first (small), so that the mapping is decided before any image is decoded.
+  // Masks and images are read at once: masks are decoded on this thread (fast-png), images
+  // in sharp's threads, so neither waits for the other. The mapping needs every mask; when it
+  // cannot be decided, the images not yet started are not decoded and those read are released.
   const raw = new Map<Pair, RawMask>();
-  for (const split of wanted) {
-    await eachLimited(layout[split], concurrency, async (pair) => {
-      try {
-        raw.set(pair, await layout.readMask(pair, maxPixels));
-      } catch (err) {
-        const message = (err as Error).message.replace(/^cannot read (mask|image) '[^']*': /, '');
-        problems.push({ file: pair.mask, message: message.replace(/^label '[^']*': /, '') });
-      }
-    });
-  }
+  const images = new Map<Pair, Tensor<'uint8'>>();
+  let stopped = false;
+  const pairs = wanted.flatMap((split) => layout[split]);
+  const readMasks = eachLimited(pairs, concurrency, async (pair) => {
+    try {
+      raw.set(pair, await layout.readMask(pair, maxPixels));
+    } catch (err) {
+      const message = (err as Error).message.replace(/^cannot read (mask|image) '[^']*': /, '');
+      problems.push({ file: pair.mask, message: message.replace(/^label '[^']*': /, '') });
+    }
+  });
+  const readImages = eachLimited(pairs, concurrency, async (pair) => {
+    if (stopped) return;
+    try {
+      const pixels = await decodeRgb(pair.image, maxPixels, { orient: format !== 'voc' });
+      if (stopped) return;
+      images.set(pair, keep(pixelsToTensor(pixels)));
+    } catch (err) {
+      problems.push({ file: pair.image, message: (err as Error).message.replace(/^cannot read image '[^']*': /, '') });
+    }
+  });
+  const releaseImages = async () => {
+    stopped = true;
+    await readImages;
+    for (const image of images.values()) image.dispose();
+  };
+  await readMasks;
   let mapping: MaskMapping;
   let classes: ClassInfo[];
   let classSource: string;
-  if (layout.classes && layout.mapping) {
-    [mapping, classes, classSource] = [layout.mapping, layout.classes, layout.classSource ?? format];
-  } else {
-    const classFile = readClassFile(layout.root);
-    // The class file decides; classes given (a trained model's) stand in for a dataset without one.
-    const given = options.classes ? { classes: [...options.classes], colours: false, source: 'the model' } : null;
-    const known = classFile ? { ...classFile, source: path.basename(classFile.file) } : given;
-    const masks = [...raw.entries()].map(([pair, mask]) => ({ pair, mask }));
-    ({ mapping, classes, source: classSource } = decideMapping(masks, known, ignore));
+  let storedIgnore: number;
+  try {
+    if (layout.classes && layout.mapping) {
+      [mapping, classes, classSource] = [layout.mapping, layout.classes, layout.classSource ?? format];
+    } else {
+      const classFile = readClassFile(layout.root);
+      // The class file decides; classes given (a trained model's) stand in for a dataset without one.
+      const given = options.classes ? { classes: [...options.classes], colours: false, source: 'the model' } : null;
+      const known = classFile ? { ...classFile, source: path.basename(classFile.file) } : given;
+      const masks = [...raw.entries()].map(([pair, mask]) => ({ pair, mask }));
+      ({ mapping, classes, source: classSource } = decideMapping(masks, known, ignore));
+    }
+    storedIgnore = classes.length <= 255 ? 255 : ignore;
+    if (storedIgnore < classes.length && mapping.kind === 'index') {
+      throw new Error(
+        `the dataset has ${classes.length} classes, so the ignore index ${ignore} is a class; give --ignore-index ` +
+          `${MAX_CLASSES} (or another value past the classes)`,
+      );
+    }
+  } catch (err) {
+    await releaseImages();
+    throw err;
   }
-  const storedIgnore = classes.length <= 255 ? 255 : ignore;
-  if (storedIgnore < classes.length && mapping.kind === 'index') {
-    throw new Error(
-      `the dataset has ${classes.length} classes, so the ignore index ${ignore} is a class; give --ignore-index ` +
-        `${MAX_CLASSES} (or another value past the classes)`,
-    );
-  }
+  await readImages;
 
-  const decodeSplit = async (pairs: Pair[]): Promise<Example[]> => {
-    const out: (Example | null)[] = new Array(pairs.length).fill(null);
-    await eachLimited(pairs, concurrency, async (pair, i) => {
+  /** The split's pairs whose mask and image were both read, with the mask as class ids and the sizes checked. */
+  const labelSplit = (pairs: Pair[]): Example[] => {
+    const out: Example[] = [];
+    for (const pair of pairs) {
       const mask = raw.get(pair);
-      if (mask === undefined) return;
+      const image = images.get(pair);
       raw.delete(pair);
-      let ids: Tensor;
+      images.delete(pair);
+      if (mask === undefined || image === undefined) {
+        image?.dispose();
+        continue;
+      }
+      const [height, width] = image.shape;
+      if (height !== mask.height || width !== mask.width) {
+        image.dispose();
+        const orientation = format === 'voc' ? '' : ' (after its EXIF orientation)';
+        const seen = `its image '${pair.image}' is ${width}x${height}${orientation}`;
+        problems.push({ file: pair.mask, message: `is ${mask.width}x${mask.height} but ${seen}` });
+        continue;
+      }
       try {
-        ids = keep(
-          torch.tensor(toClassIds(mask, mapping, classes.length, storedIgnore), { shape: [mask.height, mask.width] }),
-        );
+        const ids = toClassIds(mask, mapping, classes.length, storedIgnore);
+        out.push({ name: pair.stem, image, label: keep(torch.tensor(ids, { shape: [mask.height, mask.width] })) });
       } catch (err) {
+        image.dispose();
         problems.push({ file: pair.mask, message: (err as Error).message });
-        return;
       }
-      try {
-        const pixels = await decodeRgb(pair.image, maxPixels, { orient: format !== 'voc' });
-        if (pixels.height !== mask.height || pixels.width !== mask.width) {
-          ids.dispose();
-          const orientation = format === 'voc' ? '' : ' (after its EXIF orientation)';
-          const image = `its image '${pair.image}' is ${pixels.width}x${pixels.height}${orientation}`;
-          problems.push({ file: pair.mask, message: `is ${mask.width}x${mask.height} but ${image}` });
-          return;
-        }
-        out[i] = { name: pair.stem, image: keep(pixelsToTensor(pixels)), label: ids };
-      } catch (err) {
-        ids.dispose();
-        problems.push({
-          file: pair.image,
-          message: (err as Error).message.replace(/^cannot read image '[^']*': /, ''),
-        });
-      }
-    });
-    return out.filter((e): e is Example => e !== null);
+    }
+    return out;
   };
-  const train = { pairs: layout.train, examples: wanted.includes('train') ? await decodeSplit(layout.train) : [] };
-  const val = { pairs: layout.val, examples: wanted.includes('val') ? await decodeSplit(layout.val) : [] };
+  const train = { pairs: layout.train, examples: wanted.includes('train') ? labelSplit(layout.train) : [] };
+  const val = { pairs: layout.val, examples: wanted.includes('val') ? labelSplit(layout.val) : [] };
   const masks = format === 'voc' ? 'voc palette' : format === 'folders' ? (mapping.kind as MaskKind) : format;
   return {
     root: layout.root,

@@ -7,7 +7,7 @@
  */
 import { decode } from 'fast-png';
 import sharp from 'sharp';
-import { readBounded } from '../voc/labels';
+import { inflateRows, parseIndexedPng, readBounded } from '../voc/labels';
 
 /** A mask as stored: one value per pixel (indices, or grey levels), or RGB colours. */
 export interface RawMask {
@@ -35,6 +35,47 @@ function unpackBits(packed: Uint8Array, width: number, height: number, depth: nu
   return out;
 }
 
+/** PNG's Paeth predictor of a byte from its left (a), upper (b) and upper-left (c) neighbours. */
+function paeth(a: number, b: number, c: number): number {
+  const p = a + b - c;
+  const [pa, pb, pc] = [Math.abs(p - a), Math.abs(p - b), Math.abs(p - c)];
+  if (pa <= pb && pa <= pc) return a;
+  return pb <= pc ? b : c;
+}
+
+/** The pixels of inflated PNG scanlines of one byte a pixel, each row's filter reversed. */
+function unfilterRows(rows: Buffer, width: number, height: number): Uint8Array {
+  if (rows.length !== height * (width + 1)) {
+    throw new Error(`its image data inflates to ${rows.length} bytes, not the ${height * (width + 1)} of its rows`);
+  }
+  const out = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const src = y * (width + 1) + 1;
+    const at = y * width;
+    const up = at - width; // y > 0 only; the first row's upper neighbours are zeros
+    const filter = rows[src - 1];
+    out.set(rows.subarray(src, src + width), at);
+    if (filter === 1) {
+      for (let x = 1; x < width; x++) out[at + x] += out[at + x - 1];
+    } else if (filter === 2) {
+      if (y > 0) for (let x = 0; x < width; x++) out[at + x] += out[up + x];
+    } else if (filter === 3) {
+      for (let x = 0; x < width; x++) {
+        out[at + x] += ((x > 0 ? out[at + x - 1] : 0) + (y > 0 ? out[up + x] : 0)) >> 1;
+      }
+    } else if (filter === 4) {
+      for (let x = 0; x < width; x++) {
+        const left = x > 0 ? out[at + x - 1] : 0;
+        const above = y > 0 ? out[up + x] : 0;
+        out[at + x] += paeth(left, above, x > 0 && y > 0 ? out[up + x - 1] : 0);
+      }
+    } else if (filter !== 0) {
+      throw new Error(`row ${y} has PNG filter type ${filter}, not one of 0-4`);
+    }
+  }
+  return out;
+}
+
 /** Only the first `keep` of every `channels` samples. */
 function dropChannels<T extends Uint8Array | Uint16Array>(data: T, channels: number, keep: number): T {
   if (channels === keep) return data;
@@ -57,6 +98,12 @@ export async function readMask(file: string, maxPixels: number): Promise<RawMask
       const [width, height] = bytes.length >= 24 ? [bytes.readUInt32BE(16), bytes.readUInt32BE(20)] : [0, 0];
       if (width * height > maxPixels) {
         throw new Error(`it is ${width}x${height} (${width * height} pixels), more than the ${maxPixels} allowed`);
+      }
+      // The common masks (8-bit grey or palette indices), inflated off this thread.
+      const indexed = parseIndexedPng(bytes, maxPixels, true);
+      if (indexed) {
+        const { width, height } = indexed;
+        return { width, height, channels: 1, data: unfilterRows(await inflateRows(indexed), width, height) };
       }
       const png = decode(bytes);
       let data = png.data as Uint8Array | Uint16Array;
@@ -94,13 +141,9 @@ export function isGrey(mask: RawMask): boolean {
 export function valuesOf(mask: RawMask, into: Set<number>): void {
   const d = mask.data;
   const step = mask.channels;
-  let last = -1;
-  for (let i = 0; i < d.length; i += step) {
-    if (d[i] !== last) {
-      last = d[i];
-      into.add(last);
-    }
-  }
+  const seen = new Uint8Array(d instanceof Uint16Array ? 65536 : 256);
+  for (let i = 0; i < d.length; i += step) seen[d[i]] = 1;
+  for (let v = 0; v < seen.length; v++) if (seen[v]) into.add(v);
 }
 
 /** How a dataset's mask values become class ids; decided once from all its masks. */
@@ -142,23 +185,27 @@ export function toClassIds(
     }
     return out;
   }
+  // Each value's class (-1: ignored, -2: no class), found once for the values the mask can hold.
+  const classOf = new Int32Array(d instanceof Uint16Array ? 65536 : 256);
+  for (let v = 0; v < classOf.length; v++) {
+    if (mapping.kind === 'binary') classOf[v] = v === 0 ? 0 : 1;
+    else if (mapping.kind === 'table') classOf[v] = v < mapping.table.length ? mapping.table[v] : mapping.beyond;
+    else classOf[v] = v === mapping.ignore ? -1 : v < numClasses ? v : -2;
+  }
   const step = mask.channels;
   for (let p = 0; p < n; p++) {
     const v = d[p * step];
-    if (mapping.kind === 'binary') {
-      out[p] = v === 0 ? 0 : 1;
-    } else if (mapping.kind === 'table') {
-      const id = v < mapping.table.length ? mapping.table[v] : mapping.beyond;
-      if (id === -2) throw new Error(`value ${v} ${where(p)} is no class of this dataset`);
-      out[p] = id === -1 ? storedIgnore : id;
-    } else if (v === mapping.ignore) {
+    const id = classOf[v];
+    if (id >= 0) {
+      out[p] = id;
+    } else if (id === -1) {
       out[p] = storedIgnore;
-    } else if (v < numClasses) {
-      out[p] = v;
-    } else {
+    } else if (mapping.kind === 'index') {
       throw new Error(
         `value ${v} ${where(p)} is not a class: the dataset has ${numClasses} (0..${numClasses - 1}) and ignores ${mapping.ignore}`,
       );
+    } else {
+      throw new Error(`value ${v} ${where(p)} is no class of this dataset`);
     }
   }
   return out;

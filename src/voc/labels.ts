@@ -32,23 +32,25 @@ export async function labelToClassIds(pixels: RgbPixels): Promise<Tensor<'uint8'
   }
 }
 
-/** What class ids need of an indexed PNG: its size, palette and compressed image data. */
-interface IndexedPng {
+/** What class ids need of a PNG of one byte a pixel: its size, palette (if any) and compressed image data. */
+export interface IndexedPng {
   width: number;
   height: number;
-  palette: Buffer;
+  /** PLTE's colours; null for a grey image. */
+  palette: Buffer | null;
   compressed: Buffer;
 }
 
 /**
- * The parts of an 8-bit, non-interlaced indexed PNG (the format of VOC's labels), or null
- * for any other image. Every chunk's CRC is checked; a damaged or truncated file throws.
+ * The parts of an 8-bit, non-interlaced PNG of one sample a pixel: indexed (the format of
+ * VOC's labels), or also grey when `grey` is true; null for any other image. Every chunk's
+ * CRC is checked; a damaged or truncated file throws.
  */
-function parseIndexedPng(bytes: Buffer, maxPixels: number): IndexedPng | null {
+export function parseIndexedPng(bytes: Buffer, maxPixels: number, grey = false): IndexedPng | null {
   if (bytes.length < PNG_SIGNATURE.length || !bytes.subarray(0, PNG_SIGNATURE.length).equals(PNG_SIGNATURE)) {
     return null;
   }
-  let header: { width: number; height: number } | undefined;
+  let header: { width: number; height: number; colourType: number } | undefined;
   let palette: Buffer | undefined;
   const idat: Buffer[] = [];
   for (let offset = PNG_SIGNATURE.length; ; ) {
@@ -70,9 +72,10 @@ function parseIndexedPng(bytes: Buffer, maxPixels: number): IndexedPng | null {
       if (width * height > maxPixels) {
         throw new Error(`it is ${width}x${height} (${width * height} pixels), more than the ${maxPixels} allowed`);
       }
-      if (depth !== 8 || colourType !== 3 || compression !== 0 || filter !== 0 || interlace !== 0) return null;
+      const oneSample = colourType === 3 || (grey && colourType === 0);
+      if (depth !== 8 || !oneSample || compression !== 0 || filter !== 0 || interlace !== 0) return null;
       if (width === 0 || height === 0) throw new Error(`its header gives a size of ${width}x${height}`);
-      header = { width, height };
+      header = { width, height, colourType };
     } else if (type === 'PLTE') {
       if (length === 0 || length % 3 !== 0 || length > 768) {
         throw new Error(`its palette is ${length} bytes, not 3 per colour for 1 to 256 colours`);
@@ -85,9 +88,10 @@ function parseIndexedPng(bytes: Buffer, maxPixels: number): IndexedPng | null {
     }
   }
   if (!header) throw new Error('it has no PNG header (IHDR)');
-  if (!palette) throw new Error('it is an indexed PNG without a palette (PLTE)');
+  if (!palette && header.colourType === 3) throw new Error('it is an indexed PNG without a palette (PLTE)');
   if (idat.length === 0) throw new Error('it has no image data (IDAT)');
-  return { ...header, palette, compressed: Buffer.concat(idat) };
+  const { width, height, colourType } = header;
+  return { width, height, palette: colourType === 3 ? (palette as Buffer) : null, compressed: Buffer.concat(idat) };
 }
 
 /**
@@ -110,7 +114,7 @@ export async function readBounded(file: string, maxPixels: number): Promise<Buff
 }
 
 /** PNG image data inflated, refusing to inflate past what width x height pixels take. */
-async function inflateRows(png: IndexedPng): Promise<Buffer> {
+export async function inflateRows(png: IndexedPng): Promise<Buffer> {
   const size = png.height * (png.width + 1);
   try {
     // One output chunk (Node's zlib makes a thread-pool round trip per chunk, 16 KiB by
@@ -145,7 +149,8 @@ export async function readLabel(file: string, options: { maxPixels?: number } = 
   const pixels = png ? null : await decodeRgb(file, maxPixels);
   try {
     if (pixels) return await labelToClassIds(pixels);
-    const { width, height, palette } = png as IndexedPng;
+    const { width, height } = png as IndexedPng;
+    const palette = (png as IndexedPng).palette as Buffer;
     return await torch.tidy(async () => {
       const scanlines = torch.tensor(new Uint8Array(rows.buffer, rows.byteOffset, rows.length), {
         shape: [rows.length],
