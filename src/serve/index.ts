@@ -138,9 +138,12 @@ export async function serve(options: ServeOptions = {}): Promise<ViewerServer> {
     );
   }
   // forceCloseConnections: close() ends the browsers' keep-alive connections instead of waiting for them.
+  // Clients that trickle headers or a body are answered 408 and cut off once their time is up,
+  // checked every second (Node checks every 30 s by default).
   const app = Fastify({
     bodyLimit: limits.maxUploadBytes,
-    requestTimeout: 120_000,
+    requestTimeout: limits.requestSeconds * 1000,
+    http: { headersTimeout: limits.headersSeconds * 1000, connectionsCheckingInterval: 1000 },
     forceCloseConnections: true,
     logger: false,
   });
