@@ -2,6 +2,8 @@
 
 #include <caffe2/serialize/inline_container.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -68,11 +70,35 @@ NamedTensors fromTop(const Ref& top, const std::string& path) {
   return out;
 }
 
+/// The bytes of a small stored record.
+std::string readRecord(const std::string& path, const zip::Record& record) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes(record.size, '\0');
+  in.seekg(static_cast<std::streamoff>(record.dataOffset));
+  if (!in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()))) {
+    throw std::runtime_error("cannot read record '" + record.name + "' of '" + path + "'");
+  }
+  return bytes;
+}
+
 /// The zip's records checked before libtorch reads any: stored, inside the file, not
-/// overlapping, and small where a record only holds a few bytes (version, byteorder, ...).
+/// overlapping, and small where a record only holds a few bytes (version, byteorder, ...);
+/// then what libtorch's reader requires of them, since it throws from its constructor, in
+/// its own words and leaking its zip state, otherwise (found by fuzzing): records in a
+/// folder, and a version record holding a format version this libtorch reads.
 void checkZip(const std::string& path) {
   constexpr uint64_t kSmallRecord = 4096;
-  for (const auto& record : zip::readDirectory(path)) {
+  auto records = zip::readDirectory(path);
+  if (records.empty()) throw std::invalid_argument("'" + path + "' is a zip without records, not a torch.save file");
+  const std::string& first = records.front().name;
+  auto folderEnd = first.find('/');
+  if (folderEnd == std::string::npos) {
+    throw std::invalid_argument("'" + path + "' is a zip whose first record '" + first +
+                                "' is not in a folder, as torch.save's are");
+  }
+  const std::string folder = first.substr(0, folderEnd + 1);
+  const zip::Record* version = nullptr;
+  for (const auto& record : records) {
     auto slash = record.name.find('/');
     std::string inside = slash == std::string::npos ? record.name : record.name.substr(slash + 1);
     bool isStorage = inside.rfind("data/", 0) == 0;
@@ -80,6 +106,26 @@ void checkZip(const std::string& path) {
       throw std::invalid_argument("record '" + record.name + "' holds " + std::to_string(record.size) +
                                   " bytes; only storages and data.pkl may exceed " + std::to_string(kSmallRecord));
     }
+    // libtorch reads .data/version where there is one, else version.
+    if (record.name == folder + ".data/version" || (record.name == folder + "version" && version == nullptr)) {
+      version = &record;
+    }
+  }
+  if (version == nullptr) {
+    throw std::invalid_argument("'" + path + "' has no version record (" + folder +
+                                "version), which torch.save writes");
+  }
+  std::string text = readRecord(path, *version);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  bool digits = !text.empty() && text.size() <= 18 &&
+                std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  uint64_t number = digits ? std::stoull(text) : 0;
+  if (!digits || number < caffe2::serialize::kMinSupportedFileFormatVersion ||
+      number > caffe2::serialize::kMaxSupportedFileFormatVersion) {
+    throw std::invalid_argument("'" + path + "' is of torch.save format version '" + text.substr(0, 20) +
+                                "'; this libtorch reads versions " +
+                                std::to_string(caffe2::serialize::kMinSupportedFileFormatVersion) + " to " +
+                                std::to_string(caffe2::serialize::kMaxSupportedFileFormatVersion));
   }
 }
 
