@@ -4,9 +4,12 @@
 #      check (scripts/check-architecture.mjs), type check (src, test, scripts, examples), the
 #      API reference (typedoc)
 #   2. the native C++ tests (build-cmake/native_tests; the addon itself is already built)
-#   3. the node-gyp build, which the ava suite smoke-tests
-#   4. the ava suite on the compiled TypeScript (dist/test)
-#   5. a tier of it under the oldest and newest supported Node (engines: >=22.12; 22.12 and 24, npm's
+#   3. the node-gyp build, made with AddressSanitizer and UndefinedBehaviorSanitizer
+#      (binding.gyp's sanitize=1): its native tests and a focused part of the ava suite run
+#      against it (scripts/test-sanitized.sh)
+#   4. libFuzzer over each parser of native/core, 10 s each (scripts/fuzz.sh; needs clang)
+#   5. the ava suite on the compiled TypeScript (dist/test)
+#   6. a tier of it under the oldest and newest supported Node (engines: >=22.12; 22.12 and 24, npm's
 #      `node` package): the addon, the API, training steps, predict, serve and clean exits
 # then each step's time, and the counts.
 set -uo pipefail
@@ -57,11 +60,29 @@ timed "native tests" $((SECONDS - started))
 nodedir=$(dirname "$(dirname "$(command -v node)")")
 gyp_args=(-j 2)
 [[ -f $nodedir/include/node/node_api.h ]] && gyp_args+=(--nodedir="$nodedir")
-if [[ -f build/Makefile ]]; then
-  step "node-gyp build" npx node-gyp build "${gyp_args[@]}" --silent
+if grep -q -s fsanitize build/fcn_core.target.mk; then
+  step "node-gyp build (ASan + UBSan)" env GYP_DEFINES=sanitize=1 npx node-gyp build "${gyp_args[@]}" --silent
 else
-  step "node-gyp build" npx node-gyp rebuild "${gyp_args[@]}" --silent
+  step "node-gyp build (ASan + UBSan)" env GYP_DEFINES=sanitize=1 npx node-gyp rebuild "${gyp_args[@]}" --silent
 fi
+
+counted() { # counted NAME PREFIX COMMAND...: runs a script that ends with "PREFIX: N passed, N failed"
+  local name=$1 prefix=$2 started=$SECONDS out p f
+  shift 2
+  out=$(mktemp)
+  "$@" 2>&1 | tee "$out" | grep -v NNPACK
+  read -r p f <<<"$(sed -n "s/^$prefix: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p" "$out")"
+  if [[ -z ${p:-} ]]; then
+    echo "not ok - $name reported no counts"
+    f=$((${f:-0} + 1))
+  fi
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+  rm -f "$out"
+  timed "$name" $((SECONDS - started))
+}
+counted "sanitized native tests and ava part" sanitized bash scripts/test-sanitized.sh
+counted "fuzzing (libFuzzer)" fuzz bash scripts/fuzz.sh 10
 
 started=$SECONDS
 tap=$(mktemp)

@@ -1,7 +1,4 @@
-import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import test from 'ava';
 import { load, nn, save, torch } from '../src';
@@ -79,20 +76,4 @@ test('the addon loads and works in two worker_threads at once', async (t) => {
     [1, 2, 3, 3],
     [1, 2, 3, 3],
   ]);
-});
-
-test('the node-gyp build loads and passes a smoke test', async (t) => {
-  const addon = path.join(root, 'build', 'Release', 'fcn_torch.node');
-  t.true(fs.existsSync(addon), 'npm test builds it with node-gyp first');
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    [
-      '-e',
-      `const { torch, nn } = require(${JSON.stringify(path.join(root, 'dist', 'src'))});
-       const y = nn.resnet18({ numClasses: 3 }).eval().forward(torch.ones([1, 3, 32, 32]));
-       console.log(JSON.stringify(y.shape));`,
-    ],
-    { env: { ...process.env, FCN_TORCH_ADDON: addon, LD_BIND_NOW: '1' }, encoding: 'utf8' },
-  );
-  t.is(stdout.trim(), '[1,3]');
 });

@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 namespace fcn::json {
 
@@ -64,7 +65,7 @@ class Parser {
         if (peek() != '"') fail("expected a string key");
         std::string key = string();
         expect(':');
-        v.members.emplace_back(std::move(key), value(depth + 1));
+        v.members.push_back({std::move(key), value(depth + 1)});
         if (peek() == ',') {
           ++pos_;
           continue;

@@ -6,10 +6,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace fcn::json {
+
+struct Member;
 
 struct Value {
   enum class Kind { Null, Bool, Integer, String, Array, Object };
@@ -17,8 +18,15 @@ struct Value {
   bool boolean = false;
   int64_t integer = 0;
   std::string string;
-  std::vector<Value> items;                            // Array
-  std::vector<std::pair<std::string, Value>> members;  // Object, in document order
+  std::vector<Value> items;     // Array
+  std::vector<Member> members;  // Object, in document order
+};
+
+/// One key and value of an object. (A struct, not std::pair<std::string, Value>: a pair
+/// needs Value complete where Value declares it, which clang refuses.)
+struct Member {
+  std::string key;
+  Value value;
 };
 
 /// Parses text; throws std::invalid_argument saying where and what went wrong.

@@ -100,8 +100,8 @@ void tensorDataTests() {
 
 void jsonTests() {
   auto v = fcn::json::parse(R"({"a": [1, -2, 3], "b": "x\"\u00e9", "c": {"d": true, "e": null}})");
-  check(v.members.size() == 3 && v.members[0].second.items[1].integer == -2, "json parses arrays of integers");
-  check(v.members[1].second.string == "x\"\xc3\xa9", "json decodes escapes to UTF-8");
+  check(v.members.size() == 3 && v.members[0].value.items[1].integer == -2, "json parses arrays of integers");
+  check(v.members[1].value.string == "x\"\xc3\xa9", "json decodes escapes to UTF-8");
   check(throwsWith([] { fcn::json::parse("{\"a\": 1.5}"); }, "only integers"), "json refuses floats");
   check(throwsWith([] { fcn::json::parse("{\"a\": 1"); }, "unexpected end"), "json refuses truncated text");
   check(throwsWith([] { fcn::json::parse(std::string(100, '[')); }, "deeply"), "json limits nesting");
