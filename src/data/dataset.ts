@@ -149,8 +149,8 @@ export async function readDataset(dir: string, options: ReadDatasetOptions = {})
   const layout = openLayout(format, dir, { valFraction, seed, splitFile: options.splitFile }, problems);
   const wanted = (['train', 'val'] as const).filter((s) => !options.only || options.only === s);
 
-  // Masks and images are read at once: masks are decoded on this thread (fast-png), images
-  // in sharp's threads, so neither waits for the other. The mapping needs every mask; when it
+  // Masks and images are read at once (masks inflated by zlib's or decoded by fast-png,
+  // images by sharp's threads), so neither waits for the other. The mapping needs every mask; when it
   // cannot be decided, the images not yet started are not decoded and those read are released.
   const raw = new Map<Pair, RawMask>();
   const images = new Map<Pair, Tensor<'uint8'>>();
