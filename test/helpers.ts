@@ -143,3 +143,21 @@ export async function serveBytes(
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+/**
+ * Awaits `pending` while counting event-loop turns (setImmediate callbacks) until it settles.
+ * A call that did its work on the main thread settles before the first turn (0); one that runs
+ * off the loop lets it turn many times. A count, not a clock: load on the machine cannot fake it.
+ */
+export async function loopTurnsWhile<T>(pending: Promise<T>): Promise<{ value: T; turns: number }> {
+  let settled = false;
+  const watched = pending.finally(() => {
+    settled = true;
+  });
+  let turns = 0;
+  while (!settled) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (!settled) turns++;
+  }
+  return { value: await watched, turns };
+}
