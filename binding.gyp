@@ -45,6 +45,17 @@
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "native/distributed/gloo_api"
       ],
+      # native/addon/precompiled.h as a GCC precompiled header, made with this target's flags
+      # (make's GYP_CXXFLAGS, inherited by the action because the objects depend on it) and
+      # force-included in every source: half the compile time of each. A copy of the header
+      # sits beside it, so a compiler that refuses the .gch reads the header instead.
+      "actions": [{
+        "action_name": "precompile_header",
+        "inputs": ["native/addon/precompiled.h"],
+        "outputs": ["<(INTERMEDIATE_DIR)/precompiled.h.gch"],
+        "action": ["sh", "-c", "cp native/addon/precompiled.h <(INTERMEDIATE_DIR)/precompiled.h && cd $(abs_builddir)/.. && $(CXX.target) $(filter-out -include %/precompiled.h -Winvalid-pch,$(GYP_CXXFLAGS)) $(CXXFLAGS.target) -x c++-header $(abs_obj).target/fcn_torch/geni/precompiled.h -o $(abs_obj).target/fcn_torch/geni/precompiled.h.gch"]
+      }],
+      "cflags_cc": ["-include", "<(INTERMEDIATE_DIR)/precompiled.h", "-Winvalid-pch"],
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
