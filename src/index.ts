@@ -47,6 +47,7 @@ export { DECODE_MAX_PIXELS, label2image, readImage, saveImageGrid, saveMask } fr
 export { bilinearKernel } from './init';
 export { Int8Model, quantizeInt8 } from './int8';
 export { type Confusion, type EpochMetrics, type SegmentationMetrics, segmentationMetrics } from './metrics';
+export { exportOnnx, ONNX_OPSETS, type OnnxExportOptions, type OnnxExportResult } from './onnx/export';
 export { historySvg, plotHistory } from './plot';
 export { normalizeImage, PREDICT_MAX_PIXELS, type PredictOptions, predict } from './predict';
 export { load, save } from './serialization';

@@ -45,6 +45,21 @@ export interface NativeModule {
   readonly disposed: boolean;
 }
 
+/** An ONNX attribute as the native exporter writes it. */
+export type NativeOnnxAttribute =
+  | { name: string; type: 'int' | 'float'; value: number }
+  | { name: string; type: 'string'; value: string }
+  | { name: string; type: 'ints'; value: number[] };
+
+/** An ONNX graph before serialisation: nodes in order, weights by state-dict name. */
+export interface NativeOnnxGraph {
+  output: string;
+  /** The output's shape for zeros of the probe shape. */
+  outputShape: number[];
+  nodes: { op: string; inputs: string[]; output: string; attributes: NativeOnnxAttribute[] }[];
+  initializers: { name: string; dtype: 'float32' | 'int64'; dims: number[]; data: Buffer }[];
+}
+
 export interface NativeOptimizer {
   step(): void;
   zeroGrad(): void;
@@ -231,6 +246,8 @@ export interface NativeAddon {
     numClasses: number,
     aux: boolean,
   ): NativeModule;
+  /** A module's ONNX nodes and weights as its kinds write them (native/models/onnx_graph.h). */
+  onnxGraph(module: NativeModule, input: string, opset: number, probe: number[]): NativeOnnxGraph;
   init: {
     bilinearKernel(inChannels: number, outChannels: number, kernelSize: number): NativeTensor;
     xavierUniform_(t: NativeTensor, gain: number): NativeTensor;

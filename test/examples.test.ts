@@ -35,6 +35,7 @@ const runs: [string, RegExp, NodeJS.ProcessEnv?][] = [
   ['train', /epoch 2\/2: loss [\d.]+[\s\S]*\[ 160, 240 \] \[ 128, 224 \]/],
   ['finetune', /epoch 2\/2: loss [\d.]+[\s\S]*\[ 160, 240 \] \[ 0(\.\d+)? \]/],
   ['distributed', /1 processes|epoch 1\/1: .* on 1 processes/],
+  ['deploy', /\[ 1, 320, 480 \] int64/],
   ['own-data', /\[ 'background', 'circle', 'square' \] (0|1|0\.\d+) \[ 96, 128 \]/],
 ];
 

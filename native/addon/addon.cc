@@ -29,6 +29,7 @@ Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   initSegmentation(env, exports);
   initFcnSkip(env, exports);
   initInit(env, exports);
+  initOnnx(env, exports);
   initFunctional(env, exports);
   initOptimizerClass(env, exports);
   initTrainerClass(env, exports);

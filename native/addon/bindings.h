@@ -17,6 +17,7 @@ void initMobileNet(Napi::Env env, Napi::Object exports);          // mobilenet.c
 void initSegmentation(Napi::Env env, Napi::Object exports);       // segmentation.cc (src/models/segmentation.ts)
 void initFcnSkip(Napi::Env env, Napi::Object exports);            // fcn_skip.cc (src/fcn.ts)
 void initInit(Napi::Env env, Napi::Object exports);               // init.cc (src/init.ts)
+void initOnnx(Napi::Env env, Napi::Object exports);               // onnx_export.cc (src/onnx/)
 void initFunctional(Napi::Env env, Napi::Object exports);         // functional.cc (src/nn/functional.ts)
 void initOptimizerClass(Napi::Env env, Napi::Object exports);     // optim.cc: NativeOptimizer (src/optim.ts)
 void initTrainerClass(Napi::Env env, Napi::Object exports);       // trainer.cc: NativeTrainer (src/train.ts)

@@ -1,6 +1,7 @@
 #include "models/fcn_skip.h"
 
 #include "core/describe.h"
+#include "models/onnx_graph.h"
 #include "models/registry.h"
 #include "models/state_dict.h"
 
@@ -12,6 +13,19 @@ at::Tensor labels(torch::nn::Module& m, const at::Tensor& x) { return static_cas
 [[maybe_unused]] const bool registered[] = {
     registerKind<FCN16s>("FCN16s", nullptr, &detail::plainForward<FCN16s>, nullptr, nullptr, labels),
     registerKind<FCN8s>("FCN8s", nullptr, &detail::plainForward<FCN8s>, nullptr, nullptr, labels)};
+
+/// fusedScores and forward as ONNX nodes (the final upsampling as a plain ConvTranspose).
+std::string onnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
+  auto child = [&](const char* name, const std::string& x) { return exportChildOnnx(m, name, g, x, path); };
+  bool eight = m.named_children().find("score_pool3") != nullptr;
+  std::string pool3 = child("layer2", child("stem", input));
+  std::string pool4 = child("layer3", pool3);
+  std::string scores = child("score_fr", child("layer4", pool4));
+  scores = g.add("Add", {child("upscore2", scores), child("score_pool4", pool4)});
+  if (eight) scores = g.add("Add", {child("upscore_pool4", scores), child("score_pool3", pool3)});
+  return child(eight ? "upscore8" : "upscore16", scores);
+}
+[[maybe_unused]] const bool exported[] = {registerOnnx<FCN16s>(onnx), registerOnnx<FCN8s>(onnx)};
 
 torch::nn::Conv2d score(int64_t in, int64_t numClasses) {
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, numClasses, 1));

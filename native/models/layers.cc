@@ -4,6 +4,7 @@
 // kernel is twice its stride runs as a sub-pixel convolution (the same numbers, faster on the CPU),
 // and gives labels (forwardModuleLabels) from the sub-pixel scores.
 #include "models/activations.h"
+#include "models/onnx_graph.h"
 #include "models/registry.h"
 #include "models/subpixel.h"
 
@@ -41,6 +42,29 @@ std::shared_ptr<torch::nn::Module> conv2d(const LayerOptions& o) {
     options.padding(pair(o, "padding"));
   }
   return torch::nn::Conv2d(options).ptr();
+}
+
+/// Conv2d's forward as PyTorch's. libtorch 2.x computes padding='same' with a padding mode other
+/// than zeros in dimension order where F.pad wants the last dimension first, so a kernel that is not
+/// square (or dilated unequally) padded height by width's amounts: [3, 4] turned 20x24 into 21x23.
+at::Tensor conv2dForward(torch::nn::Module& m, const at::Tensor& x) {
+  auto& conv = static_cast<torch::nn::Conv2dImpl&>(m);
+  const auto& o = conv.options;
+  if (!std::holds_alternative<torch::enumtype::kSame>(o.padding()) ||
+      std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode())) {
+    return conv.forward(x);
+  }
+  std::vector<int64_t> pads(4);  // [left, right, top, bottom]
+  for (int i = 0; i < 2; i++) {
+    int64_t total = o.dilation()->at(i) * (o.kernel_size()->at(i) - 1);
+    pads[2 * (1 - i)] = total / 2;
+    pads[2 * (1 - i) + 1] = total - total / 2;
+  }
+  const char* mode = std::holds_alternative<torch::enumtype::kReflect>(o.padding_mode())     ? "reflect"
+                     : std::holds_alternative<torch::enumtype::kReplicate>(o.padding_mode()) ? "replicate"
+                                                                                             : "circular";
+  return at::conv2d(at::pad(x, pads, mode), conv.weight, conv.bias, *o.stride(), c10::IntArrayRef({0, 0}),
+                    *o.dilation(), o.groups());
 }
 
 std::shared_ptr<torch::nn::Module> convTranspose2d(const LayerOptions& o) {
@@ -115,7 +139,7 @@ std::shared_ptr<torch::nn::Module> linear(const LayerOptions& o) {
 }
 
 [[maybe_unused]] const bool registered[] = {
-    registerKind<torch::nn::Conv2dImpl>("Conv2d", conv2d),
+    registerKind<torch::nn::Conv2dImpl>("Conv2d", conv2d, conv2dForward),
     registerKind<torch::nn::ConvTranspose2dImpl>("ConvTranspose2d", convTranspose2d, convTranspose2dForward, nullptr,
                                                  nullptr, convTranspose2dLabels),
     registerKind<torch::nn::BatchNorm2dImpl>("BatchNorm2d", batchNorm2d),
@@ -128,6 +152,164 @@ std::shared_ptr<torch::nn::Module> linear(const LayerOptions& o) {
     registerKind<torch::nn::AdaptiveAvgPool2dImpl>("AdaptiveAvgPool2d", adaptiveAvgPool2d),
     registerKind<torch::nn::FlattenImpl>("Flatten", flatten),
     registerKind<torch::nn::LinearImpl>("Linear", linear),
+};
+
+// Their ONNX nodes (in inference: BatchNorm2d with its running statistics, Dropout as nothing).
+
+std::vector<int64_t> hw(const torch::ExpandingArray<2>& a) { return {a->at(0), a->at(1)}; }
+
+/// Padding [top, left, bottom, right] of a convolution: explicit, 'valid' or 'same' (PyTorch puts
+/// an odd total's extra pixel at the bottom and right).
+std::vector<int64_t> convPads(const torch::nn::detail::ConvNdOptions<2>& o) {
+  const auto& padding = o.padding();
+  if (std::holds_alternative<torch::enumtype::kValid>(padding)) return {0, 0, 0, 0};
+  if (std::holds_alternative<torch::enumtype::kSame>(padding)) {
+    std::vector<int64_t> before(2), after(2);
+    for (int i = 0; i < 2; i++) {
+      int64_t total = o.dilation()->at(i) * (o.kernel_size()->at(i) - 1);
+      before[i] = total / 2;
+      after[i] = total - before[i];
+    }
+    return {before[0], before[1], after[0], after[1]};
+  }
+  auto p = std::get<torch::ExpandingArray<2>>(padding);
+  return {p->at(0), p->at(1), p->at(0), p->at(1)};
+}
+
+std::string conv2dOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
+  const auto& conv = static_cast<const torch::nn::Conv2dImpl&>(m);
+  const auto& o = conv.options;
+  std::vector<int64_t> pads = convPads(o);
+  std::string x = input;
+  if (!std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode())) {
+    // PyTorch pads the input first with the mode, then convolves without padding.
+    std::string mode = std::holds_alternative<torch::enumtype::kReflect>(o.padding_mode())     ? "reflect"
+                       : std::holds_alternative<torch::enumtype::kReplicate>(o.padding_mode()) ? "edge"
+                                                                                               : "wrap";
+    if (mode == "wrap" && g.opset() < 19) {
+      throw std::invalid_argument("Conv2d with paddingMode 'circular' needs ONNX opset 19 or later (Pad's 'wrap')");
+    }
+    x = g.add("Pad", {x, g.ints({0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]})}, {{"mode", mode}});
+    pads = {0, 0, 0, 0};
+  }
+  std::vector<std::string> inputs{x, g.weight(path + "weight", conv.weight)};
+  if (conv.bias.defined()) inputs.push_back(g.weight(path + "bias", conv.bias));
+  return g.add("Conv", inputs,
+               {{"kernel_shape", hw(o.kernel_size())},
+                {"strides", hw(o.stride())},
+                {"pads", pads},
+                {"dilations", hw(o.dilation())},
+                {"group", o.groups()}});
+}
+
+std::string convTranspose2dOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input,
+                                const std::string& path) {
+  const auto& up = static_cast<const torch::nn::ConvTranspose2dImpl&>(m);
+  const auto& o = up.options;
+  auto p = std::get<torch::ExpandingArray<2>>(o.padding());
+  std::vector<std::string> inputs{input, g.weight(path + "weight", up.weight)};
+  if (up.bias.defined()) inputs.push_back(g.weight(path + "bias", up.bias));
+  return g.add("ConvTranspose", inputs,
+               {{"kernel_shape", hw(o.kernel_size())},
+                {"strides", hw(o.stride())},
+                {"pads", std::vector<int64_t>{p->at(0), p->at(1), p->at(0), p->at(1)}},
+                {"output_padding", hw(o.output_padding())},
+                {"dilations", hw(o.dilation())},
+                {"group", o.groups()}});
+}
+
+std::string batchNorm2dOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input,
+                            const std::string& path) {
+  const auto& bn = static_cast<const torch::nn::BatchNorm2dImpl&>(m);
+  const auto& o = bn.options;
+  if (!o.track_running_stats()) {
+    throw std::invalid_argument(
+        "BatchNorm2d without running statistics (trackRunningStats: false) normalises each batch by its own; "
+        "ONNX's BatchNormalization needs running statistics");
+  }
+  int64_t n = o.num_features();
+  std::string scale = o.affine() ? g.weight(path + "weight", bn.weight) : g.filled(n, 1.0F);
+  std::string shift = o.affine() ? g.weight(path + "bias", bn.bias) : g.filled(n, 0.0F);
+  return g.add("BatchNormalization",
+               {input, scale, shift, g.weight(path + "running_mean", bn.running_mean),
+                g.weight(path + "running_var", bn.running_var)},
+               {{"epsilon", static_cast<float>(o.eps())}});
+}
+
+std::string reluOnnx(const torch::nn::Module&, OnnxGraph& g, const std::string& input, const std::string&) {
+  return g.add("Relu", {input});
+}
+
+std::string sigmoidOnnx(const torch::nn::Module&, OnnxGraph& g, const std::string& input, const std::string&) {
+  return g.add("Sigmoid", {input});
+}
+
+/// relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1).
+std::string hardsigmoidOnnx(const torch::nn::Module&, OnnxGraph& g, const std::string& input, const std::string&) {
+  return g.add("HardSigmoid", {input}, {{"alpha", 1.0F / 6.0F}, {"beta", 0.5F}});
+}
+
+std::string hardswishOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
+  if (g.opset() >= 14) return g.add("HardSwish", {input});
+  return g.add("Mul", {input, hardsigmoidOnnx(m, g, input, path)});
+}
+
+std::string dropoutOnnx(const torch::nn::Module&, OnnxGraph&, const std::string& input, const std::string&) {
+  return input;
+}
+
+std::string maxPool2dOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string&) {
+  const auto& o = static_cast<const torch::nn::MaxPool2dImpl&>(m).options;
+  auto p = o.padding();
+  return g.add("MaxPool", {input},
+               {{"kernel_shape", hw(o.kernel_size())},
+                {"strides", hw(o.stride())},
+                {"pads", std::vector<int64_t>{p->at(0), p->at(1), p->at(0), p->at(1)}},
+                {"dilations", hw(o.dilation())},
+                {"ceil_mode", int64_t{o.ceil_mode() ? 1 : 0}}});
+}
+
+std::string adaptiveAvgPool2dOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input,
+                                  const std::string&) {
+  const auto& size = static_cast<const torch::nn::AdaptiveAvgPool2dImpl&>(m).options.output_size();
+  if (size->at(0) != 1 || size->at(1) != 1) {
+    throw std::invalid_argument(
+        "AdaptiveAvgPool2d exports to ONNX with output size 1 (GlobalAveragePool) only: other sizes depend on "
+        "the input's");
+  }
+  return g.add("GlobalAveragePool", {input});
+}
+
+std::string flattenOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string&) {
+  const auto& o = static_cast<const torch::nn::FlattenImpl&>(m).options;
+  if (o.start_dim() != 1 || o.end_dim() != -1) {
+    throw std::invalid_argument("Flatten exports to ONNX with startDim 1 and endDim -1 only");
+  }
+  return g.add("Flatten", {input}, {{"axis", int64_t{1}}});
+}
+
+/// x W^T + b on the last dimension, for inputs of any rank.
+std::string linearOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
+  const auto& linear = static_cast<const torch::nn::LinearImpl&>(m);
+  std::string wt =
+      g.add("Transpose", {g.weight(path + "weight", linear.weight)}, {{"perm", std::vector<int64_t>{1, 0}}});
+  std::string y = g.add("MatMul", {input, wt});
+  return linear.bias.defined() ? g.add("Add", {y, g.weight(path + "bias", linear.bias)}) : y;
+}
+
+[[maybe_unused]] const bool exported[] = {
+    registerOnnx<torch::nn::Conv2dImpl>(conv2dOnnx),
+    registerOnnx<torch::nn::ConvTranspose2dImpl>(convTranspose2dOnnx),
+    registerOnnx<torch::nn::BatchNorm2dImpl>(batchNorm2dOnnx),
+    registerOnnx<torch::nn::ReLUImpl>(reluOnnx),
+    registerOnnx<torch::nn::SigmoidImpl>(sigmoidOnnx),
+    registerOnnx<HardswishImpl>(hardswishOnnx),
+    registerOnnx<HardsigmoidImpl>(hardsigmoidOnnx),
+    registerOnnx<torch::nn::DropoutImpl>(dropoutOnnx),
+    registerOnnx<torch::nn::MaxPool2dImpl>(maxPool2dOnnx),
+    registerOnnx<torch::nn::AdaptiveAvgPool2dImpl>(adaptiveAvgPool2dOnnx),
+    registerOnnx<torch::nn::FlattenImpl>(flattenOnnx),
+    registerOnnx<torch::nn::LinearImpl>(linearOnnx),
 };
 
 }  // namespace

@@ -13,6 +13,7 @@ namespace {
 struct Registry {
   std::unordered_map<std::type_index, ModuleKind> byType;
   std::vector<std::string> creatable;  // names built from options, for messages
+  std::unordered_map<std::type_index, OnnxFn> onnx;
 };
 
 /// Built on first use: kinds register during static initialisation, in any order.
@@ -29,7 +30,14 @@ void addKind(std::type_index type, ModuleKind kind) {
   if (kind.create) r.creatable.push_back(kind.name);
   r.byType.emplace(type, std::move(kind));
 }
+void addOnnx(std::type_index type, OnnxFn onnx) { registry().onnx.emplace(type, onnx); }
 }  // namespace detail
+
+OnnxFn onnxExportOf(const torch::nn::Module& m) {
+  const auto& onnx = registry().onnx;
+  auto it = onnx.find(typeid(m));
+  return it == onnx.end() ? nullptr : it->second;
+}
 
 const ModuleKind* kindOf(const torch::nn::Module& m) {
   const auto& byType = registry().byType;

@@ -41,6 +41,11 @@ using OutputsFn = NamedOutputs (*)(torch::nn::Module&, const at::Tensor&);
 using ReadyFn = void (*)(const torch::nn::Module&);
 using LabelsFn = at::Tensor (*)(torch::nn::Module&, const at::Tensor&);
 
+class OnnxGraph;
+/// Writes the module's ONNX nodes on input into the graph, its weights named path + their
+/// state-dict names; returns its output's name (models/onnx_graph.h).
+using OnnxFn = std::string (*)(const torch::nn::Module&, OnnxGraph&, const std::string& input, const std::string& path);
+
 struct ModuleKind {
   std::string name;
   ForwardFn forward = nullptr;
@@ -52,6 +57,7 @@ struct ModuleKind {
 
 namespace detail {
 void addKind(std::type_index type, ModuleKind kind);
+void addOnnx(std::type_index type, OnnxFn onnx);
 template <class Impl>
 at::Tensor plainForward(torch::nn::Module& m, const at::Tensor& x) {
   return static_cast<Impl&>(m).forward(x);
@@ -68,6 +74,17 @@ bool registerKind(const char* name, CreateFn create = nullptr, ForwardFn forward
   detail::addKind(typeid(Impl), ModuleKind{name, forward, create, outputs, ready, labels});
   return true;
 }
+
+/// Registers how the module type Impl is exported to ONNX, as registerKind registers how it
+/// runs (`const bool exported = registerOnnx<Impl>(fn)` at namespace scope).
+template <class Impl>
+bool registerOnnx(OnnxFn onnx) {
+  detail::addOnnx(typeid(Impl), onnx);
+  return true;
+}
+
+/// How m's kind is exported to ONNX; nullptr for a kind without an export.
+OnnxFn onnxExportOf(const torch::nn::Module& m);
 
 /// The kind of m by its dynamic type; nullptr for a type never registered.
 const ModuleKind* kindOf(const torch::nn::Module& m);

@@ -3,6 +3,7 @@
 // initialisation, and the forwards.
 #include "models/resnet.h"
 
+#include "models/onnx_graph.h"
 #include "models/registry.h"
 #include "models/state_dict.h"
 
@@ -11,6 +12,46 @@ namespace fcn {
 namespace {
 [[maybe_unused]] const bool registered[] = {registerKind<ResNet>("ResNet"), registerKind<BasicBlock>("BasicBlock"),
                                             registerKind<Bottleneck>("Bottleneck")};
+
+// ONNX: the unfused forwards (conv, BN, ReLU; the residual Add), children named as in torchvision.
+
+/// The children names in order through g, from input.
+std::string chain(const torch::nn::Module& m, std::initializer_list<const char*> names, OnnxGraph& g,
+                  const std::string& input, const std::string& path) {
+  std::string x = input;
+  for (const char* name : names) x = exportChildOnnx(m, name, g, x, path);
+  return x;
+}
+
+/// relu(out + identity), identity being the input or its downsample.
+std::string residual(const torch::nn::Module& m, OnnxGraph& g, const std::string& out, const std::string& input,
+                     const std::string& path) {
+  bool downsamples = m.named_children().find("downsample") != nullptr;
+  std::string identity = downsamples ? exportChildOnnx(m, "downsample", g, input, path) : input;
+  return g.add("Relu", {g.add("Add", {out, identity})});
+}
+
+std::string basicBlockOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input,
+                           const std::string& path) {
+  return residual(m, g, chain(m, {"conv1", "bn1", "relu", "conv2", "bn2"}, g, input, path), input, path);
+}
+
+std::string bottleneckOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input,
+                           const std::string& path) {
+  std::string out = chain(m, {"conv1", "bn1", "relu", "conv2", "bn2", "relu", "conv3", "bn3"}, g, input, path);
+  return residual(m, g, out, input, path);
+}
+
+/// The stem, the four stages, then (classifiers) global pooling, flatten and fc.
+std::string resnetOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
+  std::string x = chain(m, {"conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"}, g, input, path);
+  if (m.named_children().find("fc") == nullptr) return x;
+  x = g.add("Flatten", {exportChildOnnx(m, "avgpool", g, x, path)}, {{"axis", int64_t{1}}});
+  return exportChildOnnx(m, "fc", g, x, path);
+}
+
+[[maybe_unused]] const bool exported[] = {registerOnnx<ResNet>(resnetOnnx), registerOnnx<BasicBlock>(basicBlockOnnx),
+                                          registerOnnx<Bottleneck>(bottleneckOnnx)};
 
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation = 1) {
   return torch::nn::Conv2d(

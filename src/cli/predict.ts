@@ -107,8 +107,10 @@ predictCommand.action(
   }),
 );
 
-/** The model to run and its classes (names and colours). */
-async function modelOf(o: PredictFlags): Promise<{ net: Module; classes: ClassInfo[] }> {
+/** The model of --checkpoint or --model (with --weights, --num-classes) and its classes (names and colours). */
+export async function modelOf(
+  o: Pick<PredictFlags, 'checkpoint' | 'model' | 'weights' | 'numClasses' | 'device'>,
+): Promise<{ net: Module; classes: ClassInfo[] }> {
   if (o.model && o.checkpoint) throw new RangeError('give --checkpoint or --model, not both');
   if (o.model) {
     const net = await getModel(o.model, {

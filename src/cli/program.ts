@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import { dataCommand, downloadVocCommand, synthCommand } from './data';
 import { evalCommand } from './evaluate';
+import { exportCommand } from './export';
 import { predictCommand } from './predict';
 import { serveCommand } from './serve';
 import { setupCommand } from './setup';
@@ -26,5 +27,6 @@ export const program = new Command()
   .addCommand(trainCommand)
   .addCommand(evalCommand)
   .addCommand(predictCommand)
+  .addCommand(exportCommand)
   .addCommand(serveCommand)
   .addCommand(setupCommand);

@@ -1,0 +1,48 @@
+#include "models/onnx_graph.h"
+
+#include <stdexcept>
+
+#include "models/registry.h"
+
+namespace fcn {
+
+std::string OnnxGraph::add(const std::string& op, std::vector<std::string> inputs,
+                           std::vector<OnnxAttribute> attributes) {
+  std::string output = op + "_" + std::to_string(names_++);
+  nodes_.push_back(OnnxNode{op, std::move(inputs), output, std::move(attributes)});
+  return output;
+}
+
+std::string OnnxGraph::weight(const std::string& name, const at::Tensor& w) {
+  initializers_.emplace_back(name, w.detach().to(at::kCPU, at::kFloat).contiguous());
+  return name;
+}
+
+std::string OnnxGraph::constant(const at::Tensor& t) {
+  std::string name = "const_" + std::to_string(names_++);
+  initializers_.emplace_back(name, t);
+  return name;
+}
+
+std::string OnnxGraph::ints(const std::vector<int64_t>& values) { return constant(at::tensor(values, at::kLong)); }
+
+std::string OnnxGraph::filled(int64_t n, float value) { return constant(at::full({n}, value, at::kFloat)); }
+
+std::string exportModuleOnnx(const torch::nn::Module& m, OnnxGraph& graph, const std::string& input,
+                             const std::string& path) {
+  OnnxFn fn = onnxExportOf(m);
+  if (fn == nullptr) {
+    std::string where = path.empty() ? "the model itself" : "'" + path.substr(0, path.size() - 1) + "'";
+    throw std::invalid_argument("layer kind " + kindName(m) + " (" + where + ") has no ONNX export");
+  }
+  return fn(m, graph, input, path);
+}
+
+std::string exportChildOnnx(const torch::nn::Module& m, const std::string& name, OnnxGraph& graph,
+                            const std::string& input, const std::string& path) {
+  const auto* child = m.named_children().find(name);
+  if (child == nullptr) throw std::logic_error(kindName(m) + " has no child '" + name + "'");
+  return exportModuleOnnx(**child, graph, input, path + name + ".");
+}
+
+}  // namespace fcn

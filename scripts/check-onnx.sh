@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The ONNX exports checked by ONNX itself and by PyTorch: exports ResNet-18 and the chapter's
+# FCN (random weights, random BatchNorm statistics) with their weights as safetensors, then
+# scripts/check_onnx.py runs onnx.checker and Python's onnxruntime against PyTorch's forward
+# (the scratch venv of scripts/python-env.sh). Needs `npm run build` first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+node - "$dir" <<'JS'
+const path = require('node:path');
+const { createFcn, exportOnnx, nn, save, torch } = require('./dist/src');
+(async () => {
+  const dir = process.argv[2];
+  torch.manualSeed(7);
+  for (const [name, net] of [['resnet18', nn.resnet18()], ['fcn32s', createFcn({ numClasses: 5 })]]) {
+    for (const [key, t] of net.stateDict()) {
+      if (key.endsWith('running_var')) t.copy_(torch.rand(t.shape).add(0.5));
+      if (key.endsWith('running_mean')) t.copy_(torch.randn(t.shape).mul(0.1));
+    }
+    net.eval();
+    await save(net.stateDict(), path.join(dir, `${name}.safetensors`));
+    await exportOnnx(net, path.join(dir, `${name}.onnx`));
+    if (name === 'fcn32s') {
+      await exportOnnx(net, path.join(dir, 'fcn32s-labels.onnx'), { labels: true, preprocess: true });
+    }
+  }
+})().catch((e) => { console.error(e); process.exit(1); });
+JS
+"$(bash scripts/python-env.sh)" scripts/check_onnx.py "$dir"
