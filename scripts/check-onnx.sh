@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The ONNX exports checked by ONNX itself and by PyTorch: exports ResNet-18 and the chapter's
-# FCN (random weights, random BatchNorm statistics) with their weights as safetensors, then
+# The ONNX exports checked by ONNX itself and by PyTorch: exports ResNet-18, the chapter's FCN,
+# torchvision's fcn_resnet50 and lraspp_mobilenet_v3_large (random weights and BatchNorm
+# statistics) with their weights as safetensors, then
 # scripts/check_onnx.py runs onnx.checker and Python's onnxruntime against PyTorch's forward
 # (the scratch venv of scripts/python-env.sh). Needs `npm run build` first.
 set -euo pipefail
@@ -9,11 +10,17 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 node - "$dir" <<'JS'
 const path = require('node:path');
-const { createFcn, exportOnnx, nn, save, torch } = require('./dist/src');
+const { createFcn, exportOnnx, models, nn, save, torch } = require('./dist/src');
 (async () => {
   const dir = process.argv[2];
   torch.manualSeed(7);
-  for (const [name, net] of [['resnet18', nn.resnet18()], ['fcn32s', createFcn({ numClasses: 5 })]]) {
+  const nets = [
+    ['resnet18', nn.resnet18()],
+    ['fcn32s', createFcn({ numClasses: 5 })],
+    ['fcn_resnet50', await models.segmentation.fcnResnet50({ numClasses: 3 })],
+    ['lraspp_mobilenet_v3_large', await models.segmentation.lrasppMobilenetV3Large({ numClasses: 3 })],
+  ];
+  for (const [name, net] of nets) {
     for (const [key, t] of net.stateDict()) {
       if (key.endsWith('running_var')) t.copy_(torch.rand(t.shape).add(0.5));
       if (key.endsWith('running_mean')) t.copy_(torch.randn(t.shape).mul(0.1));

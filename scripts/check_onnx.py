@@ -1,12 +1,14 @@
 """Checks fcn-torch's ONNX exports against ONNX's own checker and PyTorch (scripts/check-onnx.sh).
 
-For each MODEL in DIR (resnet18, fcn32s): DIR/MODEL.onnx passes onnx.checker's full check
+For each MODEL in DIR (resnet18, fcn32s, and torchvision's fcn_resnet50 and
+lraspp_mobilenet_v3_large with 3 classes): DIR/MODEL.onnx passes onnx.checker's full check
 (with shape inference), and Python's onnxruntime running it equals PyTorch's forward of the
 same weights (DIR/MODEL.safetensors, loaded into torchvision's module tree written in plain
 torch, scripts/make_fixtures.py) at two input sizes, relative error <= 1e-4. DIR/fcn32s-labels.onnx
 (uint8 pixels in, labels out) gives the argmax of PyTorch's logits of the normalised pixels.
 Prints one line per check; exits 1 when one fails.
 """
+import functools
 import os
 import sys
 
@@ -19,13 +21,35 @@ from safetensors.torch import load_file
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_model import chapter_net  # noqa: E402
 from make_fixtures import ResNet18  # noqa: E402
+from make_segmentation_fixtures import import_torchvision  # noqa: E402
 from torch import nn  # noqa: E402
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
 
 
+@functools.cache
+def segmentation_models():
+    """torchvision.models.segmentation, imported once (import_torchvision defines its namespace)."""
+    return import_torchvision().models.segmentation
+
+
+class Out(nn.Module):
+    """A torchvision segmentation model's forward()['out']."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)['out']
+
+
 def model_of(name, weights):
+    if name in ('fcn_resnet50', 'lraspp_mobilenet_v3_large'):
+        net = getattr(segmentation_models(), name)(weights=None, weights_backbone=None, num_classes=3)
+        net.load_state_dict(weights, strict=True)
+        return Out(net).eval()
     if name == 'resnet18':
         net = ResNet18()
     else:
@@ -40,7 +64,9 @@ def model_of(name, weights):
 def main(folder):
     failed = 0
     torch.manual_seed(0)
-    for name, sizes in (('resnet18', [(1, 64, 64), (2, 96, 128)]), ('fcn32s', [(1, 64, 96), (2, 160, 128)])):
+    for name, sizes in (('resnet18', [(1, 64, 64), (2, 96, 128)]), ('fcn32s', [(1, 64, 96), (2, 160, 128)]),
+                        ('fcn_resnet50', [(1, 64, 64), (2, 72, 88)]),
+                        ('lraspp_mobilenet_v3_large', [(1, 64, 64), (2, 72, 88)])):
         path = os.path.join(folder, name + '.onnx')
         onnx.checker.check_model(path, full_check=True)
         print(f'{name}.onnx: onnx.checker full check passed')

@@ -9,7 +9,17 @@ import path from 'node:path';
 import test from 'ava';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { createFcn, exportOnnx, nn, normalizeImage, saveCheckpoint, type Tensor, torch } from '../src';
+import {
+  createFcn,
+  exportOnnx,
+  models,
+  nn,
+  normalizeImage,
+  quantizeInt8,
+  saveCheckpoint,
+  type Tensor,
+  torch,
+} from '../src';
 import type { Module } from '../src/nn/module';
 import { cli, runNode } from './helpers';
 
@@ -126,6 +136,27 @@ test("nn.resnet18, nn.resnet50 (Bottlenecks) and the chapter's FCN-32s/16s/8s ex
   }
 });
 
+test("MobileNetV3 and torchvision's segmentation models export ('out'); ONNX Runtime equals our forward at two sizes", async (t) => {
+  torch.manualSeed(4);
+  await checkExport(t, randomiseBatchNorms(nn.mobilenetV3Large({ numClasses: 10 })), 'mobilenet', [
+    [1, 3, 64, 64],
+    [2, 3, 96, 80],
+  ]);
+  const builders = {
+    fcnResnet50: models.segmentation.fcnResnet50,
+    deeplabv3Resnet50: models.segmentation.deeplabv3Resnet50,
+    deeplabv3MobilenetV3Large: models.segmentation.deeplabv3MobilenetV3Large,
+    lrasppMobilenetV3Large: models.segmentation.lrasppMobilenetV3Large,
+  };
+  for (const [name, build] of Object.entries(builders)) {
+    const net = randomiseBatchNorms(await build({ numClasses: 3 }));
+    await checkExport(t, net, name, [
+      [1, 3, 64, 64],
+      [2, 3, 72, 88],
+    ]);
+  }
+});
+
 test('labels and preprocessing inside the graph: uint8 pixels in, the argmax of our logits out', async (t) => {
   torch.manualSeed(3);
   const net = randomiseBatchNorms(createFcn({ numClasses: 4 })).eval();
@@ -197,16 +228,17 @@ test('a fixed input shape is written as such and runs', async (t) => {
 
 test('a kind without an export, and bad options, are clear errors that write nothing', async (t) => {
   const file = path.join(tmp, 'refused.onnx');
-  await t.throwsAsync(exportOnnx(nn.mobilenetV3Large(), file), {
-    message: 'layer kind MobileNetV3 (the model itself) has no ONNX export',
+  const int8 = await quantizeInt8(createFcn({ numClasses: 3 }).eval(), [torch.rand([1, 3, 64, 64])]);
+  await t.throwsAsync(exportOnnx(int8, file), {
+    message: 'layer kind Int8Model (the model itself) has no ONNX export',
   });
   const inner = new nn.Sequential(new nn.ReLU(), new nn.Sequential(new nn.AdaptiveAvgPool2d([2, 3])));
   await t.throwsAsync(exportOnnx(inner, file), {
     message: /AdaptiveAvgPool2d exports to ONNX with output size 1 \(GlobalAveragePool\) only/,
   });
   const nested = new nn.Sequential(new nn.ReLU());
-  nested.addModule('backbone', nn.mobilenetV3Large());
-  await t.throwsAsync(exportOnnx(nested, file), { message: "layer kind MobileNetV3 ('backbone') has no ONNX export" });
+  nested.addModule('quantized', int8);
+  await t.throwsAsync(exportOnnx(nested, file), { message: "layer kind Int8Model ('quantized') has no ONNX export" });
   await t.throwsAsync(exportOnnx(new nn.Sequential(new nn.Conv2d(8, 2, { kernelSize: 1 })), file), {
     message: /^the model must take images \[N, 3, H, W\]; on \[1, 3, 64, 64\]: /,
   });

@@ -3,6 +3,7 @@
 #include "models/mobilenet_v3.h"
 
 #include "models/activations.h"
+#include "models/onnx_graph.h"
 #include "models/registry.h"
 #include "models/state_dict.h"
 
@@ -13,6 +14,33 @@ namespace {
 [[maybe_unused]] const bool registered[] = {registerKind<SqueezeExcitation>("SqueezeExcitation"),
                                             registerKind<InvertedResidual>("InvertedResidual"),
                                             registerKind<MobileNetV3>("MobileNetV3")};
+
+// ONNX: the squeeze-excitation scale (pool, fc1, ReLU, fc2, hardsigmoid) times the input; the
+// inverted residual's block plus its input where it has the residual; features, pooling, flatten,
+// classifier.
+std::string squeezeExcitationOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input,
+                                  const std::string& path) {
+  std::string scale = exportChildOnnx(m, "fc1", g, exportChildOnnx(m, "avgpool", g, input, path), path);
+  scale = exportChildOnnx(m, "fc2", g, g.add("Relu", {scale}), path);
+  scale = g.add("HardSigmoid", {scale}, {{"alpha", 1.0F / 6.0F}, {"beta", 0.5F}});
+  return g.add("Mul", {scale, input});
+}
+
+std::string invertedResidualOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input,
+                                 const std::string& path) {
+  std::string out = exportChildOnnx(m, "block", g, input, path);
+  return static_cast<const InvertedResidual&>(m).residual() ? g.add("Add", {out, input}) : out;
+}
+
+std::string mobileNetV3Onnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input,
+                            const std::string& path) {
+  std::string x = exportChildOnnx(m, "avgpool", g, exportChildOnnx(m, "features", g, input, path), path);
+  return exportChildOnnx(m, "classifier", g, g.add("Flatten", {x}, {{"axis", int64_t{1}}}), path);
+}
+
+[[maybe_unused]] const bool exported[] = {registerOnnx<SqueezeExcitation>(squeezeExcitationOnnx),
+                                          registerOnnx<InvertedResidual>(invertedResidualOnnx),
+                                          registerOnnx<MobileNetV3>(mobileNetV3Onnx)};
 
 /// torchvision's _make_divisible: v rounded to the nearest multiple of divisor (at least
 /// divisor), never more than 10 % below v.

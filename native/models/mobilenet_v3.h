@@ -37,6 +37,8 @@ class InvertedResidual : public torch::nn::Module {
   explicit InvertedResidual(const InvertedResidualConfig& config);
   at::Tensor forward(const at::Tensor& input);
   std::shared_ptr<torch::nn::Module> clone(const std::optional<torch::Device>& device) const override;
+  /// Whether the input is added to the block's output (stride 1, as many channels out as in).
+  bool residual() const { return residual_; }
 
  private:
   InvertedResidualConfig config_;

@@ -38,6 +38,23 @@ std::string exportModuleOnnx(const torch::nn::Module& m, OnnxGraph& graph, const
   return fn(m, graph, input, path);
 }
 
+std::string exportChildrenOnnx(const torch::nn::Module& m, OnnxGraph& graph, const std::string& input,
+                               const std::string& path) {
+  std::string x = input;
+  for (const auto& child : m.named_children()) x = exportModuleOnnx(*child.value(), graph, x, path + child.key() + ".");
+  return x;
+}
+
+std::string resizeBilinearOnnx(OnnxGraph& graph, const std::string& x, const std::string& like) {
+  auto slice = [&](const std::string& of, int64_t from, int64_t to) {
+    return graph.add("Slice", {graph.add("Shape", {of}), graph.ints({from}), graph.ints({to})});
+  };
+  std::string sizes = graph.add("Concat", {slice(x, 0, 2), slice(like, 2, 4)}, {{"axis", int64_t{0}}});
+  return graph.add(
+      "Resize", {x, "", "", sizes},
+      {{"mode", std::string("linear")}, {"coordinate_transformation_mode", std::string("pytorch_half_pixel")}});
+}
+
 std::string exportChildOnnx(const torch::nn::Module& m, const std::string& name, OnnxGraph& graph,
                             const std::string& input, const std::string& path) {
   const auto* child = m.named_children().find(name);

@@ -57,6 +57,14 @@ class OnnxGraph {
 std::string exportModuleOnnx(const torch::nn::Module& m, OnnxGraph& graph, const std::string& input,
                              const std::string& path);
 
+/// m's children in order, each on the output of the one before (Sequential and its subclasses).
+std::string exportChildrenOnnx(const torch::nn::Module& m, OnnxGraph& graph, const std::string& input,
+                               const std::string& path);
+
+/// x resized bilinearly to the height and width of like, as resizeBilinear (PyTorch's
+/// align_corners=False, no antialiasing): ONNX Resize with the sizes taken from like's shape.
+std::string resizeBilinearOnnx(OnnxGraph& graph, const std::string& x, const std::string& like);
+
 /// exportModuleOnnx of m's child called name, under path + name + ".".
 std::string exportChildOnnx(const torch::nn::Module& m, const std::string& name, OnnxGraph& graph,
                             const std::string& input, const std::string& path);

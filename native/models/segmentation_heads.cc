@@ -3,6 +3,7 @@
 // a plain Sequential.
 #include "models/segmentation_heads.h"
 
+#include "models/onnx_graph.h"
 #include "models/registry.h"
 #include "models/state_dict.h"
 
@@ -25,6 +26,30 @@ at::Tensor notRunnable(torch::nn::Module&, const at::Tensor&) {
     registerKind<DeepLabHead>("DeepLabHead", nullptr, &detail::plainForward<Sequential>),
     registerKind<LRASPPHead>("LRASPPHead", nullptr, &runsInsideLraspp),
     registerKind<torch::nn::ModuleListImpl>("ModuleList", nullptr, &notRunnable),
+};
+
+// ONNX: FCNHead and DeepLabHead are their children in order; ASPPPooling resizes its pooled
+// features back to its input's size; ASPP concatenates its branches before the projection.
+// LRASPPHead is written by LRASPP, which has the two inputs it reads.
+std::string asppPoolingOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input,
+                            const std::string& path) {
+  return resizeBilinearOnnx(g, exportChildrenOnnx(m, g, input, path), input);
+}
+
+std::string asppOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
+  const auto& convs = **m.named_children().find("convs");
+  std::vector<std::string> branches;
+  for (const auto& branch : convs.named_children()) {
+    branches.push_back(exportModuleOnnx(*branch.value(), g, input, path + "convs." + branch.key() + "."));
+  }
+  return exportChildOnnx(m, "project", g, g.add("Concat", branches, {{"axis", int64_t{1}}}), path);
+}
+
+[[maybe_unused]] const bool exported[] = {
+    registerOnnx<FCNHead>(exportChildrenOnnx),
+    registerOnnx<DeepLabHead>(exportChildrenOnnx),
+    registerOnnx<ASPPPooling>(asppPoolingOnnx),
+    registerOnnx<ASPP>(asppOnnx),
 };
 
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, bool bias, int64_t dilation = 1) {

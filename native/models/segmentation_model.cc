@@ -4,6 +4,7 @@
 
 #include "core/describe.h"
 #include "models/mobilenet_v3.h"
+#include "models/onnx_graph.h"
 #include "models/resnet.h"
 #include "models/segmentation_heads.h"
 #include "models/state_dict.h"
@@ -22,6 +23,37 @@ NamedOutputs allOutputs(torch::nn::Module& m, const at::Tensor& x) {
     registerKind<DeepLabV3>("DeepLabV3", nullptr, &outOnly, &allOutputs),
     registerKind<LRASPP>("LRASPP", nullptr, &outOnly, &allOutputs),
 };
+
+/// forward ("out") as ONNX nodes: the backbone's children up to the last returned layer, the
+/// head (LR-ASPP's written here: it reads two features), the logits resized to the input's size.
+std::string onnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
+  const auto& model = static_cast<const SegmentationModel&>(m);
+  const auto& returned = model.returnLayers();
+  const auto& backbone = **m.named_children().find("backbone");
+  std::map<std::string, std::string> features;
+  std::string x = input;
+  for (const auto& child : backbone.named_children()) {
+    if (features.size() == returned.size()) break;
+    x = exportModuleOnnx(*child.value(), g, x, path + "backbone." + child.key() + ".");
+    auto it = returned.find(child.key());
+    if (it != returned.end()) features[it->second] = x;
+  }
+  if (model.spec().head != "lraspp") {
+    return resizeBilinearOnnx(g, exportChildOnnx(m, "classifier", g, features.at("out"), path), input);
+  }
+  const auto& head = **m.named_children().find("classifier");
+  std::string at = path + "classifier.";
+  std::string high = features.at("high"), low = features.at("low");
+  std::string scaled =
+      g.add("Mul", {exportChildOnnx(head, "cbr", g, high, at), exportChildOnnx(head, "scale", g, high, at)});
+  scaled = resizeBilinearOnnx(g, scaled, low);
+  std::string logits = g.add("Add", {exportChildOnnx(head, "low_classifier", g, low, at),
+                                     exportChildOnnx(head, "high_classifier", g, scaled, at)});
+  return resizeBilinearOnnx(g, logits, input);
+}
+
+[[maybe_unused]] const bool exported[] = {registerOnnx<FCN>(onnx), registerOnnx<DeepLabV3>(onnx),
+                                          registerOnnx<LRASPP>(onnx)};
 
 // MobileNetV3-Large's feature indices: 4 ends output stride 8 (40 channels), 16 is the last
 // (960 channels, output stride 16 when dilated); torchvision's stage_indices[-4] and [-1].

@@ -32,6 +32,9 @@ class SegmentationModel : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& input);
   std::shared_ptr<torch::nn::Module> clone(const std::optional<torch::Device>& device) const override;
   const SegmentationSpec& spec() const { return spec_; }
+  /// The backbone children whose outputs the heads read, and under which name ("out", "aux",
+  /// "low", "high").
+  const std::map<std::string, std::string>& returnLayers() const { return returnLayers_; }
 
  protected:
   explicit SegmentationModel(const SegmentationSpec& spec);

@@ -12,13 +12,8 @@ at::Tensor labels(torch::nn::Module& m, const at::Tensor& x) { return static_cas
 [[maybe_unused]] const bool registered =
     registerKind<Sequential>("Sequential", create, &detail::plainForward<Sequential>, nullptr, nullptr, labels);
 
-/// Its children's nodes in order (unfused: ONNX runtimes fold BatchNorm themselves).
-std::string onnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
-  std::string x = input;
-  for (const auto& child : m.named_children()) x = exportModuleOnnx(*child.value(), g, x, path + child.key() + ".");
-  return x;
-}
-[[maybe_unused]] const bool exported = registerOnnx<Sequential>(onnx);
+// Its children's nodes in order (unfused: ONNX runtimes fold BatchNorm themselves).
+[[maybe_unused]] const bool exported = registerOnnx<Sequential>(exportChildrenOnnx);
 
 /// How many children in [i, end) form a Conv2d, BatchNorm2d(, ReLU) run from i: 3 with the
 /// ReLU, 2 without, 0 where none starts.
