@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm run bench`: the chapter's FCN (inference, predict, train steps) against PyTorch eager,
 # channels_last, torch.compile and ONNX Runtime, weight loading, start-up and memory against
-# PyTorch, its int8 version (quantizeInt8) against its float32 one (scripts/bench-int8.ts),
+# PyTorch, its int8 version (quantizeInt8) against its float32 one (scripts/bench-int8.ts), its
+# ONNX export run by onnxruntime-node against our predict (scripts/bench-onnx.ts),
 # then torchvision's segmentation models (scripts/bench-segmentation.ts, against eager and
 # channels_last), the data pipeline (scripts/bench-data.sh) and distributed training against
 # DistributedDataParallel (scripts/bench-distributed.ts), all on this machine in this run.
@@ -12,6 +13,8 @@ python=$(bash scripts/python-env.sh)
 node dist/scripts/bench.js "$python" "$@"
 echo
 node dist/scripts/bench-int8.js
+echo
+node dist/scripts/bench-onnx.js
 echo
 node dist/scripts/bench-segmentation.js "$python"
 echo
