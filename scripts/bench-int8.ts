@@ -10,18 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createFcn, evaluateWholeImages, load, type nn, predict, quantizeInt8, type Tensor, torch, voc } from '../src';
-import { machineLines, median } from './bench-report';
-
-/** Median seconds of iters calls of fn. */
-async function timed(fn: () => Promise<unknown>, iters: number): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const start = performance.now();
-    await fn();
-    times.push((performance.now() - start) / 1000);
-  }
-  return median(times);
-}
+import { machineLines, median, timed } from './bench-report';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

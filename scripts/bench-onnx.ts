@@ -12,17 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { createFcn, exportOnnx, predict, torch } from '../src';
-import { machineLines, median } from './bench-report';
-
-async function timed(fn: () => Promise<unknown>, iters: number): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const start = performance.now();
-    await fn();
-    times.push((performance.now() - start) / 1000);
-  }
-  return median(times);
-}
+import { machineLines, median, timed } from './bench-report';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' } } });

@@ -10,6 +10,17 @@ import os from 'node:os';
 /** The median of timings (the lower middle one of an even count). */
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
+/** Median seconds of iters calls of fn. */
+export async function timed(fn: () => Promise<unknown>, iters: number): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const start = performance.now();
+    await fn();
+    times.push((performance.now() - start) / 1000);
+  }
+  return median(times);
+}
+
 /** A peer's median seconds for a row, or why it has none ('n/a', 'failed: ...'). */
 export type Cell = number | string;
 

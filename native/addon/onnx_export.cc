@@ -57,6 +57,26 @@ std::vector<int64_t> outputShape(torch::nn::Module& m, const std::vector<int64_t
   }
 }
 
+/// The graph's weights as [{name, dtype, dims, data: Buffer}], each copied once.
+Napi::Array initializersOf(Napi::Env env, const OnnxGraph& graph) {
+  auto initializers = Napi::Array::New(env, graph.initializers().size());
+  for (size_t i = 0; i < graph.initializers().size(); i++) {
+    const auto& [name, t] = graph.initializers()[i];
+    auto entry = Napi::Object::New(env);
+    entry.Set("name", name);
+    entry.Set("dtype", t.scalar_type() == at::kLong ? "int64" : "float32");
+    auto dims = Napi::Array::New(env, t.dim());
+    for (int64_t d = 0; d < t.dim(); d++) dims.Set(static_cast<uint32_t>(d), Napi::Number::New(env, t.size(d)));
+    entry.Set("dims", dims);
+    size_t bytes = t.numel() * t.element_size();
+    auto data = Napi::Buffer<uint8_t>::New(env, bytes);
+    if (bytes > 0) std::memcpy(data.Data(), t.data_ptr(), bytes);
+    entry.Set("data", data);
+    initializers.Set(i, entry);
+  }
+  return initializers;
+}
+
 /// onnxGraph(module, input name, opset, probe shape) -> {output, outputShape (for the probe's
 /// input), nodes: [{op, inputs, output, attributes}], initializers: [{name, dtype: 'float32' |
 /// 'int64', dims, data: Buffer}]}
@@ -68,10 +88,14 @@ Napi::Value onnxGraph(const Napi::CallbackInfo& info) {
   std::vector<int64_t> probe = toIntList(info[3], "probe");
   OnnxGraph graph(opset);
   std::vector<int64_t> shape;
+  Napi::Array initializers;
+  // The weights are copied into JS buffers before the lock is let go: on the CPU they are the
+  // parameters themselves, which a training step could otherwise change halfway through.
   std::string output = withModelLock(env, [&] {
     at::NoGradGuard noGrad;
     std::string out = exportModuleOnnx(*module, graph, input, "");
     shape = outputShape(*module, probe);
+    initializers = initializersOf(env, graph);
     return out;
   });
   auto result = Napi::Object::New(env);
@@ -94,21 +118,6 @@ Napi::Value onnxGraph(const Napi::CallbackInfo& info) {
     nodes.Set(i, node);
   }
   result.Set("nodes", nodes);
-  auto initializers = Napi::Array::New(env, graph.initializers().size());
-  for (size_t i = 0; i < graph.initializers().size(); i++) {
-    const auto& [name, t] = graph.initializers()[i];
-    auto entry = Napi::Object::New(env);
-    entry.Set("name", name);
-    entry.Set("dtype", t.scalar_type() == at::kLong ? "int64" : "float32");
-    auto dims = Napi::Array::New(env, t.dim());
-    for (int64_t d = 0; d < t.dim(); d++) dims.Set(static_cast<uint32_t>(d), Napi::Number::New(env, t.size(d)));
-    entry.Set("dims", dims);
-    size_t bytes = t.numel() * t.element_size();
-    auto data = Napi::Buffer<uint8_t>::New(env, bytes);
-    if (bytes > 0) std::memcpy(data.Data(), t.data_ptr(), bytes);
-    entry.Set("data", data);
-    initializers.Set(i, entry);
-  }
   result.Set("initializers", initializers);
   return result;
 }

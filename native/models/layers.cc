@@ -3,6 +3,8 @@
 // keyword arguments (TypeScript has validated and defaulted them). A ConvTranspose2d computed without gradient whose
 // kernel is twice its stride runs as a sub-pixel convolution (the same numbers, faster on the CPU),
 // and gives labels (forwardModuleLabels) from the sub-pixel scores.
+#include <array>
+
 #include "models/activations.h"
 #include "models/onnx_graph.h"
 #include "models/registry.h"
@@ -44,6 +46,17 @@ std::shared_ptr<torch::nn::Module> conv2d(const LayerOptions& o) {
   return torch::nn::Conv2d(options).ptr();
 }
 
+/// padding='same' as PyTorch computes it: for height and width, the padding before and after
+/// (an odd total's extra pixel after).
+std::array<std::array<int64_t, 2>, 2> samePadding(const torch::nn::detail::ConvNdOptions<2>& o) {
+  std::array<std::array<int64_t, 2>, 2> pads{};
+  for (size_t i = 0; i < 2; i++) {
+    int64_t total = o.dilation()->at(i) * (o.kernel_size()->at(i) - 1);
+    pads[i] = {total / 2, total - total / 2};
+  }
+  return pads;
+}
+
 /// Conv2d's forward as PyTorch's. libtorch 2.x computes padding='same' with a padding mode other
 /// than zeros in dimension order where F.pad wants the last dimension first, so a kernel that is not
 /// square (or dilated unequally) padded height by width's amounts: [3, 4] turned 20x24 into 21x23.
@@ -54,12 +67,8 @@ at::Tensor conv2dForward(torch::nn::Module& m, const at::Tensor& x) {
       std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode())) {
     return conv.forward(x);
   }
-  std::vector<int64_t> pads(4);  // [left, right, top, bottom]
-  for (int i = 0; i < 2; i++) {
-    int64_t total = o.dilation()->at(i) * (o.kernel_size()->at(i) - 1);
-    pads[2 * (1 - i)] = total / 2;
-    pads[2 * (1 - i) + 1] = total - total / 2;
-  }
+  auto [height, width] = samePadding(o);
+  std::vector<int64_t> pads{width[0], width[1], height[0], height[1]};  // F.pad's order: last dimension first
   const char* mode = std::holds_alternative<torch::enumtype::kReflect>(o.padding_mode())     ? "reflect"
                      : std::holds_alternative<torch::enumtype::kReplicate>(o.padding_mode()) ? "replicate"
                                                                                              : "circular";
@@ -158,22 +167,20 @@ std::shared_ptr<torch::nn::Module> linear(const LayerOptions& o) {
 
 std::vector<int64_t> hw(const torch::ExpandingArray<2>& a) { return {a->at(0), a->at(1)}; }
 
-/// Padding [top, left, bottom, right] of a convolution: explicit, 'valid' or 'same' (PyTorch puts
-/// an odd total's extra pixel at the bottom and right).
+/// ONNX's pads [top, left, bottom, right] for the same padding on both sides.
+std::vector<int64_t> symmetricPads(const torch::ExpandingArray<2>& p) {
+  return {p->at(0), p->at(1), p->at(0), p->at(1)};
+}
+
+/// ONNX's pads of a convolution: explicit, 'valid' or 'same'.
 std::vector<int64_t> convPads(const torch::nn::detail::ConvNdOptions<2>& o) {
   const auto& padding = o.padding();
   if (std::holds_alternative<torch::enumtype::kValid>(padding)) return {0, 0, 0, 0};
   if (std::holds_alternative<torch::enumtype::kSame>(padding)) {
-    std::vector<int64_t> before(2), after(2);
-    for (int i = 0; i < 2; i++) {
-      int64_t total = o.dilation()->at(i) * (o.kernel_size()->at(i) - 1);
-      before[i] = total / 2;
-      after[i] = total - before[i];
-    }
-    return {before[0], before[1], after[0], after[1]};
+    auto [height, width] = samePadding(o);
+    return {height[0], width[0], height[1], width[1]};
   }
-  auto p = std::get<torch::ExpandingArray<2>>(padding);
-  return {p->at(0), p->at(1), p->at(0), p->at(1)};
+  return symmetricPads(std::get<torch::ExpandingArray<2>>(padding));
 }
 
 std::string conv2dOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
@@ -206,13 +213,12 @@ std::string convTranspose2dOnnx(const torch::nn::Module& m, OnnxGraph& g, const 
                                 const std::string& path) {
   const auto& up = static_cast<const torch::nn::ConvTranspose2dImpl&>(m);
   const auto& o = up.options;
-  auto p = std::get<torch::ExpandingArray<2>>(o.padding());
   std::vector<std::string> inputs{input, g.weight(path + "weight", up.weight)};
   if (up.bias.defined()) inputs.push_back(g.weight(path + "bias", up.bias));
   return g.add("ConvTranspose", inputs,
                {{"kernel_shape", hw(o.kernel_size())},
                 {"strides", hw(o.stride())},
-                {"pads", std::vector<int64_t>{p->at(0), p->at(1), p->at(0), p->at(1)}},
+                {"pads", symmetricPads(std::get<torch::ExpandingArray<2>>(o.padding()))},
                 {"output_padding", hw(o.output_padding())},
                 {"dilations", hw(o.dilation())},
                 {"group", o.groups()}});
@@ -260,11 +266,10 @@ std::string dropoutOnnx(const torch::nn::Module&, OnnxGraph&, const std::string&
 
 std::string maxPool2dOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string&) {
   const auto& o = static_cast<const torch::nn::MaxPool2dImpl&>(m).options;
-  auto p = o.padding();
   return g.add("MaxPool", {input},
                {{"kernel_shape", hw(o.kernel_size())},
                 {"strides", hw(o.stride())},
-                {"pads", std::vector<int64_t>{p->at(0), p->at(1), p->at(0), p->at(1)}},
+                {"pads", symmetricPads(o.padding())},
                 {"dilations", hw(o.dilation())},
                 {"ceil_mode", int64_t{o.ceil_mode() ? 1 : 0}}});
 }
