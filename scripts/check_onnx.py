@@ -1,11 +1,13 @@
 """Checks fcn-torch's ONNX exports against ONNX's own checker and PyTorch (scripts/check-onnx.sh).
 
-For each MODEL in DIR (resnet18, fcn32s, and torchvision's fcn_resnet50 and
-lraspp_mobilenet_v3_large with 3 classes): DIR/MODEL.onnx passes onnx.checker's full check
+For each MODEL in DIR (resnet18, fcn32s, and torchvision's fcn_resnet50 with its aux classifier
+and lraspp_mobilenet_v3_large, 3 classes): DIR/MODEL.onnx passes onnx.checker's full check
 (with shape inference), and Python's onnxruntime running it equals PyTorch's forward of the
 same weights (DIR/MODEL.safetensors, loaded into torchvision's module tree written in plain
-torch, scripts/make_fixtures.py) at two input sizes, relative error <= 1e-4. DIR/fcn32s-labels.onnx
-(uint8 pixels in, labels out) gives the argmax of PyTorch's logits of the normalised pixels.
+torch, scripts/make_fixtures.py) at two input sizes, relative error <= 1e-4, every output
+(fcn_resnet50: 'out' and 'aux'). DIR/fcn32s-labels.onnx (uint8 pixels in, labels out) gives the
+argmax of PyTorch's logits of the normalised pixels. DIR/fcn32s-int8.onnx (QDQ) passes the full
+check and runs in onnxruntime.
 Prints one line per check; exits 1 when one fails.
 """
 import functools
@@ -34,22 +36,24 @@ def segmentation_models():
     return import_torchvision().models.segmentation
 
 
-class Out(nn.Module):
-    """A torchvision segmentation model's forward()['out']."""
+class Outputs(nn.Module):
+    """A torchvision segmentation model's forward() dict as a tuple: 'out', then 'aux' if it has one."""
 
     def __init__(self, net):
         super().__init__()
         self.net = net
 
     def forward(self, x):
-        return self.net(x)['out']
+        return tuple(self.net(x).values())
 
 
 def model_of(name, weights):
     if name in ('fcn_resnet50', 'lraspp_mobilenet_v3_large'):
-        net = getattr(segmentation_models(), name)(weights=None, weights_backbone=None, num_classes=3)
+        aux = any(key.startswith('aux_classifier.') for key in weights)
+        net = getattr(segmentation_models(), name)(weights=None, weights_backbone=None, num_classes=3,
+                                                   aux_loss=aux or None)
         net.load_state_dict(weights, strict=True)
-        return Out(net).eval()
+        return Outputs(net).eval()
     if name == 'resnet18':
         net = ResNet18()
     else:
@@ -75,12 +79,16 @@ def main(folder):
         for n, h, w in sizes:
             x = torch.randn(n, 3, h, w)
             with torch.no_grad():
-                ours = net(x).numpy()
-            theirs = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-            error = float(np.abs(ours - theirs).max() / np.abs(ours).max())
-            ok = theirs.shape == ours.shape and error <= 1e-4
-            failed += not ok
-            print(f'{name} [{n}, 3, {h}, {w}]: onnxruntime vs PyTorch relative error {error:.2e} {"ok" if ok else "FAILED"}')
+                expected = net(x)
+            expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
+            outputs = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+            failed += len(outputs) != len(expected)
+            for output, ours, theirs in zip(session.get_outputs(), expected, outputs):
+                error = float(np.abs(ours - theirs).max() / np.abs(ours).max())
+                ok = theirs.shape == ours.shape and error <= 1e-4
+                failed += not ok
+                print(f'{name} {output.name} [{n}, 3, {h}, {w}]: onnxruntime vs PyTorch relative error {error:.2e} '
+                      f'{"ok" if ok else "FAILED"}')
     path = os.path.join(folder, 'fcn32s-labels.onnx')
     onnx.checker.check_model(path, full_check=True)
     net = model_of('fcn32s', load_file(os.path.join(folder, 'fcn32s.safetensors')))
@@ -92,6 +100,14 @@ def main(folder):
     share = float((labels == expected).mean())
     failed += share < 0.999
     print(f'fcn32s-labels.onnx: checker passed; labels equal PyTorch argmax on {100 * share:.2f} % of pixels')
+    path = os.path.join(folder, 'fcn32s-int8.onnx')
+    onnx.checker.check_model(path, full_check=True)
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    labels = session.run(None, {'input': torch.randn(1, 3, 64, 96).numpy()})[0]
+    ok = labels.shape == (1, 64, 96) and labels.dtype == np.int64
+    failed += not ok
+    ops = sorted({node.op_type for node in onnx.load(path).graph.node})
+    print(f'fcn32s-int8.onnx: checker passed; onnxruntime runs it ({", ".join(ops)}) {"ok" if ok else "FAILED"}')
     print(f'onnx check: {"FAILED" if failed else "all passed"}')
     sys.exit(1 if failed else 0)
 

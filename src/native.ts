@@ -54,10 +54,17 @@ export type NativeOnnxAttribute =
 /** An ONNX graph before serialisation: nodes in order, weights by state-dict name. */
 export interface NativeOnnxGraph {
   output: string;
+  /** The auxiliary classifier's output ('' when not asked for). */
+  aux: string;
   /** The output's shape for zeros of the probe shape. */
   outputShape: number[];
   nodes: { op: string; inputs: string[]; output: string; attributes: NativeOnnxAttribute[] }[];
-  initializers: { name: string; dtype: 'float32' | 'int64'; dims: number[]; data: Buffer }[];
+  initializers: {
+    name: string;
+    dtype: 'float32' | 'int64' | 'int32' | 'int8' | 'uint8';
+    dims: number[];
+    data: Buffer;
+  }[];
 }
 
 export interface NativeOptimizer {
@@ -247,7 +254,13 @@ export interface NativeAddon {
     aux: boolean,
   ): NativeModule;
   /** A module's ONNX nodes and weights as its kinds write them (native/models/onnx_graph.h). */
-  onnxGraph(module: NativeModule, input: string, opset: number, probe: number[]): NativeOnnxGraph;
+  onnxGraph(
+    module: NativeModule,
+    input: string,
+    opset: number,
+    probe: number[],
+    aux: boolean,
+  ): Promise<NativeOnnxGraph>;
   init: {
     bilinearKernel(inChannels: number, outChannels: number, kernelSize: number): NativeTensor;
     xavierUniform_(t: NativeTensor, gain: number): NativeTensor;

@@ -2,15 +2,17 @@
 // configuration, test/fixtures/int8.safetensors) is the reference; the int8 FCN-32s is held to
 // the float model's accuracy on the synthetic VOC split (the exact float path, which the
 // PyTorch parity tests cover, is the reference there); a model whose float weights changed is
-// refused, never run with stale weights.
-import { readFileSync } from 'node:fs';
+// refused, never run with stale weights; its QDQ ONNX export labels as it does in ONNX Runtime.
+import fs, { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
+import * as ort from 'onnxruntime-node';
 import {
   createFcn,
   evaluate,
   evaluateWholeImages,
+  exportOnnx,
   Int8Model,
   load,
   nn,
@@ -112,6 +114,28 @@ test('an int8 FCN-32s keeps the accuracy of the float one on the synthetic VOC v
     .item() as number;
   t.log(`int8 and float32 labels agree on ${points(same)}% of the first val image's pixels`);
   t.true(same > 0.95, 'int8 and float32 labels mostly agree');
+
+  // Exported as ONNX's QDQ form, ONNX Runtime labels the val images as our int8 model does.
+  const file = path.join(os.tmpdir(), `fcn-torch-int8-${process.pid}.onnx`);
+  await exportOnnx(q, file, { labels: true, preprocess: true });
+  const session = await ort.InferenceSession.create(file);
+  let agree = 0;
+  let pixels = 0;
+  for (const { image: hwc } of val) {
+    const pixelsChw = hwc.permute([2, 0, 1]).contiguous();
+    const ours = (await predict(q, pixelsChw)).toTypedArray() as BigInt64Array;
+    const input = pixelsChw.unsqueeze(0);
+    const { labels } = await session.run({
+      image: new ort.Tensor('uint8', input.toTypedArray() as Uint8Array, input.shape),
+    });
+    const theirs = labels.data as BigInt64Array;
+    for (let i = 0; i < ours.length; i++) if (ours[i] === theirs[i]) agree += 1;
+    pixels += ours.length;
+  }
+  await session.release();
+  fs.rmSync(file);
+  t.log(`ONNX Runtime's labels of the int8 QDQ export agree with ours on ${points(agree / pixels)}% of the val pixels`);
+  t.true(agree / pixels >= 0.99, 'ONNX Runtime runs the same int8 model');
 });
 
 test('an int8 model refuses to run once the float model changes, and runs after the float model predicts', async (t) => {

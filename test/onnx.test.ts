@@ -9,19 +9,10 @@ import path from 'node:path';
 import test from 'ava';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import {
-  createFcn,
-  exportOnnx,
-  models,
-  nn,
-  normalizeImage,
-  quantizeInt8,
-  saveCheckpoint,
-  type Tensor,
-  torch,
-} from '../src';
+import { createFcn, exportOnnx, models, nn, normalizeImage, saveCheckpoint, type Tensor, torch } from '../src';
+import type { SegmentationModel } from '../src/models/segmentation';
 import type { Module } from '../src/nn/module';
-import { cli, runNode } from './helpers';
+import { cli, loopTurnsWhile, runNode } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-onnx-'));
 
@@ -84,7 +75,7 @@ function randomiseBatchNorms(model: Module): Module {
   return model;
 }
 
-test('every layer kind built from options exports; ONNX Runtime equals our forward at two sizes (opsets 13 and 17)', async (t) => {
+test('every layer kind built from options exports; ONNX Runtime equals our forward at two sizes (opsets 13, 17 and 21)', async (t) => {
   torch.manualSeed(1);
   const convolutions = new nn.Sequential(
     new nn.Conv2d(3, 8, { kernelSize: 3, padding: 1 }),
@@ -106,6 +97,22 @@ test('every layer kind built from options exports; ONNX Runtime equals our forwa
     [2, 3, 33, 17],
   ]);
   await checkExport(t, convolutions, 'layers-13', [[1, 3, 16, 16]], 13);
+  // Circular padding is Pad's 'wrap', from opset 19; opset 21 files are IR version 10.
+  const circular = new nn.Sequential(new nn.Conv2d(3, 4, { kernelSize: 3, padding: 1, paddingMode: 'circular' }));
+  await checkExport(
+    t,
+    circular,
+    'circular-21',
+    [
+      [1, 3, 12, 10],
+      [2, 3, 7, 9],
+    ],
+    21,
+  );
+  t.is(Number(onnx.ModelProto.decode(fs.readFileSync(path.join(tmp, 'circular-21.onnx'))).irVersion), 10);
+  await t.throwsAsync(exportOnnx(circular, path.join(tmp, 'circular-17.onnx')), {
+    message: "Conv2d with paddingMode 'circular' needs ONNX opset 19 or later (Pad's 'wrap')",
+  });
   const classifier = new nn.Sequential(
     new nn.Conv2d(3, 5, { kernelSize: 3, stride: 2 }),
     new nn.AdaptiveAvgPool2d(1),
@@ -155,6 +162,56 @@ test("MobileNetV3 and torchvision's segmentation models export ('out'); ONNX Run
       [2, 3, 72, 88],
     ]);
   }
+});
+
+test("torchvision's 'aux' output: the ResNet-101 models and DeepLabV3-MobileNetV3 built with auxLoss export out and aux", async (t) => {
+  torch.manualSeed(5);
+  const builders = {
+    fcnResnet101: models.segmentation.fcnResnet101,
+    deeplabv3Resnet101: models.segmentation.deeplabv3Resnet101,
+    deeplabv3MobilenetV3Large: models.segmentation.deeplabv3MobilenetV3Large,
+  };
+  for (const [name, build] of Object.entries(builders)) {
+    const net = randomiseBatchNorms(await build({ numClasses: 3, auxLoss: true })).eval() as SegmentationModel;
+    const file = path.join(tmp, `${name}-aux.onnx`);
+    const written = await exportOnnx(net, file, { aux: true });
+    t.like(written, { output: 'logits', auxOutput: 'aux_logits' });
+    const session = await ort.InferenceSession.create(file);
+    t.deepEqual(session.outputNames, ['logits', 'aux_logits']);
+    for (const shape of [
+      [1, 3, 64, 64],
+      [2, 3, 72, 88],
+    ]) {
+      const x = torch.randn(shape);
+      const ours = net.forwardOutputs(x);
+      const theirs = await session.run({ input: new ort.Tensor('float32', x.toTypedArray() as Float32Array, shape) });
+      for (const [output, tensor] of [
+        ['logits', ours.out],
+        ['aux_logits', ours.aux as Tensor],
+      ] as const) {
+        t.deepEqual(theirs[output].dims, tensor.shape);
+        const error = relativeError(tensor, theirs[output]);
+        t.true(error <= 1e-4, `${name} ${output} at [${shape}]: relative error ${error}`);
+      }
+    }
+    await session.release();
+  }
+  const labelled = await exportOnnx(
+    await models.segmentation.fcnResnet50({ numClasses: 2, auxLoss: true }),
+    path.join(tmp, 'aux-labels.onnx'),
+    { aux: true, labels: true },
+  );
+  t.like(labelled, { output: 'labels', auxOutput: 'aux_labels' });
+  await t.throwsAsync(
+    exportOnnx(await models.segmentation.fcnResnet50({ numClasses: 2 }), path.join(tmp, 'no-aux.onnx'), { aux: true }),
+    {
+      message: "aux: FCN has no auxiliary classifier (torchvision's models have one when built with aux)",
+    },
+  );
+  await t.throwsAsync(exportOnnx(createFcn(), path.join(tmp, 'no-aux.onnx'), { aux: true }), {
+    message: /^aux: Sequential has no auxiliary classifier/,
+  });
+  t.false(fs.existsSync(path.join(tmp, 'no-aux.onnx')));
 });
 
 test('labels and preprocessing inside the graph: uint8 pixels in, the argmax of our logits out', async (t) => {
@@ -212,6 +269,12 @@ test('labels and preprocessing inside the graph: uint8 pixels in, the argmax of 
   }
 });
 
+test('the graph and its weights are written on the torch thread: the event loop turns while it runs', async (t) => {
+  const { value, turns } = await loopTurnsWhile(exportOnnx(nn.resnet18(), path.join(tmp, 'async.onnx')));
+  t.is(value.output, 'logits');
+  t.true(turns > 0, `the event loop turned ${turns} times`);
+});
+
 test('a fixed input shape is written as such and runs', async (t) => {
   const net = new nn.Sequential(new nn.Conv2d(3, 2, { kernelSize: 3, padding: 1 })).eval();
   const file = path.join(tmp, 'static.onnx');
@@ -228,17 +291,19 @@ test('a fixed input shape is written as such and runs', async (t) => {
 
 test('a kind without an export, and bad options, are clear errors that write nothing', async (t) => {
   const file = path.join(tmp, 'refused.onnx');
-  const int8 = await quantizeInt8(createFcn({ numClasses: 3 }).eval(), [torch.rand([1, 3, 64, 64])]);
-  await t.throwsAsync(exportOnnx(int8, file), {
-    message: 'layer kind Int8Model (the model itself) has no ONNX export',
+  // ASPP's branches: a ModuleList, which holds modules without running them.
+  const deeplab = await models.segmentation.deeplabv3MobilenetV3Large({ numClasses: 2 });
+  const branches = deeplab.get('classifier').get(0).get('convs');
+  await t.throwsAsync(exportOnnx(branches, file), {
+    message: 'layer kind ModuleList (the model itself) has no ONNX export',
   });
   const inner = new nn.Sequential(new nn.ReLU(), new nn.Sequential(new nn.AdaptiveAvgPool2d([2, 3])));
   await t.throwsAsync(exportOnnx(inner, file), {
     message: /AdaptiveAvgPool2d exports to ONNX with output size 1 \(GlobalAveragePool\) only/,
   });
   const nested = new nn.Sequential(new nn.ReLU());
-  nested.addModule('quantized', int8);
-  await t.throwsAsync(exportOnnx(nested, file), { message: "layer kind Int8Model ('quantized') has no ONNX export" });
+  nested.addModule('branches', branches);
+  await t.throwsAsync(exportOnnx(nested, file), { message: "layer kind ModuleList ('branches') has no ONNX export" });
   await t.throwsAsync(exportOnnx(new nn.Sequential(new nn.Conv2d(8, 2, { kernelSize: 1 })), file), {
     message: /^the model must take images \[N, 3, H, W\]; on \[1, 3, 64, 64\]: /,
   });
@@ -256,7 +321,7 @@ test('a kind without an export, and bad options, are clear errors that write not
     message: /cannot write '.*no-such-folder.*x\.onnx'/,
   });
   t.deepEqual(
-    fs.readdirSync(tmp).filter((f) => f.startsWith('refused.onnx') || f.startsWith('x.onnx')),
+    fs.readdirSync(tmp).filter((f) => f.startsWith('refused.onnx')),
     [],
   );
 });
@@ -284,4 +349,12 @@ test('fcn export writes a checkpoint as ONNX with its classes; a missing model i
   });
   t.not(badOpset.code, 0);
   t.regex(badOpset.stderr, /--opset/);
+  const batchAlone = await runNode([cli, 'export', '--checkpoint', checkpoint, '--out', out, '--batch', '4'], {
+    cwd: tmp,
+  });
+  t.is(batchAlone.code, 1);
+  t.is(batchAlone.stderr.trim(), 'fcn export: --batch needs --static HxW: without it the file takes any batch size');
+  const noAux = await runNode([cli, 'export', '--checkpoint', checkpoint, '--out', out, '--aux'], { cwd: tmp });
+  t.is(noAux.code, 1);
+  t.regex(noAux.stderr, /^fcn export: aux: Sequential has no auxiliary classifier/);
 });

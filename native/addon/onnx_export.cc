@@ -1,4 +1,4 @@
-// onnxGraph(module, opset): the module's ONNX nodes and weights as the kinds write them
+// onnxGraph(module, ...): the module's ONNX nodes and weights as the kinds write them
 // (models/onnx_graph.h), as plain JS values for src/onnx/ to serialise.
 #include <cstring>
 
@@ -57,14 +57,26 @@ std::vector<int64_t> outputShape(torch::nn::Module& m, const std::vector<int64_t
   }
 }
 
-/// The graph's weights as [{name, dtype, dims, data: Buffer}], each copied once.
+/// An initializer's element type as src/onnx/ names it.
+const char* dtypeName(at::ScalarType type) {
+  switch (type) {
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kFloat: return "float32";
+    default: throw std::logic_error(std::string("ONNX export: an initializer of type ") + c10::toString(type));
+  }
+}
+
+/// The graph's weights as [{name, dtype, dims, data: Buffer}].
 Napi::Array initializersOf(Napi::Env env, const OnnxGraph& graph) {
   auto initializers = Napi::Array::New(env, graph.initializers().size());
   for (size_t i = 0; i < graph.initializers().size(); i++) {
     const auto& [name, t] = graph.initializers()[i];
     auto entry = Napi::Object::New(env);
     entry.Set("name", name);
-    entry.Set("dtype", t.scalar_type() == at::kLong ? "int64" : "float32");
+    entry.Set("dtype", dtypeName(t.scalar_type()));
     auto dims = Napi::Array::New(env, t.dim());
     for (int64_t d = 0; d < t.dim(); d++) dims.Set(static_cast<uint32_t>(d), Napi::Number::New(env, t.size(d)));
     entry.Set("dims", dims);
@@ -77,32 +89,7 @@ Napi::Array initializersOf(Napi::Env env, const OnnxGraph& graph) {
   return initializers;
 }
 
-/// onnxGraph(module, input name, opset, probe shape) -> {output, outputShape (for the probe's
-/// input), nodes: [{op, inputs, output, attributes}], initializers: [{name, dtype: 'float32' |
-/// 'int64', dims, data: Buffer}]}
-Napi::Value onnxGraph(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::shared_ptr<torch::nn::Module> module = Module::unwrap(info[0], "model");
-  std::string input = toString(info[1], "input");
-  int64_t opset = toInt(info[2], "opset");
-  std::vector<int64_t> probe = toIntList(info[3], "probe");
-  OnnxGraph graph(opset);
-  std::vector<int64_t> shape;
-  Napi::Array initializers;
-  // The weights are copied into JS buffers before the lock is let go: on the CPU they are the
-  // parameters themselves, which a training step could otherwise change halfway through.
-  std::string output = withModelLock(env, [&] {
-    at::NoGradGuard noGrad;
-    std::string out = exportModuleOnnx(*module, graph, input, "");
-    shape = outputShape(*module, probe);
-    initializers = initializersOf(env, graph);
-    return out;
-  });
-  auto result = Napi::Object::New(env);
-  result.Set("output", output);
-  auto outShape = Napi::Array::New(env, shape.size());
-  for (size_t i = 0; i < shape.size(); i++) outShape.Set(i, Napi::Number::New(env, static_cast<double>(shape[i])));
-  result.Set("outputShape", outShape);
+Napi::Array nodesOf(Napi::Env env, const OnnxGraph& graph) {
   auto nodes = Napi::Array::New(env, graph.nodes().size());
   for (size_t i = 0; i < graph.nodes().size(); i++) {
     const OnnxNode& n = graph.nodes()[i];
@@ -117,9 +104,43 @@ Napi::Value onnxGraph(const Napi::CallbackInfo& info) {
     node.Set("attributes", attributes);
     nodes.Set(i, node);
   }
-  result.Set("nodes", nodes);
-  result.Set("initializers", initializers);
-  return result;
+  return nodes;
+}
+
+/// onnxGraph(module, input name, opset, probe shape, aux) -> a promise of {output, aux (the
+/// auxiliary output's name, "" without), outputShape (for the probe's input), nodes: [{op,
+/// inputs, output, attributes}], initializers: [{name, dtype, dims, data: Buffer}]}. The graph
+/// is written on the torch thread, holding the model lock (the weights are copied there: a
+/// training step cannot change them halfway through).
+Napi::Value onnxGraph(const Napi::CallbackInfo& info) {
+  std::shared_ptr<torch::nn::Module> module = Module::unwrap(info[0], "model");
+  std::string input = toString(info[1], "input");
+  int64_t opset = toInt(info[2], "opset");
+  std::vector<int64_t> probe = toIntList(info[3], "probe");
+  bool aux = toBool(info[4], "aux");
+  return runAsync(info.Env(), [module, input, opset, probe, aux]() -> Settle {
+    at::NoGradGuard noGrad;
+    auto graph = std::make_shared<OnnxGraph>(opset, aux);
+    std::string output = exportModuleOnnx(*module, *graph, input, "");
+    if (aux && graph->auxOutput().empty()) {
+      throw std::invalid_argument("aux: " + kindName(*module) +
+                                  " has no auxiliary classifier (torchvision's models have one when built with aux)");
+    }
+    std::vector<int64_t> shape = outputShape(*module, probe);
+    return [graph, output, shape](Napi::Env env) -> Napi::Value {
+      auto result = Napi::Object::New(env);
+      result.Set("output", output);
+      result.Set("aux", graph->auxOutput());
+      auto outShape = Napi::Array::New(env, shape.size());
+      for (size_t i = 0; i < shape.size(); i++) {
+        outShape.Set(i, Napi::Number::New(env, static_cast<double>(shape[i])));
+      }
+      result.Set("outputShape", outShape);
+      result.Set("nodes", nodesOf(env, *graph));
+      result.Set("initializers", initializersOf(env, *graph));
+      return result;
+    };
+  });
 }
 
 }  // namespace

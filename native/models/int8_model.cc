@@ -14,6 +14,7 @@
 
 #include "core/describe.h"
 #include "models/fused_conv.h"
+#include "models/onnx_graph.h"
 #include "models/registry.h"
 
 namespace fcn {
@@ -78,13 +79,14 @@ std::pair<at::Tensor, at::Tensor> foldAsPyTorch(torch::nn::Conv2dImpl& conv, tor
 /// A Conv2d with the BatchNorm after it, folded: float32 for calibration, then int8.
 struct QConv {
   std::shared_ptr<torch::nn::Conv2dImpl> conv;
+  std::string name;  // where it sits in the float model ("layer1.0.conv1"), its weights' names in ONNX
   at::Tensor weight, bias;
   Range range;  // of its output (after the ReLU where it has one; before a residual add)
   QParams out;
   PackedConv packed;
 
   QConv(const std::shared_ptr<torch::nn::Conv2dImpl>& c, torch::nn::BatchNorm2dImpl& bn, const std::string& where)
-      : conv(c) {
+      : conv(c), name(where) {
     if (!foldable(*c, bn) || c->weight.scalar_type() != at::kFloat ||
         bn.options.num_features() != c->options.out_channels()) {
       throw std::invalid_argument("quantizeInt8: " + where +
@@ -132,7 +134,48 @@ struct QConv {
   at::Tensor run(const at::Tensor& q, bool relu) const {
     return relu ? packed->apply_relu(q, out.scale, out.zeroPoint) : packed->apply(q, out.scale, out.zeroPoint);
   }
+
+  /// The convolution in QDQ form on x, an activation quantized at in: int8 weights with their
+  /// per-channel scales, the bias in int32 at scale in.scale * weight scale (as ONNX Runtime's
+  /// QLinearConv adds it), the ReLU, and the output quantized at out.
+  std::string onnx(OnnxGraph& g, const std::string& x, const QParams& in, bool relu, const std::string& path) const;
 };
+
+/// x rounded to the uint8 grid of p and back: QuantizeLinear, then DequantizeLinear.
+std::string qdq(OnnxGraph& g, const std::string& x, const QParams& p) {
+  std::string scale = g.constant(at::scalar_tensor(p.scale, at::kFloat));
+  std::string zeroPoint = g.constant(at::scalar_tensor(p.zeroPoint, at::kByte));
+  return g.add("DequantizeLinear", {g.add("QuantizeLinear", {x, scale, zeroPoint}), scale, zeroPoint});
+}
+
+std::string QConv::onnx(OnnxGraph& g, const std::string& x, const QParams& in, bool relu,
+                        const std::string& path) const {
+  auto [qweight, qbias] = packed->unpack();
+  at::Tensor scales = qweight.q_per_channel_scales().to(at::kDouble);
+  std::string at = path + name + ".";
+  std::string weight = g.add("DequantizeLinear",
+                             {g.weight(at + "weight", qweight.int_repr()), g.weight(at + "weight_scale", scales),
+                              g.weight(at + "weight_zero_point", at::zeros(scales.sizes(), at::kChar))},
+                             {{"axis", int64_t{0}}});
+  std::vector<std::string> inputs{x, weight};
+  if (qbias && qbias->defined()) {
+    at::Tensor biasScales = scales * in.scale;
+    at::Tensor bias = at::round(qbias->to(at::kDouble) / biasScales).clamp(INT32_MIN, INT32_MAX).to(at::kInt);
+    inputs.push_back(g.add("DequantizeLinear", {g.weight(at + "bias", bias), g.weight(at + "bias_scale", biasScales)},
+                           {{"axis", int64_t{0}}}));
+  }
+  const auto& o = conv->options;
+  auto kernel = o.kernel_size();
+  auto padding = std::get<torch::ExpandingArray<2>>(o.padding());
+  std::string y = g.add("Conv", inputs,
+                        {{"kernel_shape", std::vector<int64_t>{kernel->at(0), kernel->at(1)}},
+                         {"strides", std::vector<int64_t>{o.stride()->at(0), o.stride()->at(1)}},
+                         {"pads", std::vector<int64_t>{padding->at(0), padding->at(1), padding->at(0), padding->at(1)}},
+                         {"dilations", std::vector<int64_t>{o.dilation()->at(0), o.dilation()->at(1)}},
+                         {"group", o.groups()}});
+  if (relu) y = g.add("Relu", {y});
+  return qdq(g, y, out);
+}
 
 /// quantized::add_relu(qa, qb, scale, zero_point): relu(a + b) requantized.
 at::Tensor addRelu(const at::Tensor& a, const at::Tensor& b, const QParams& out) {
@@ -390,7 +433,45 @@ at::Tensor Int8Model::forward(const at::Tensor& input) {
   return x;
 }
 
+std::string Int8Model::exportOnnx(OnnxGraph& g, const std::string& input, const std::string& path) const {
+  if (!plan_->frozen) throw std::logic_error("Int8Model: not quantized yet (observe calibration batches, then freeze)");
+  checkSource("after it was quantized");
+  QParams in = plan_->input;
+  std::string x = qdq(g, input, in);
+  for (const auto& step : plan_->steps) {
+    std::visit(
+        [&](const auto& s) {
+          using S = std::decay_t<decltype(s)>;
+          if constexpr (std::is_same_v<S, ConvStep>) {
+            x = s.conv.onnx(g, x, in, s.relu, path);
+            in = s.conv.out;
+          } else if constexpr (std::is_same_v<S, PoolStep>) {
+            // The maximum of values on a grid is on that grid: quantized again at the same scale.
+            x = qdq(g, exportModuleOnnx(*s.pool, g, x, path), in);
+          } else {
+            std::string y = x;
+            QParams yIn = in;
+            for (size_t c = 0; c + 1 < s.convs.size(); ++c) {
+              y = s.convs[c].onnx(g, y, yIn, true, path);
+              yIn = s.convs[c].out;
+            }
+            y = s.convs.back().onnx(g, y, yIn, false, path);
+            std::string identity = s.downsample ? s.downsample->onnx(g, x, in, false, path) : x;
+            x = qdq(g, g.add("Relu", {g.add("Add", {y, identity})}), s.out);
+            in = s.out;
+          }
+        },
+        step);
+  }
+  return exportChildrenOnnx(*this, g, x, path);
+}
+
 namespace {
+std::string int8ModelOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
+  return static_cast<const Int8Model&>(m).exportOnnx(g, input, path);
+}
+[[maybe_unused]] const bool exported = registerOnnx<Int8Model>(int8ModelOnnx);
+
 [[noreturn]] void refuseCopy() {
   throw std::logic_error(
       "Int8Model cannot be copied or moved off the CPU or float32: move or convert the float model, then quantize it "

@@ -16,6 +16,8 @@
 
 namespace fcn {
 
+class OnnxGraph;
+
 /// An int8 copy of a float model's ResNet body with the model's other layers: calibrate it
 /// (observe), then quantize it (freeze), then it runs as a module (forward, predict). It
 /// refuses to run once the float model has changed since the body was folded (a training
@@ -49,6 +51,12 @@ class Int8Model : public torch::nn::Module {
   void to(torch::Device device, bool nonBlocking = false) override;
   /// Throws, saying when, if the float model is no longer what the body was folded from.
   void checkSource(const char* when) const;
+  /// The quantized model as ONNX's QDQ form (models/onnx_graph.h): each activation the int8
+  /// body quantizes goes through QuantizeLinear and DequantizeLinear at its scale and zero
+  /// point, the convolutions read int8 weights (per output channel) and int32 biases through
+  /// DequantizeLinear, so that a runtime (ONNX Runtime) runs them as int8 convolutions; the
+  /// float layers after the body follow as they export. Returns the output's name.
+  std::string exportOnnx(OnnxGraph& graph, const std::string& input, const std::string& path) const;
 
  private:
   struct Plan;

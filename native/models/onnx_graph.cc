@@ -14,15 +14,13 @@ std::string OnnxGraph::add(const std::string& op, std::vector<std::string> input
 }
 
 std::string OnnxGraph::weight(const std::string& name, const at::Tensor& w) {
-  initializers_.emplace_back(name, w.detach().to(at::kCPU, at::kFloat).contiguous());
+  // A copy: the weights must not change under the export, nor after it while the file is written.
+  at::ScalarType type = w.is_floating_point() ? at::kFloat : w.scalar_type();
+  initializers_.emplace_back(name, w.detach().to(at::kCPU, type, false, true).contiguous());
   return name;
 }
 
-std::string OnnxGraph::constant(const at::Tensor& t) {
-  std::string name = "const_" + std::to_string(names_++);
-  initializers_.emplace_back(name, t);
-  return name;
-}
+std::string OnnxGraph::constant(const at::Tensor& t) { return weight("const_" + std::to_string(names_++), t); }
 
 std::string OnnxGraph::ints(const std::vector<int64_t>& values) { return constant(at::tensor(values, at::kLong)); }
 

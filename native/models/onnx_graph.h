@@ -28,13 +28,23 @@ struct OnnxNode {
 
 class OnnxGraph {
  public:
-  explicit OnnxGraph(int64_t opset) : opset_(opset) {}
+  /// aux: the graph also outputs the auxiliary classifier's logits (torchvision's "aux").
+  explicit OnnxGraph(int64_t opset, bool aux = false) : opset_(opset), aux_(aux) {}
   /// The opset the nodes must belong to (13 and up).
   int64_t opset() const { return opset_; }
+  /// Whether the model's auxiliary output is wanted; a model that has one gives it to setAux.
+  bool wantsAux() const { return aux_; }
+  void setAux(const std::string& output) { auxOutput_ = output; }
+  /// The auxiliary output's name, "" when none was given.
+  const std::string& auxOutput() const { return auxOutput_; }
   /// Appends a node of op on inputs ("" for an omitted optional input); returns its output's name.
   std::string add(const std::string& op, std::vector<std::string> inputs, std::vector<OnnxAttribute> attributes = {});
-  /// w (a parameter or buffer) as the initializer named name, its state-dict key; returns name.
+  /// A copy of w (a parameter or buffer) as the initializer named name, its state-dict key;
+  /// floating point weights are stored as float32, integer ones (int8 weights, int32 biases)
+  /// as they are. Returns name.
   std::string weight(const std::string& name, const at::Tensor& w);
+  /// A copy of t as a constant initializer; returns its name.
+  std::string constant(const at::Tensor& t);
   /// A constant int64 vector (shapes, pads, axes); returns its name.
   std::string ints(const std::vector<int64_t>& values);
   /// A constant float32 tensor of shape [n] filled with value; returns its name.
@@ -43,8 +53,9 @@ class OnnxGraph {
   const std::vector<std::pair<std::string, at::Tensor>>& initializers() const { return initializers_; }
 
  private:
-  std::string constant(const at::Tensor& t);
   int64_t opset_;
+  bool aux_;
+  std::string auxOutput_;
   int64_t names_ = 0;
   std::vector<OnnxNode> nodes_;
   std::vector<std::pair<std::string, at::Tensor>> initializers_;

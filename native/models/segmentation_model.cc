@@ -24,8 +24,9 @@ NamedOutputs allOutputs(torch::nn::Module& m, const at::Tensor& x) {
     registerKind<LRASPP>("LRASPP", nullptr, &outOnly, &allOutputs),
 };
 
-/// forward ("out") as ONNX nodes: the backbone's children up to the last returned layer, the
-/// head (LR-ASPP's written here: it reads two features), the logits resized to the input's size.
+/// forward ("out", and "aux" when the graph wants it) as ONNX nodes: the backbone's children up
+/// to the last returned layer, the head (LR-ASPP's written here: it reads two features), the
+/// logits resized to the input's size.
 std::string onnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
   const auto& model = static_cast<const SegmentationModel&>(m);
   const auto& returned = model.returnLayers();
@@ -39,6 +40,9 @@ std::string onnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& in
     if (it != returned.end()) features[it->second] = x;
   }
   if (model.spec().head != "lraspp") {
+    if (g.wantsAux() && features.count("aux") != 0) {
+      g.setAux(resizeBilinearOnnx(g, exportChildOnnx(m, "aux_classifier", g, features.at("aux"), path), input));
+    }
     return resizeBilinearOnnx(g, exportChildOnnx(m, "classifier", g, features.at("out"), path), input);
   }
   const auto& head = **m.named_children().find("classifier");

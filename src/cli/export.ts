@@ -33,17 +33,28 @@ export const exportCommand = new Command('export')
     ONNX_OPSETS.default,
   )
   .option('--static <HxW>', 'fixed input height and width instead of any size', size)
-  .option('--batch <n>', 'with --static: the fixed batch size', integer(1), 1)
+  .option('--batch <n>', 'with --static: the fixed batch size (default 1)', integer(1))
   .option('--labels', 'end the graph with the argmax: int64 class ids [N, H, W] instead of logits', false)
-  .option('--preprocess', 'take uint8 RGB pixels [N, 3, H, W] and normalise them inside the graph', false);
+  .option('--preprocess', 'take uint8 RGB pixels [N, 3, H, W] and normalise them inside the graph', false)
+  .option(
+    '--aux',
+    "also output the auxiliary classifier's logits (aux_logits; torchvision's pretrained weights have one)",
+    false,
+  );
 
 exportCommand.action(
   action('export', async (o) => {
+    if (o.batch !== undefined && o.static === undefined) {
+      throw new Error('--batch needs --static HxW: without it the file takes any batch size');
+    }
     const { net, classes } = await modelOf({ ...o, device: 'cpu' });
     const result = await exportOnnx(net, o.out, {
       opset: o.opset,
       dynamic: o.static === undefined,
-      ...(o.static ? { inputShape: [o.batch, 3, o.static[0], o.static[1]] as [number, number, number, number] } : {}),
+      ...(o.static
+        ? { inputShape: [o.batch ?? 1, 3, o.static[0], o.static[1]] as [number, number, number, number] }
+        : {}),
+      aux: o.aux,
       labels: o.labels,
       preprocess: o.preprocess,
       classes: classes.map((c) => c.name),
@@ -54,7 +65,7 @@ exportCommand.action(
     });
     console.log(
       `${result.file}: ${(result.bytes / 2 ** 20).toFixed(1)} MiB, opset ${o.opset}, ${result.nodes} nodes, ` +
-        `input '${result.input}', output '${result.output}'`,
+        `input '${result.input}', output '${result.output}'${result.auxOutput ? ` and '${result.auxOutput}'` : ''}`,
     );
   }),
 );

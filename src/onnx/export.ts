@@ -4,16 +4,26 @@
  * needs around it: named, optionally dynamic inputs and outputs, the argmax and the
  * ImageNet normalisation inside the graph on request, and the model's facts as metadata.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { checkBoolean, checkInteger, checkString } from '../checks';
-import { type NativeOnnxAttribute, native } from '../native';
+import { type NativeOnnxAttribute, type NativeOnnxGraph, native } from '../native';
 import type { Module } from '../nn/module';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../voc/loader';
 
-/** The opsets an export may target: 13 (ONNX 1.8) up to 21, what ONNX Runtime 1.17+ runs. */
+/**
+ * The opsets an export may target: 13 (ONNX 1.8) up to 21 (ONNX 1.16). A runtime runs a file
+ * whose opset it implements (ONNX Runtime's versioning table says which release implements
+ * which); the default, 17, is what the tests run in onnxruntime-node and onnxruntime-web.
+ */
 export const ONNX_OPSETS = { min: 13, max: 21, default: 17 } as const;
+
+/** The lowest IR version that holds an opset: 8 up to opset 18, 9 for 19 and 20, 10 for 21 (ONNX's versioning table). */
+function irVersionOf(opset: number): number {
+  return opset <= 18 ? 8 : opset <= 20 ? 9 : 10;
+}
 
 /** ONNX keeps a whole model in one protobuf message, which protobuf limits to 2 GiB. */
 const PROTOBUF_LIMIT = 2 ** 31 - 1;
@@ -31,6 +41,12 @@ export interface OnnxExportOptions {
   inputShape?: [number, number, number, number];
   /** The argmax over the classes inside the graph: the output is `labels`, int64 [N, H, W] (default false: `logits`). */
   labels?: boolean;
+  /**
+   * A second output from the auxiliary classifier of a torchvision model built with `aux`
+   * (torchvision's `out` and `aux`): `aux_logits` (or `aux_labels`), the same shape as the
+   * first (default false: `out` only). A model without an auxiliary classifier is refused.
+   */
+  aux?: boolean;
   /**
    * The input is uint8 pixels [N, 3, H, W], as `predict` takes them, normalised inside the
    * graph with the ImageNet mean and std (default false: normalised float32 [N, 3, H, W]).
@@ -53,6 +69,8 @@ export interface OnnxExportResult {
   /** The input's name (`image` for uint8 pixels, else `input`) and the output's (`logits` or `labels`). */
   input: string;
   output: string;
+  /** The auxiliary output's name (`aux_logits` or `aux_labels`) when {@link OnnxExportOptions.aux} asked for it. */
+  auxOutput?: string;
   /** How many nodes and weights the graph has. */
   nodes: number;
   initializers: number;
@@ -103,6 +121,49 @@ function outputDims(shape: number[], probe: number[], dynamic: boolean, labels: 
   return labels ? dims.filter((_, i) => i !== 1) : dims;
 }
 
+/** ONNX's element types of the initializers the native graph gives. */
+const DATA_TYPES: Record<NativeOnnxGraph['initializers'][number]['dtype'], onnx.TensorProto.DataType> = {
+  float32: onnx.TensorProto.DataType.FLOAT,
+  int64: onnx.TensorProto.DataType.INT64,
+  int32: onnx.TensorProto.DataType.INT32,
+  int8: onnx.TensorProto.DataType.INT8,
+  uint8: onnx.TensorProto.DataType.UINT8,
+};
+
+/**
+ * Gives the graph's output called produced the name `name` (renaming its producer's output and
+ * its readers' inputs), through an argmax over the classes when labels; an output that is the
+ * model's input itself (an empty model) gets an Identity. Returns name.
+ */
+function nameOutput(
+  nodes: onnx.INodeProto[],
+  produced: string,
+  modelInput: string,
+  name: string,
+  labels: boolean,
+): string {
+  const logits = labels ? `${name}.logits` : name;
+  if (produced === modelInput) {
+    nodes.push({ opType: 'Identity', input: [modelInput], output: [logits] });
+  } else {
+    for (const n of nodes) n.input = n.input?.map((i) => (i === produced ? logits : i));
+    const producer = nodes.find((n) => n.output?.[0] === produced);
+    if (producer) producer.output = [logits];
+  }
+  if (labels) {
+    nodes.push({
+      opType: 'ArgMax',
+      input: [logits],
+      output: [name],
+      attribute: [
+        { name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 },
+        { name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 },
+      ],
+    });
+  }
+  return name;
+}
+
 function checkShape(shape: unknown): [number, number, number, number] {
   if (!Array.isArray(shape) || shape.length !== 4) {
     throw new TypeError(`inputShape: expected [N, 3, H, W], got ${JSON.stringify(shape)}`);
@@ -133,6 +194,7 @@ export async function exportOnnx(
   const dynamic = checkBoolean(options.dynamic ?? true, 'dynamic');
   const labels = checkBoolean(options.labels ?? false, 'labels');
   const preprocess = checkBoolean(options.preprocess ?? false, 'preprocess');
+  const aux = checkBoolean(options.aux ?? false, 'aux');
   let shape: (number | string)[] = ['batch', 3, 'height', 'width'];
   if (!dynamic) {
     if (options.inputShape === undefined) throw new TypeError('inputShape: required when dynamic is false');
@@ -178,8 +240,7 @@ export async function exportOnnx(
   }
   // A run on zeros tells the output's rank and which of its sizes follow the input's.
   const probe = dynamic ? [1, 3, 64, 64] : (shape as number[]);
-  const graph = native.onnxGraph(model.native, modelInput, opset, probe);
-  const outputName = labels ? 'labels' : 'logits';
+  const graph = await native.onnxGraph(model.native, modelInput, opset, probe, aux);
   const nodes: onnx.INodeProto[] = [
     ...prefix,
     ...graph.nodes.map((n) => ({
@@ -190,31 +251,15 @@ export async function exportOnnx(
       attribute: n.attributes.map(attributeOf),
     })),
   ];
-  // The last node's output gets the output's name (or feeds the argmax that has it).
-  const last = labels ? 'logits' : outputName;
-  if (graph.output === modelInput) {
-    nodes.push({ opType: 'Identity', input: [modelInput], output: [last] });
-  } else {
-    for (const n of nodes) n.input = n.input?.map((i) => (i === graph.output ? last : i));
-    const producer = nodes.find((n) => n.output?.[0] === graph.output);
-    if (producer) producer.output = [last];
-  }
-  if (labels) {
-    nodes.push({
-      opType: 'ArgMax',
-      input: [last],
-      output: [outputName],
-      attribute: [
-        { name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 },
-        { name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 },
-      ],
-    });
-  }
+  const outputName = nameOutput(nodes, graph.output, modelInput, labels ? 'labels' : 'logits', labels);
+  const auxName = graph.aux
+    ? nameOutput(nodes, graph.aux, modelInput, labels ? 'aux_labels' : 'aux_logits', labels)
+    : '';
   const initializers: onnx.ITensorProto[] = [
     ...extra,
     ...graph.initializers.map((t) => ({
       name: t.name,
-      dataType: t.dtype === 'int64' ? INT64 : FLOAT,
+      dataType: DATA_TYPES[t.dtype],
       dims: t.dims,
       rawData: t.data,
     })),
@@ -227,7 +272,7 @@ export async function exportOnnx(
     );
   }
   const message = onnx.ModelProto.encode({
-    irVersion: 8,
+    irVersion: irVersionOf(opset),
     producerName: 'fcn-torch',
     producerVersion: packageVersion(),
     opsetImport: [{ domain: '', version: opset }],
@@ -237,11 +282,13 @@ export async function exportOnnx(
       node: nodes,
       initializer: initializers,
       input: [valueInfo(inputName, preprocess ? UINT8 : FLOAT, shape)],
-      output: [valueInfo(outputName, labels ? INT64 : FLOAT, outputDims(graph.outputShape, probe, dynamic, labels))],
+      output: [outputName, ...(auxName ? [auxName] : [])].map((name) =>
+        valueInfo(name, labels ? INT64 : FLOAT, outputDims(graph.outputShape, probe, dynamic, labels)),
+      ),
     },
   }).finish();
   const target = path.resolve(file);
-  const temporary = `${target}.${process.pid}.tmp`;
+  const temporary = `${target}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
   try {
     await fs.promises.writeFile(temporary, message);
     await fs.promises.rename(temporary, target);
@@ -254,6 +301,7 @@ export async function exportOnnx(
     bytes: message.length,
     input: inputName,
     output: outputName,
+    ...(auxName ? { auxOutput: auxName } : {}),
     nodes: nodes.length,
     initializers: initializers.length,
   };
