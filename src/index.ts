@@ -49,6 +49,7 @@ export { Int8Model, quantizeInt8 } from './int8';
 export { type Confusion, type EpochMetrics, type SegmentationMetrics, segmentationMetrics } from './metrics';
 export { exportOnnx, ONNX_OPSETS, type OnnxExportOptions, type OnnxExportResult } from './onnx/export';
 export { historySvg, plotHistory } from './plot';
+export { type CpuCapabilities, cpuCapabilities, PRECISIONS, type Precision, resolvePrecision } from './precision';
 export { normalizeImage, PREDICT_MAX_PIXELS, type PredictOptions, predict } from './predict';
 export { load, save } from './serialization';
 export type { ServeLimits } from './serve/limits';

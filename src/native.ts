@@ -52,6 +52,23 @@ export type NativeOnnxAttribute =
   | { name: string; type: 'ints'; value: number[] };
 
 /** An ONNX graph before serialisation: nodes in order, weights by state-dict name. */
+/** The CPU's name and the instruction sets that decide which precisions pay (libtorch's cpuinfo query). */
+export interface CpuCapabilities {
+  name: string;
+  avx2: boolean;
+  /** AVX-512 Foundation. */
+  avx512: boolean;
+  /** AVX-512 VNNI: int8 dot products (oneDNN's int8 kernels). */
+  avx512Vnni: boolean;
+  /** AVX-512 BF16: bfloat16 dot products. */
+  avx512Bf16: boolean;
+  /** AMX tiles for bfloat16 and for int8 matrix products. */
+  amxBf16: boolean;
+  amxInt8: boolean;
+  /** AVX-512 BF16 or AMX-BF16: bfloat16 convolutions can beat float32 here. */
+  bfloat16Units: boolean;
+}
+
 export interface NativeOnnxGraph {
   output: string;
   /** The auxiliary classifier's output ('' when not asked for). */
@@ -201,6 +218,7 @@ export interface NativeAddon {
     mean: readonly number[],
     std: readonly number[],
     fused: boolean,
+    precision: 'float32' | 'bfloat16' | null,
   ): Promise<NativeTensor>;
   predictResized(
     model: NativeModule,
@@ -209,6 +227,7 @@ export interface NativeAddon {
     mean: readonly number[],
     std: readonly number[],
     fused: boolean,
+    precision: 'float32' | 'bfloat16' | null,
   ): Promise<NativeTensor>;
   quantizeInt8(model: NativeModule): NativeModule;
   int8Observe(model: NativeModule, images: NativeTensor): Promise<number>;
@@ -222,11 +241,14 @@ export interface NativeAddon {
     fusedConvolutionCalls(): number;
     fusedConvolutionsKept(): number;
     fusedInference: boolean;
+    emulatedBfloat16: boolean;
     emptyCpuCache(): void;
     cachedCpuBytes(): number;
   };
   setAutocast(deviceType: string, dtype: string | null): void;
   getAutocast(deviceType: string): string | null;
+  autocastRuns(deviceType: string): 'float32' | 'bfloat16';
+  cpuCapabilities(): CpuCapabilities;
   fromTypedArray(data: ArrayBufferView, shape: number[], options?: CreationOptions): NativeTensor;
   zeros(shape: number[], options?: CreationOptions): NativeTensor;
   ones(shape: number[], options?: CreationOptions): NativeTensor;

@@ -11,6 +11,7 @@ import { checkBoolean, checkInteger, checkOneOf, checkSizeMultipleOf32, checkTen
 import { SegmentationModel } from './models/segmentation';
 import { native } from './native';
 import type { Module } from './nn/module';
+import { type Precision, resolvePrecision } from './precision';
 import { Tensor } from './tensor';
 import * as torch from './torch';
 import { IMAGENET_MEAN, IMAGENET_STD } from './voc/loader';
@@ -42,6 +43,19 @@ export interface PredictOptions {
    * `torch.backends.fusedInference` for plain forwards.
    */
   fused?: boolean;
+  /**
+   * This call's precision instead of the process-wide `torch.setAutocast`: 'float32',
+   * 'bfloat16' (mixed precision, where the hardware has bfloat16 units: see
+   * {@link resolvePrecision}) or 'auto' (bfloat16 on CPUs with AVX-512 BF16 or AMX, float32
+   * elsewhere). bfloat16 labels agree with float32's on most pixels, not all.
+   */
+  precision?: Precision;
+}
+
+/** The precision override a predict call hands the native job: null keeps the process-wide setting. */
+function precisionOf(net: Module, options: PredictOptions): 'float32' | 'bfloat16' | null {
+  if (options.precision === undefined) return null;
+  return resolvePrecision(options.precision, net.parameters()[0]?.device ?? 'cpu');
 }
 
 /** The default bound of {@link PredictOptions.maxPixels}. */
@@ -110,7 +124,16 @@ export async function predict(net: Module, image: Tensor, options: PredictOption
   const [tileHeight, tileWidth] = mode === 'crop' ? [cropH, cropW] : [tileH, tileW];
   // uint8 pixels are normalised natively, on the torch thread (as normalizeImage does)
   const labels = new Tensor<'int64'>(
-    await native.predictLabels(net.native, pixels.native, tileHeight, tileWidth, IMAGENET_MEAN, IMAGENET_STD, fused),
+    await native.predictLabels(
+      net.native,
+      pixels.native,
+      tileHeight,
+      tileWidth,
+      IMAGENET_MEAN,
+      IMAGENET_STD,
+      fused,
+      precisionOf(net, options),
+    ),
   );
   return image.shape.length === 3 ? labels.squeeze(0) : labels;
 }
@@ -137,7 +160,7 @@ async function predictSegmentation(
   const fused = checkBoolean(options.fused ?? true, 'fused');
   const { resizeSize, mean, std } = net.transforms;
   const labels = new Tensor<'int64'>(
-    await native.predictResized(net.native, batched.native, resizeSize, mean, std, fused),
+    await native.predictResized(net.native, batched.native, resizeSize, mean, std, fused, precisionOf(net, options)),
   );
   return image.shape.length === 3 ? labels.squeeze(0) : labels;
 }

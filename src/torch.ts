@@ -211,7 +211,11 @@ export type AutocastDtype = 'bfloat16';
  * inputs are also laid out channels-last, where cuDNN's bfloat16 convolutions are fastest.
  * `null` turns it off. Results differ from float32 by bfloat16's rounding (about 1e-2
  * relative), so it is a choice, off by default; it pays on GPUs with bfloat16 tensor cores
- * (A100, H100) and CPUs with AMX or AVX-512 BF16, and slows CPUs without them.
+ * (A100, H100) and CPUs with AMX or AVX-512 BF16. A CPU without them would emulate every
+ * bfloat16 product, many times slower than float32 (14x for `predict` on an AVX2 EPYC), so
+ * there CPU autocast runs float32 unless `backends.emulatedBfloat16` asks for PyTorch's
+ * behaviour ({@link autocastRuns} tells which runs). Under CPU autocast the FCN's sub-pixel
+ * upsampling stays float32 (its bfloat16 transposed convolution is slower even with AMX).
  * The setting is process-wide, since forwards run on fcn-torch's own thread, and is read when
  * a forward runs: an async call queued before it is turned off is affected by the change, so
  * await such calls first.
@@ -219,6 +223,15 @@ export type AutocastDtype = 'bfloat16';
 export function setAutocast(deviceType: (typeof AUTOCAST_DEVICE_TYPES)[number], dtype: AutocastDtype | null): void {
   const type = checkOneOf(deviceType, 'deviceType', AUTOCAST_DEVICE_TYPES);
   native.setAutocast(type, dtype === null ? null : checkOneOf(dtype, 'dtype', ['bfloat16'] as const));
+}
+
+/**
+ * The precision forwards on `deviceType` run in now: 'bfloat16' when {@link setAutocast} set
+ * it and the hardware has bfloat16 units (on a CPU: AVX-512 BF16 or AMX-BF16; or
+ * `backends.emulatedBfloat16` is set), else 'float32'. What the CLI and the bench report.
+ */
+export function autocastRuns(deviceType: (typeof AUTOCAST_DEVICE_TYPES)[number]): 'float32' | 'bfloat16' {
+  return native.autocastRuns(checkOneOf(deviceType, 'deviceType', AUTOCAST_DEVICE_TYPES));
 }
 
 /** The precision set by {@link setAutocast} for `deviceType`, or `null` (float32). */
@@ -231,8 +244,9 @@ export const version: string = native.torchVersion;
 
 /**
  * Switches for fcn-torch's speed-ups (like `torch.backends`), on by default except
- * `cudaGraphs` and `fusedInference`; turning one off is for measuring what it brings, results
- * are the same either way (`fusedInference`: within 1e-4 relative).
+ * `cudaGraphs`, `fusedInference` and `emulatedBfloat16`; turning one off is for measuring what
+ * it brings, results are the same either way (`fusedInference`: within 1e-4 relative), but
+ * for `emulatedBfloat16`, which changes them.
  * - `subpixelUpsampling`: a CPU float32 ConvTranspose2d whose kernel is twice its stride
  *   (>= 8) runs as a 2x2 convolution followed by a fused pixel shuffle and crop, in inference
  *   and in training (its gradient through the same decomposition).
@@ -270,6 +284,10 @@ export const version: string = native.torchVersion;
  *   (channels-last inputs) since the process started, and `fusedConvolutionsKept()` the
  *   convolutions whose folded weights are kept now: diagnostics. A model's folded weights
  *   are dropped at its first forward in train mode or on a GPU, and with the model.
+ * - `emulatedBfloat16` (off by default; it changes results): CPU autocast and `precision:
+ *   'bfloat16'` run bfloat16 even on a CPU without bfloat16 units (no AVX-512 BF16, no AMX),
+ *   emulated and slower than float32, as PyTorch does there: for matching PyTorch's bfloat16
+ *   numbers, or testing them, on such a CPU.
  */
 export const backends: {
   subpixelUpsampling: boolean;
@@ -278,6 +296,7 @@ export const backends: {
   cudaGraphs: boolean;
   cudaGraphsKept(): number;
   fusedInference: boolean;
+  emulatedBfloat16: boolean;
   fusedConvolutionCalls(): number;
   fusedConvolutionsKept(): number;
   emptyCpuCache(): void;

@@ -1,12 +1,15 @@
 /**
  * torch.setAutocast: bfloat16 mixed precision around every forward, compared with PyTorch's
  * torch.autocast('cpu', dtype=torch.bfloat16) on the same weights (test/fixtures/autocast.safetensors,
- * scripts/make_fixtures.py). The same code path serves CUDA (scripts/check-cuda.ts checks it
- * on a GPU). The setting is process-wide, so these tests run serially and restore it.
+ * scripts/make_fixtures.py), with `backends.emulatedBfloat16` so that a CPU without bfloat16
+ * units runs it too; without it such a CPU runs float32, and the FCN's sub-pixel upsampling
+ * stays float32 under autocast everywhere. predict's `precision`. The same code path serves
+ * CUDA (scripts/check-cuda.ts checks it on a GPU). The settings are process-wide, so these
+ * tests run serially and restore them.
  */
 import path from 'node:path';
 import test from 'ava';
-import { bilinearKernel, load, nn, optim, type Tensor, torch } from '../src';
+import { bilinearKernel, cpuCapabilities, createFcn, load, nn, optim, predict, type Tensor, torch } from '../src';
 import { fixture, fixtures, maxAbsDiff, pick } from './helpers';
 
 const strided = path.join(fixtures, 'resnet18-strided.pth');
@@ -17,12 +20,15 @@ async function resnet(): Promise<nn.ResNet> {
   return model.eval();
 }
 
+/** fn under bfloat16 autocast for deviceType, run in bfloat16 on any CPU (emulated where it has no bfloat16 units). */
 function withAutocast<T>(deviceType: 'cpu' | 'cuda', fn: () => T): T {
   torch.setAutocast(deviceType, 'bfloat16');
+  torch.backends.emulatedBfloat16 = true;
   try {
     return fn();
   } finally {
     torch.setAutocast(deviceType, null);
+    torch.backends.emulatedBfloat16 = false;
   }
 }
 
@@ -42,7 +48,13 @@ test.serial("a forward under autocast equals PyTorch's autocast within bfloat16'
   // On the torch thread too, and off again afterwards.
   // The setting is read when the forward runs on the torch thread: keep it until the call settles.
   torch.setAutocast('cpu', 'bfloat16');
-  const async = await torch.noGrad(() => model.forwardAsync(x)).finally(() => torch.setAutocast('cpu', null));
+  torch.backends.emulatedBfloat16 = true;
+  const async = await torch
+    .noGrad(() => model.forwardAsync(x))
+    .finally(() => {
+      torch.setAutocast('cpu', null);
+      torch.backends.emulatedBfloat16 = false;
+    });
   t.true(maxAbsDiff(async, pick(f, 'logits')) / scale < 1e-2);
   t.true(maxAbsDiff(model.forward(x), full) < 1e-6, 'float32 again once autocast is off');
 });
@@ -98,4 +110,76 @@ test.serial('autocast for CUDA leaves CPU models in float32; bad arguments are c
     message: /dtype: expected one of bfloat16, got "float16"/,
   });
   t.is(torch.getAutocast('cpu'), null, 'nothing was set by the refused calls');
+});
+
+test.serial(
+  'without bfloat16 units CPU autocast runs float32 unless emulatedBfloat16; autocastRuns says which',
+  async (t) => {
+    const model = await resnet();
+    const x = torch.randn([1, 3, 64, 64]);
+    const full = torch.noGrad(() => model.forward(x));
+    const units = cpuCapabilities().bfloat16Units;
+    t.log(`${cpuCapabilities().name}: bfloat16 units ${units}`);
+    torch.setAutocast('cpu', 'bfloat16');
+    try {
+      t.is(torch.getAutocast('cpu'), 'bfloat16', 'the setting is what was asked');
+      t.is(torch.autocastRuns('cpu'), units ? 'bfloat16' : 'float32');
+      const asked = maxAbsDiff(
+        torch.noGrad(() => model.forward(x)),
+        full,
+      );
+      if (units) t.true(asked > 1e-4, `bfloat16 ran: ${asked} from float32`);
+      else t.is(asked, 0, 'float32 ran, exactly');
+      torch.backends.emulatedBfloat16 = true;
+      t.is(torch.autocastRuns('cpu'), 'bfloat16');
+      const emulated = maxAbsDiff(
+        torch.noGrad(() => model.forward(x)),
+        full,
+      );
+      t.true(emulated > 1e-4, `bfloat16 ran: ${emulated} from float32`);
+    } finally {
+      torch.setAutocast('cpu', null);
+      torch.backends.emulatedBfloat16 = false;
+    }
+    t.is(torch.autocastRuns('cpu'), 'float32');
+  },
+);
+
+test.serial("under CPU autocast the FCN's upsampling runs float32 on the sub-pixel path", async (t) => {
+  const up = new nn.ConvTranspose2d(21, 21, { kernelSize: 64, padding: 16, stride: 32 });
+  up.weight.copy_(bilinearKernel(21, 21, 64));
+  const x = torch.randn([1, 21, 10, 15]);
+  const full = torch.noGrad(() => up.forward(x));
+  const scale = full.abs().max().item() as number;
+  const subpixel = withAutocast('cpu', () => torch.noGrad(() => up.forward(x)));
+  t.is(subpixel.dtype, 'float32');
+  t.true(maxAbsDiff(subpixel, full) / scale < 1e-5, 'float32, as without autocast');
+  torch.backends.subpixelUpsampling = false;
+  try {
+    const general = withAutocast('cpu', () => torch.noGrad(() => up.forward(x)));
+    t.true(maxAbsDiff(general, full) / scale > 1e-4, "the general kernel under autocast runs bfloat16 (PyTorch's way)");
+  } finally {
+    torch.backends.subpixelUpsampling = true;
+  }
+});
+
+test.serial("predict's precision overrides the process-wide setting for its call", async (t) => {
+  torch.manualSeed(3);
+  const net = createFcn({ numClasses: 5 }).eval();
+  const image = torch.rand([3, 64, 96]).mul(255).to('uint8');
+  const full = await predict(net, image);
+  torch.setAutocast('cpu', 'bfloat16');
+  torch.backends.emulatedBfloat16 = true;
+  try {
+    t.is(maxAbsDiff(await predict(net, image, { precision: 'float32' }), full), 0, 'float32 for this call');
+  } finally {
+    torch.setAutocast('cpu', null);
+    torch.backends.emulatedBfloat16 = false;
+  }
+  const auto = await predict(net, image, { precision: 'auto' });
+  if (!cpuCapabilities().bfloat16Units) t.is(maxAbsDiff(auto, full), 0, "'auto' is float32 on this CPU");
+  else t.is(auto.shape.join(), full.shape.join());
+  await t.throwsAsync(predict(net, image, { precision: 'float16' as 'float32' }), {
+    message: /precision: expected one of auto, float32, bfloat16, got "float16"/,
+  });
 });

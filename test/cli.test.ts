@@ -4,7 +4,18 @@ import path from 'node:path';
 import test from 'ava';
 import { decode } from 'fast-png';
 import sharp from 'sharp';
-import { createFcn, loadCheckpoint, optim, predict, readImage, save, saveCheckpoint, torch, train } from '../src';
+import {
+  cpuCapabilities,
+  createFcn,
+  loadCheckpoint,
+  optim,
+  predict,
+  readImage,
+  save,
+  saveCheckpoint,
+  torch,
+  train,
+} from '../src';
 import { cli, fixtures, repeatBatch, runNode } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-cli-'));
@@ -61,8 +72,9 @@ test.serial('fcn synth, train, train --resume, eval and predict run end to end',
 
   // predict labels whole images by default; --crop gives the chapter's top-left crop.
   const image = path.join(root, 'JPEGImages', 'synth_000000.jpg');
-  const labelled = await fcn('predict', '--checkpoint', weights, '--out', 'pred', image);
+  const labelled = await fcn('predict', '--checkpoint', weights, '--out', 'pred', '--precision', 'float32', image);
   t.is(labelled.code, 0, labelled.stderr);
+  t.regex(labelled.stdout, /^precision: float32$/m);
   t.regex(labelled.stdout, /synth_000000\.labels\.png \(72x104\)/);
   t.true(fs.existsSync(path.join(tmp, 'pred', 'grid.png')));
   const cliLabels = decode(fs.readFileSync(path.join(tmp, 'pred', 'synth_000000.labels.png'))).data;
@@ -71,9 +83,31 @@ test.serial('fcn synth, train, train --resume, eval and predict run end to end',
   const crop = await fcn('predict', '--checkpoint', checkpoint, '--out', 'pred-crop', '--crop', '64x96', image);
   t.is(crop.code, 0, crop.stderr);
   t.regex(crop.stdout, /synth_000000\.labels\.png \(64x96\)/);
-  const mixed = await fcn('predict', '--checkpoint', checkpoint, '--out', 'pred-mixed', '--autocast', image);
+  const mixed = await fcn(
+    'predict',
+    '--checkpoint',
+    checkpoint,
+    '--out',
+    'pred-mixed',
+    '--precision',
+    'bfloat16',
+    image,
+  );
   t.is(mixed.code, 0, mixed.stderr);
   t.regex(mixed.stdout, /synth_000000\.labels\.png \(72x104\)/);
+  // What ran is said: bfloat16 where the CPU has bfloat16 units, else float32 and why.
+  t.regex(
+    mixed.stdout,
+    cpuCapabilities().bfloat16Units
+      ? /^precision: bfloat16$/m
+      : /^precision: float32 \(bfloat16 asked; .* has no bfloat16 units: AVX-512 BF16 or AMX\)$/m,
+  );
+  const badPrecision = await fcn('predict', '--checkpoint', checkpoint, '--precision', 'fp16', image);
+  t.is(badPrecision.code, 1);
+  t.regex(
+    badPrecision.stderr,
+    /option '--precision <p>' argument 'fp16' is invalid\. Allowed choices are auto, float32, bfloat16/,
+  );
 });
 
 test('fcn predict never overwrites an input, and names outputs of same-named inputs apart', async (t) => {

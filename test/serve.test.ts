@@ -259,12 +259,14 @@ test('the page and its script are served with a policy that allows nothing from 
 });
 
 test('fcn serve: starts, answers, stops on SIGINT; mistakes end in one line and exit code 1', async (t) => {
-  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--model', 'fcn8s'], { cwd: tmp });
+  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--model', 'fcn8s', '--precision', 'float32'], {
+    cwd: tmp,
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      const match = /fcn serve: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+      const match = /fcn serve: (http:\/\/127\.0\.0\.1:\d+\/) \(Ctrl-C stops\); precision: float32\n/.exec(out);
       if (match) resolve(match[1]);
     });
     child.on('exit', (code) => reject(new Error(`fcn serve exited with ${code}`)));

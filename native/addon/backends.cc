@@ -1,7 +1,9 @@
 // torch.backends: the speed-up switches of core/backends.h as JS properties, and the
-// caching CPU allocator's counters; torch.setAutocast/getAutocast, the mixed-precision
-// setting of core/autocast.h.
+// caching CPU allocator's counters; torch.setAutocast/getAutocast/autocastRuns, the
+// mixed-precision setting of core/autocast.h; torch.cpuCapabilities, the CPU's instruction sets.
 #include "core/backends.h"
+
+#include <ATen/cpu/Utils.h>
 
 #include "addon/bindings.h"
 #include "addon/js_interop.h"
@@ -63,6 +65,40 @@ Napi::Value getAutocast(const Napi::CallbackInfo& info) {
   });
 }
 
+/// The precision forwards on a device type really run in (autocast::effectiveDtype).
+Napi::Value autocastRuns(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    auto dtype = autocast::effectiveDtype(autocastDeviceType(info[0]));
+    return Napi::String::New(info.Env(), dtype ? "bfloat16" : "float32");
+  });
+}
+
+/// The CPU's name and the instruction sets that decide the precisions worth running (libtorch's
+/// cpuinfo query, as torch.backends.cpu reads it).
+Napi::Value cpuCapabilities(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    auto capabilities = at::cpu::get_cpu_capabilities();
+    auto flag = [&](const char* name) {
+      auto it = capabilities.find(name);
+      return it != capabilities.end() && it->second.isBool() && it->second.toBool();
+    };
+    auto out = Napi::Object::New(info.Env());
+    auto name = capabilities.find("cpu_name");
+    out.Set("name", name != capabilities.end() && name->second.isString() ? name->second.toStringRef() : "");
+    for (const auto& [key, flagName] :
+         std::initializer_list<std::pair<const char*, const char*>>{{"avx2", "avx2"},
+                                                                    {"avx512", "avx512_f"},
+                                                                    {"avx512Vnni", "avx512_vnni"},
+                                                                    {"avx512Bf16", "avx512_bf16"},
+                                                                    {"amxBf16", "amx_bf16"},
+                                                                    {"amxInt8", "amx_int8"}}) {
+      out.Set(key, Napi::Boolean::New(info.Env(), flag(flagName)));
+    }
+    out.Set("bfloat16Units", Napi::Boolean::New(info.Env(), autocast::cpuHasBfloat16Units()));
+    return out;
+  });
+}
+
 }  // namespace
 
 void initBackends(Napi::Env env, Napi::Object exports) {
@@ -72,6 +108,7 @@ void initBackends(Napi::Env env, Napi::Object exports) {
   property<backends::cachingCpuAllocator>(env, object, "cachingCpuAllocator");
   property<backends::cudaGraphs>(env, object, "cudaGraphs");
   property<backends::fusedInference>(env, object, "fusedInference");
+  property<backends::emulatedBfloat16>(env, object, "emulatedBfloat16");
   object.Set("emptyCpuCache", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
                releaseCachedCpuMemory();
                return info.Env().Undefined();
@@ -91,6 +128,8 @@ void initBackends(Napi::Env env, Napi::Object exports) {
   exports.Set("backends", object);
   exports.Set("setAutocast", Napi::Function::New(env, setAutocast));
   exports.Set("getAutocast", Napi::Function::New(env, getAutocast));
+  exports.Set("autocastRuns", Napi::Function::New(env, autocastRuns));
+  exports.Set("cpuCapabilities", Napi::Function::New(env, cpuCapabilities));
 }
 
 }  // namespace fcn

@@ -1,8 +1,9 @@
-// predictLabels(model, images, tileH, tileW, mean, std, fused) -> Promise<int64 [N, H, W]>:
-// the tiled prediction of models/predict.h on the torch thread (uint8 pixels normalised
-// there); predictResized(model, images, resizeSize, mean, std, fused) the whole-image one of
-// torchvision's segmentation models. fused: BatchNorm folded into the convolutions
-// (models/fused_conv.h) for this call.
+// predictLabels(model, images, tileH, tileW, mean, std, fused, precision) -> Promise<int64
+// [N, H, W]>: the tiled prediction of models/predict.h on the torch thread (uint8 pixels
+// normalised there); predictResized(model, images, resizeSize, mean, std, fused, precision)
+// the whole-image one of torchvision's segmentation models. fused: BatchNorm folded into the
+// convolutions (models/fused_conv.h) for this call; precision: 'float32' or 'bfloat16' for
+// this call (core/autocast.h's Override), or null for the process-wide autocast setting.
 #include "models/predict.h"
 
 #include "addon/bindings.h"
@@ -10,6 +11,7 @@
 #include "addon/module.h"
 #include "addon/tensor.h"
 #include "addon/torch_thread.h"
+#include "core/autocast.h"
 #include "models/fused_conv.h"
 
 namespace fcn {
@@ -21,6 +23,23 @@ std::array<double, 3> triple(const Napi::Value& v, const std::string& what) {
   return {toDouble(a.Get(0u), what), toDouble(a.Get(1u), what), toDouble(a.Get(2u), what)};
 }
 
+/// null: the process-wide setting; 'float32' or 'bfloat16': this call's.
+std::optional<std::optional<at::ScalarType>> precisionOf(const Napi::Value& v) {
+  if (v.IsNull() || v.IsUndefined()) return std::nullopt;
+  std::string name = toString(v, "precision");
+  if (name == "float32") return std::optional<at::ScalarType>();
+  if (name == "bfloat16") return std::optional<at::ScalarType>(at::kBFloat16);
+  throwType(v.Env(), "precision", "'float32' or 'bfloat16'", v);
+}
+
+/// The job's precision: an Override while alive when one was given.
+struct PrecisionScope {
+  explicit PrecisionScope(const std::optional<std::optional<at::ScalarType>>& precision) {
+    if (precision) override.emplace(*precision);
+  }
+  std::optional<autocast::Override> override;
+};
+
 Napi::Value predictLabelsAsync(const Napi::CallbackInfo& info) {
   auto model = Module::unwrap(info[0], "model");
   at::Tensor images = Tensor::unwrap(info[1], "images");
@@ -29,8 +48,10 @@ Napi::Value predictLabelsAsync(const Napi::CallbackInfo& info) {
   normalize.mean = triple(info[4], "mean");
   normalize.std = triple(info[5], "std");
   bool fused = toBool(info[6], "fused");
-  return runAsync(info.Env(), [model, images, tileH, tileW, normalize, fused]() -> Settle {
+  auto precision = precisionOf(info[7]);
+  return runAsync(info.Env(), [model, images, tileH, tileW, normalize, fused, precision]() -> Settle {
     FusedInferenceScope scope(fused);
+    PrecisionScope reduced(precision);
     at::Tensor labels = predictLabels(*model, images, tileH, tileW, normalize);
     return [labels](Napi::Env env) { return Tensor::wrap(env, labels); };
   });
@@ -44,8 +65,10 @@ Napi::Value predictResizedAsync(const Napi::CallbackInfo& info) {
   transforms.mean = triple(info[3], "mean");
   transforms.std = triple(info[4], "std");
   bool fused = toBool(info[5], "fused");
-  return runAsync(info.Env(), [model, images, transforms, fused]() -> Settle {
+  auto precision = precisionOf(info[6]);
+  return runAsync(info.Env(), [model, images, transforms, fused, precision]() -> Settle {
     FusedInferenceScope scope(fused);
+    PrecisionScope reduced(precision);
     at::Tensor labels = predictResized(*model, images, transforms);
     return [labels](Napi::Env env) { return Tensor::wrap(env, labels); };
   });

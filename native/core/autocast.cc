@@ -2,15 +2,20 @@
 #include "core/autocast.h"
 
 #include <ATen/autocast_mode.h>
+#include <ATen/cpu/Utils.h>
 
 #include <atomic>
 #include <stdexcept>
+
+#include "core/backends.h"
 
 namespace fcn::autocast {
 
 namespace {
 
 constexpr int kOff = -1;
+constexpr int kNoOverride = -2;
+thread_local int overridden = kNoOverride;
 std::atomic<int> cpuDtype{kOff};
 std::atomic<int> cudaDtype{kOff};
 
@@ -24,10 +29,38 @@ std::atomic<int>* slotFor(c10::DeviceType deviceType) {
 
 std::optional<at::ScalarType> dtypeFor(c10::DeviceType deviceType) {
   auto* slot = slotFor(deviceType);
-  int value = slot ? slot->load() : kOff;
+  if (!slot) return std::nullopt;
+  int value = overridden != kNoOverride ? overridden : slot->load();
   if (value == kOff) return std::nullopt;
   return static_cast<at::ScalarType>(value);
 }
+
+bool cpuHasBfloat16Units() {
+  static const bool has = [] {
+    auto capabilities = at::cpu::get_cpu_capabilities();
+    auto flag = [&](const char* name) {
+      auto it = capabilities.find(name);
+      return it != capabilities.end() && it->second.isBool() && it->second.toBool();
+    };
+    return flag("avx512_bf16") || flag("amx_bf16");
+  }();
+  return has;
+}
+
+std::optional<at::ScalarType> effectiveDtype(c10::DeviceType deviceType) {
+  auto dtype = dtypeFor(deviceType);
+  if (dtype && deviceType == c10::DeviceType::CPU && !cpuHasBfloat16Units() && !backends::emulatedBfloat16) {
+    return std::nullopt;
+  }
+  return dtype;
+}
+
+Override::Override(std::optional<at::ScalarType> dtype) : previous_(overridden) {
+  if (dtype && *dtype != at::kBFloat16) throw std::invalid_argument("precision: expected float32 or bfloat16");
+  overridden = dtype ? static_cast<int>(*dtype) : kOff;
+}
+
+Override::~Override() { overridden = previous_; }
 
 void setDtype(c10::DeviceType deviceType, std::optional<at::ScalarType> dtype) {
   auto* slot = slotFor(deviceType);
@@ -37,7 +70,7 @@ void setDtype(c10::DeviceType deviceType, std::optional<at::ScalarType> dtype) {
 }
 
 Scope::Scope(const c10::Device& device) : type_(device.type()) {
-  auto dtype = dtypeFor(type_);
+  auto dtype = effectiveDtype(type_);
   if (!dtype) return;
   wasEnabled_ = at::autocast::is_autocast_enabled(type_);
   previousDtype_ = at::autocast::get_autocast_dtype(type_);

@@ -11,14 +11,38 @@
 
 namespace fcn::autocast {
 
-/// The reduced dtype of forwards on deviceType (CPU or CUDA), or nullopt: full precision.
+/// The reduced dtype asked for forwards on deviceType (CPU or CUDA), or nullopt: full
+/// precision. An Override on this thread takes the place of the process-wide choice.
 std::optional<at::ScalarType> dtypeFor(c10::DeviceType deviceType);
+
+/// Whether this CPU has bfloat16 dot-product instructions (AVX-512 BF16 or AMX-BF16), which
+/// oneDNN's bfloat16 convolutions and matrix products need to be faster than float32.
+bool cpuHasBfloat16Units();
+
+/// The reduced dtype forwards on deviceType really run in: dtypeFor, except that CPU autocast
+/// runs float32 (nullopt) on a CPU without bfloat16 units, where every bfloat16 convolution is
+/// emulated and slower than float32 (measured: predict 14x slower on an AVX2 EPYC), unless
+/// backends::emulatedBfloat16 asks for it anyway.
+std::optional<at::ScalarType> effectiveDtype(c10::DeviceType deviceType);
 
 /// Sets it (nullopt turns autocast off). Throws std::invalid_argument for another device type
 /// or a dtype that is not bfloat16.
 void setDtype(c10::DeviceType deviceType, std::optional<at::ScalarType> dtype);
 
-/// Autocast for device's type on this thread while alive, if one is set for it; the
+/// For the calls made on this thread while alive (one job on the torch thread), forwards use
+/// dtype (nullopt: float32) instead of the process-wide choice: predict's `precision`.
+class Override {
+ public:
+  explicit Override(std::optional<at::ScalarType> dtype);
+  ~Override();
+  Override(const Override&) = delete;
+  Override& operator=(const Override&) = delete;
+
+ private:
+  int previous_;
+};
+
+/// Autocast for device's type on this thread while alive, if effectiveDtype gives one; the
 /// previous state comes back, and the cast cache is cleared when the outermost scope ends.
 class Scope {
  public:

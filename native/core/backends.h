@@ -1,6 +1,7 @@
 // Switches for this addon's speed-ups, as torch.backends holds PyTorch's: on by default
 // (off only to measure what each one brings; the numbers do not change), except CUDA graphs,
-// which keep GPU memory for every input shape and are asked for.
+// which keep GPU memory for every input shape and are asked for, and emulated bfloat16, which
+// changes the numbers (PyTorch's bfloat16 where the CPU is slower at it).
 #pragma once
 
 #include <atomic>
@@ -17,6 +18,10 @@ inline std::atomic<bool> channelsLast{true};
 inline std::atomic<bool> fusedInference{false};
 /// Freed CPU blocks of 1 MiB and more kept for reuse (see cpu_allocator.h).
 inline std::atomic<bool> cachingCpuAllocator{true};
+/// CPU autocast on a CPU without bfloat16 units (AVX-512 BF16, AMX-BF16) runs bfloat16 anyway,
+/// emulated, as PyTorch does; off by default: there it runs float32, which is faster (see
+/// core/autocast.h).
+inline std::atomic<bool> emulatedBfloat16{false};
 /// Inference forwards on a GPU captured as CUDA graphs and replayed (see models/cuda_graphs.h).
 inline std::atomic<bool> cudaGraphs{false};
 

@@ -3,6 +3,8 @@
 // keyword arguments (TypeScript has validated and defaulted them). A ConvTranspose2d computed without gradient whose
 // kernel is twice its stride runs as a sub-pixel convolution (the same numbers, faster on the CPU),
 // and gives labels (forwardModuleLabels) from the sub-pixel scores.
+#include <ATen/autocast_mode.h>
+
 #include <array>
 
 #include "models/activations.h"
@@ -91,10 +93,16 @@ std::shared_ptr<torch::nn::Module> convTranspose2d(const LayerOptions& o) {
 template <typename Subpixel, typename General>
 at::Tensor onSubpixelPath(torch::nn::Module& m, const at::Tensor& x, Subpixel&& subpixel, General&& general) {
   auto& up = static_cast<torch::nn::ConvTranspose2dImpl&>(m);
-  if (!subpixelFits(up.options, x, up.weight, up.bias)) return general(up.forward(x));
+  // Under CPU autocast the upsampling stays float32 on the sub-pixel path: in bfloat16 oneDNN
+  // runs it as a general transposed convolution, slower than float32 even with AMX.
+  bool autocast = at::autocast::is_autocast_enabled(at::kCPU);
+  at::Tensor input = autocast && x.is_cpu() && x.scalar_type() == at::kBFloat16 ? x.to(at::kFloat) : x;
+  if (!subpixelFits(up.options, input, up.weight, up.bias)) return general(up.forward(x));
+  std::optional<c10::impl::ExcludeDispatchKeyGuard> float32;
+  if (autocast) float32.emplace(c10::DispatchKey::AutocastCPU);
   std::optional<at::Tensor> bias;
   if (up.bias.defined()) bias = up.bias;
-  return subpixel(x, up.weight, bias, up.options.stride()->at(0),
+  return subpixel(input, up.weight, bias, up.options.stride()->at(0),
                   std::get<torch::ExpandingArray<2>>(up.options.padding())->at(0));
 }
 

@@ -1,7 +1,6 @@
 #include "models/subpixel.h"
 
 #include <ATen/Parallel.h>
-#include <ATen/autocast_mode.h>
 
 #include <algorithm>
 #include <array>
@@ -275,14 +274,13 @@ bool subpixelFits(const torch::nn::detail::ConvNdOptions<2>& options, const at::
   auto k = options.kernel_size(), s = options.stride(), d = options.dilation(), op = options.output_padding();
   auto p = options.padding();
   auto* padding = std::get_if<torch::ExpandingArray<2>>(&p);
-  // Under CPU autocast the product would come back in bfloat16: the general kernel runs.
+  // (Under CPU autocast the caller gives a float32 input and runs the product outside autocast.)
   auto cpuFloat = [](const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat; };
-  return backends::subpixelUpsampling && !at::autocast::is_autocast_enabled(at::kCPU) && input.dim() == 4 &&
-         cpuFloat(input) && cpuFloat(weight) && (!bias.defined() || cpuFloat(bias)) && padding != nullptr &&
-         s->at(0) == s->at(1) && s->at(0) >= 8 && k->at(0) == 2 * s->at(0) && k->at(1) == 2 * s->at(1) &&
-         (*padding)->at(0) == (*padding)->at(1) && (*padding)->at(0) <= s->at(0) && d->at(0) == 1 && d->at(1) == 1 &&
-         op->at(0) == 0 && op->at(1) == 0 && options.groups() == 1 &&
-         std::holds_alternative<torch::enumtype::kZeros>(options.padding_mode());
+  return backends::subpixelUpsampling && input.dim() == 4 && cpuFloat(input) && cpuFloat(weight) &&
+         (!bias.defined() || cpuFloat(bias)) && padding != nullptr && s->at(0) == s->at(1) && s->at(0) >= 8 &&
+         k->at(0) == 2 * s->at(0) && k->at(1) == 2 * s->at(1) && (*padding)->at(0) == (*padding)->at(1) &&
+         (*padding)->at(0) <= s->at(0) && d->at(0) == 1 && d->at(1) == 1 && op->at(0) == 0 && op->at(1) == 0 &&
+         options.groups() == 1 && std::holds_alternative<torch::enumtype::kZeros>(options.padding_mode());
 }
 
 at::Tensor subpixelTransposedConv(const at::Tensor& input, const at::Tensor& weight,

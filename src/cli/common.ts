@@ -1,7 +1,9 @@
 /**
  * What every `fcn` command shares: the one-line error handling of its actions, and the
- * threads and autocast settings. (The model a file holds: src/model-file.ts.)
+ * threads, autocast and precision settings. (The model a file holds: src/model-file.ts.)
  */
+import { Option } from '@commander-js/extra-typings';
+import { cpuCapabilities, PRECISIONS, type Precision, resolvePrecision } from '../precision';
 import type { Device } from '../tensor';
 import * as torch from '../torch';
 
@@ -30,8 +32,25 @@ export function setThreads(threads: number | undefined): void {
   if (threads !== undefined) torch.setNumThreads(threads);
 }
 
-/** Turns bfloat16 autocast on for the device types of devices when asked (`--autocast`). */
-export function setAutocast(autocast: boolean, devices: readonly Device[]): void {
-  if (!autocast) return;
-  for (const device of devices) torch.setAutocast(device.startsWith('cuda') ? 'cuda' : 'cpu', 'bfloat16');
+/** `--precision auto|float32|bfloat16`, defaulting to fallback. */
+export function precisionOption(fallback: Precision) {
+  return new Option(
+    '--precision <p>',
+    'float32; bfloat16 mixed precision where the hardware has bfloat16 units (AVX-512 BF16, AMX, GPUs); ' +
+      'auto: bfloat16 on CPUs with them, float32 elsewhere',
+  )
+    .choices(PRECISIONS)
+    .default(fallback);
+}
+
+/**
+ * Sets the precision asked for on device's type for the whole command (torch.setAutocast) and
+ * returns the line that says what runs: "precision: bfloat16", or why float32 runs instead.
+ */
+export function setPrecision(precision: Precision, device: Device): string {
+  const runs = resolvePrecision(precision, device);
+  torch.setAutocast(device.startsWith('cuda') ? 'cuda' : 'cpu', runs === 'bfloat16' ? 'bfloat16' : null);
+  if (runs === precision || device.startsWith('cuda')) return `precision: ${runs}`;
+  const cpu = cpuCapabilities();
+  return `precision: ${runs} (${precision} asked; ${cpu.name || 'this CPU'} has no bfloat16 units: AVX-512 BF16 or AMX)`;
 }

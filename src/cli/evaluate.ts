@@ -14,7 +14,7 @@ import type { Device } from '../tensor';
 import { evaluate, evaluateWholeImages } from '../trainer';
 import * as voc from '../voc';
 import { VOCBatches } from '../voc/loader';
-import { action, setThreads } from './common';
+import { action, precisionOption, setPrecision, setThreads } from './common';
 import { cropSize, device, existingDir, existingFile, integer } from './options';
 
 export const evalCommand = new Command('eval')
@@ -33,11 +33,13 @@ export const evalCommand = new Command('eval')
   .option('--whole', 'evaluate whole images at their own size instead of crops', false)
   .option('--batch-size <n>', 'batch size (crops)', integer(1), 8)
   .option('--device <device>', 'cpu, cuda or cuda:N', device, 'cpu' as Device)
-  .option('--threads <n>', 'CPU threads for libtorch', integer(1, 65_536));
+  .option('--threads <n>', 'CPU threads for libtorch', integer(1, 65_536))
+  .addOption(precisionOption('float32'));
 
 evalCommand.action(
   action('eval', async (o) => {
     setThreads(o.threads);
+    console.log(setPrecision(o.precision, o.device));
     const { net, spec } = await modelFromFile(o.checkpoint, o.device);
     const classes = classesOf(spec);
     const r =

@@ -17,7 +17,7 @@ import type { Module } from '../nn/module';
 import { PREDICT_MAX_PIXELS, predict } from '../predict';
 import type { Device, Tensor } from '../tensor';
 import { VOC_VOID_COLOUR } from '../voc/colours';
-import { action, setAutocast, setThreads } from './common';
+import { action, precisionOption, setPrecision, setThreads } from './common';
 import { cropSize, device, existingFile, integer, isFile } from './options';
 
 export const predictCommand = new Command('predict')
@@ -36,7 +36,7 @@ export const predictCommand = new Command('predict')
   .option('--max-pixels <n>', 'the largest image labelled, in pixels', integer(1), PREDICT_MAX_PIXELS)
   .option('--device <device>', 'cpu, cuda or cuda:N', device, 'cpu' as Device)
   .option('--threads <n>', 'CPU threads for libtorch', integer(1, 65_536))
-  .option('--autocast', 'run the model in bfloat16 mixed precision (torch.autocast; pays on GPUs)', false);
+  .addOption(precisionOption('auto'));
 
 type PredictFlags = ReturnType<typeof predictCommand.opts>;
 
@@ -63,7 +63,7 @@ export function outputFiles(images: string[], out: string): { stems: string[]; g
 predictCommand.action(
   action('predict', async (images, o) => {
     setThreads(o.threads);
-    setAutocast(o.autocast, [o.device]);
+    const precision = setPrecision(o.precision, o.device);
     const missing = images.find((image) => !isFile(image));
     if (missing !== undefined) throw new Error(`no such image file '${missing}'`);
     const targets = outputFiles(images, o.out);
@@ -104,6 +104,7 @@ predictCommand.action(
     }
     await saveImageGrid(rows, targets.grid);
     console.log(`input | prediction: ${targets.grid}`);
+    console.log(precision);
   }),
 );
 

@@ -10,7 +10,7 @@ import { SEGMENTATION_MODELS, type SegmentationModelName } from '../models/segme
 import { DEFAULT_LIMITS } from '../serve/limits';
 import { chapterModel, fileModel, type ModelSource, segmentationModel } from '../serve/models';
 import type { Device } from '../tensor';
-import { action, setThreads } from './common';
+import { action, precisionOption, setPrecision, setThreads } from './common';
 import { device, existingDir, existingFile, integer, tcpPort } from './options';
 
 /**
@@ -56,7 +56,8 @@ export const serveCommand = new Command('serve')
   .option('--threads <n>', 'CPU threads for libtorch', integer(1))
   .option('--max-upload-mb <n>', 'largest upload, MB', integer(1), DEFAULT_LIMITS.maxUploadBytes / 2 ** 20)
   .option('--max-pixels <n>', 'largest image, pixels (checked before decoding)', integer(1), DEFAULT_LIMITS.maxPixels)
-  .option('--queue <n>', 'predictions that may wait behind the running one (more get 503)', integer(0), 4);
+  .option('--queue <n>', 'predictions that may wait behind the running one (more get 503)', integer(0), 4)
+  .addOption(precisionOption('auto'));
 
 serveCommand.action(
   action('serve', async (o) => {
@@ -65,6 +66,7 @@ serveCommand.action(
     }
     if (o.weights !== undefined && o.model === undefined) throw new Error('--weights goes with --model');
     setThreads(o.threads);
+    const precision = setPrecision(o.precision, o.device);
     const model =
       o.checkpoint !== undefined
         ? fileModel(path.resolve(o.checkpoint), { device: o.device })
@@ -84,7 +86,7 @@ serveCommand.action(
       port: o.port,
       limits: { maxUploadBytes: o.maxUploadMb * 2 ** 20, maxPixels: o.maxPixels, maxWaiting: o.queue },
     });
-    console.log(`fcn serve: ${server.url} (Ctrl-C stops)`);
+    console.log(`fcn serve: ${server.url} (Ctrl-C stops); ${precision}`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);

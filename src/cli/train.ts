@@ -40,7 +40,7 @@ import { train } from '../train';
 import type { LossOptions } from '../trainer';
 import * as voc from '../voc';
 import type { Example } from '../voc/dataset';
-import { action, setAutocast, setThreads } from './common';
+import { action, setPrecision, setThreads } from './common';
 import { cropSize, datasetOptions, devices, existingDir, integer, nonNegative, tcpPort } from './options';
 import { LOSS_TERMS, OPTIMIZERS, type RunConfig, runConfigOf, SCHEDULERS } from './run-config';
 
@@ -107,7 +107,11 @@ export const trainCommand = new Command('train')
   .option('--weights-backbone <w>', 'with --model: ImageNet backbone weights, IMAGENET1K_V1, IMAGENET1K_V2 or a file')
   .option('--seed <n>', 'seed of initialisation, order and crops', integer(0), 0)
   .option('--threads <n>', 'CPU threads for libtorch', integer(1, 65_536))
-  .option('--autocast', 'forwards in bfloat16 mixed precision (torch.autocast; pays on GPUs), per run', false)
+  .option(
+    '--autocast',
+    'forwards in bfloat16 mixed precision (torch.autocast) where the hardware has bfloat16 units (AVX-512 BF16, AMX, GPUs)',
+    false,
+  )
   .option('--out <dir>', 'output folder', 'fcn-output')
   .option('--resume', 'continue from DIR/checkpoint.safetensors with its settings', false)
   .option('--nproc-per-node <n>', 'start n worker processes here that train together (c10d: Gloo/NCCL)', integer(1))
@@ -139,7 +143,8 @@ async function trainFromFlags(o: TrainFlags): Promise<void> {
   const device: Device = dist && o.device[0] === 'cuda' ? `cuda:${dist.localRank}` : o.device[0];
   const lead = !dist || dist.rank === 0;
   setThreads(o.threads);
-  setAutocast(o.autocast, [device]);
+  if (o.autocast && lead) console.log(setPrecision('bfloat16', device));
+  else if (o.autocast) setPrecision('bfloat16', device);
   const created = !fs.existsSync(o.out);
   fs.mkdirSync(o.out, { recursive: true });
   const checkpointFile = path.join(o.out, 'checkpoint.safetensors');

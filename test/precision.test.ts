@@ -1,8 +1,9 @@
-// quantizeInt8: PyTorch's own int8 of the same ResNet-18 body (FX graph mode with the same
+// Reduced precision. quantizeInt8: PyTorch's own int8 of the same ResNet-18 body (FX graph mode with the same
 // configuration, test/fixtures/int8.safetensors) is the reference; the int8 FCN-32s is held to
 // the float model's accuracy on the synthetic VOC split (the exact float path, which the
 // PyTorch parity tests cover, is the reference there); a model whose float weights changed is
 // refused, never run with stale weights; its QDQ ONNX export labels as it does in ONNX Runtime.
+// bfloat16 (predict's precision, autocast) keeps the trained FCN's labels and mean IoU.
 import fs, { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +25,7 @@ import {
   train,
   voc,
 } from '../src';
+import type { Example as VocExample } from '../src/voc/dataset';
 import { fixture, fixtures, maxAbsDiff, pick, syntheticVoc } from './helpers';
 
 const strided = path.join(fixtures, 'resnet18-strided.pth');
@@ -85,20 +87,35 @@ test("the int8 body equals PyTorch's int8 (FX, the same configuration and kernel
   t.true(maxAbsDiff(out, full) > 0.01 * scale, 'the int8 output differs from the float one');
 });
 
+/** An FCN-32s that has learnt something: 10 epochs on the synthetic split (~45 s on 2 cores), trained once per file. */
+let trained: Promise<{ net: nn.Sequential; val: VocExample[]; calibration: Tensor[] }> | undefined;
+function trainedFcn() {
+  trained ??= (async () => {
+    const root = await syntheticVoc(path.join(os.tmpdir(), 'fcn-torch-int8-voc'), {
+      count: 48,
+      height: 192,
+      width: 256,
+    });
+    torch.manualSeed(0);
+    const net = createFcn();
+    const { trainIter, testIter } = await voc.loadDataVoc(8, [160, 224], { root, log: null });
+    const optimizer = new optim.SGD(net.parameters(), { lr: 0.005, momentum: 0.9, weightDecay: 1e-3 });
+    await train(net, trainIter, testIter, { epochs: 10, optimizer, log: null });
+    const calibration = trainIter.dataset.examples
+      .slice(0, 16)
+      .map(({ image }) => image.permute([2, 0, 1]).contiguous());
+    return { net, val: testIter.dataset.examples, calibration };
+  })();
+  return trained;
+}
+
+const points = (v: number) => (v * 100).toFixed(2);
+
 test('an int8 FCN-32s keeps the accuracy of the float one on the synthetic VOC val split, through predict', async (t) => {
-  // A model that has learnt something: 10 epochs on the synthetic split (~45 s on 2 cores).
-  const root = await syntheticVoc(path.join(os.tmpdir(), 'fcn-torch-int8-voc'), { count: 48, height: 192, width: 256 });
-  torch.manualSeed(0);
-  const net = createFcn();
-  const { trainIter, testIter } = await voc.loadDataVoc(8, [160, 224], { root, log: null });
-  const optimizer = new optim.SGD(net.parameters(), { lr: 0.005, momentum: 0.9, weightDecay: 1e-3 });
-  await train(net, trainIter, testIter, { epochs: 10, optimizer, log: null });
-  const val = testIter.dataset.examples;
-  const calibration = trainIter.dataset.examples.slice(0, 16).map(({ image }) => image.permute([2, 0, 1]).contiguous());
+  const { net, val, calibration } = await trainedFcn();
   const q = await quantizeInt8(net, calibration);
   const float32 = await evaluateWholeImages(net, val);
   const int8 = await evaluateWholeImages(q, val);
-  const points = (v: number) => (v * 100).toFixed(2);
   t.log(
     `float32: pixel accuracy ${points(float32.pixelAccuracy)}, mIoU ${points(float32.meanIoU)}; ` +
       `int8: ${points(int8.pixelAccuracy)}, ${points(int8.meanIoU)}`,
@@ -136,6 +153,35 @@ test('an int8 FCN-32s keeps the accuracy of the float one on the synthetic VOC v
   fs.rmSync(file);
   t.log(`ONNX Runtime's labels of the int8 QDQ export agree with ours on ${points(agree / pixels)}% of the val pixels`);
   t.true(agree / pixels >= 0.99, 'ONNX Runtime runs the same int8 model');
+});
+
+test('bfloat16 labels of the trained FCN-32s agree with float32 on >= 99.5% of the val pixels, mIoU within 0.5 points', async (t) => {
+  const { net, val } = await trainedFcn();
+  const float32 = await evaluateWholeImages(net, val);
+  // Emulated where this CPU has no bfloat16 units: the numbers of a CPU with them.
+  torch.backends.emulatedBfloat16 = true;
+  try {
+    let agree = 0;
+    let pixels = 0;
+    for (const { image } of val) {
+      const chw = image.permute([2, 0, 1]).contiguous();
+      const full = (await predict(net, chw, { precision: 'float32' })).toTypedArray() as BigInt64Array;
+      const mixed = (await predict(net, chw, { precision: 'bfloat16' })).toTypedArray() as BigInt64Array;
+      for (let i = 0; i < full.length; i++) if (full[i] === mixed[i]) agree += 1;
+      pixels += full.length;
+    }
+    torch.setAutocast('cpu', 'bfloat16');
+    t.is(torch.autocastRuns('cpu'), 'bfloat16');
+    const bfloat16 = await evaluateWholeImages(net, val).finally(() => torch.setAutocast('cpu', null));
+    t.log(
+      `bfloat16 labels agree with float32 on ${points(agree / pixels)}% of ${pixels} val pixels; ` +
+        `mIoU ${points(float32.meanIoU)} -> ${points(bfloat16.meanIoU)}`,
+    );
+    t.true(agree / pixels >= 0.995, 'labels agree on >= 99.5% of the pixels');
+    t.true(Math.abs(bfloat16.meanIoU - float32.meanIoU) <= 0.005, 'mean IoU within 0.5 points');
+  } finally {
+    torch.backends.emulatedBfloat16 = false;
+  }
 });
 
 test('an int8 model refuses to run once the float model changes, and runs after the float model predicts', async (t) => {
