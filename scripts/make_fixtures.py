@@ -7,6 +7,7 @@ wheel here); its weights are strided views over small storages, so the `.pth` fi
 hold them stay small while still exercising non-contiguous tensors.
 """
 import collections
+import copy
 import os
 import sys
 
@@ -394,8 +395,25 @@ def autocast_fixture():
         l.sum().backward()
         trainer.step()
         losses.append(l.sum().item())
+    # 50 more steps on, in bfloat16 and (from the same weights) in float32: how far PyTorch's
+    # own bfloat16 training drifts from float32's.
+    start = copy.deepcopy(net.state_dict())
+    long = {}
+    for name, enabled in (('losses50', True), ('losses50.float32', False)):
+        net.load_state_dict(start)
+        trainer = torch.optim.SGD(net.parameters(), lr=0.001, weight_decay=1e-3)
+        values = []
+        for _ in range(50):
+            trainer.zero_grad()
+            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=enabled):
+                out = net(f['X'])
+            l = F.cross_entropy(out.float(), f['Y'], reduction='none', ignore_index=255).mean(1).mean(1)
+            l.sum().backward()
+            trainer.step()
+            values.append(l.sum().item())
+        long[name] = torch.tensor(values, dtype=torch.float64)
     save_file({'input': x, 'logits': logits, 'logits.float32': full,
-               'losses': torch.tensor(losses, dtype=torch.float64)},
+               'losses': torch.tensor(losses, dtype=torch.float64), **long},
               os.path.join(OUT, 'autocast.safetensors'))
 
 
