@@ -3,7 +3,6 @@
  * wrong (async APIs reject rather than throw), and the process must go on working.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import {
@@ -20,9 +19,9 @@ import {
   train,
   voc,
 } from '../src';
-import { fixtures, repeatBatch } from './helpers';
+import { fixtures, repeatBatch, scratchDir } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-bad-'));
+const tmp = scratchDir('fcn-torch-bad-');
 const file = (name: string, bytes: Uint8Array | string) => {
   const target = path.join(tmp, name);
   fs.writeFileSync(target, bytes);

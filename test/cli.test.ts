@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { decode } from 'fast-png';
@@ -16,9 +15,9 @@ import {
   torch,
   train,
 } from '../src';
-import { cli, fixtures, repeatBatch, runNode } from './helpers';
+import { cli, fixtures, repeatBatch, runNode, scratchDir } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-cli-'));
+const tmp = scratchDir('fcn-torch-cli-');
 
 /** Runs `fcn args...` in tmp. */
 const fcn = (...args: string[]) => runNode([cli, ...args], { cwd: tmp });

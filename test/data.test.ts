@@ -5,7 +5,6 @@
  * in the dataset's own terms (its classes, colours and split).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import test from 'ava';
@@ -14,10 +13,10 @@ import sharp from 'sharp';
 import { data, fileModel, load, type Tensor, torch, voc } from '../src';
 import { readMask } from '../src/data/masks';
 import { buildModel } from '../src/model-file';
-import { cli, exactlyEqual, fixtures, maxAbsDiff, runNode } from './helpers';
+import { cli, exactlyEqual, fixtures, maxAbsDiff, runNode, scratchDir } from './helpers';
 
 const datasets = path.join(fixtures, 'datasets');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-data-'));
+const tmp = scratchDir('fcn-torch-data-');
 const fcn = (...args: string[]) => runNode([cli, ...args], { cwd: tmp });
 
 /** Every example's labels equal the ids the fixture script drew for its stem. */

@@ -6,7 +6,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import {
@@ -25,10 +24,10 @@ import {
   voc,
 } from '../src';
 import { LR, MOMENTUM, makeNet, sliceBatches, unionBatches, WD, type WorkerJob } from './distributed-worker';
-import { cli, exactlyEqual, fixture, maxAbsDiff, runNode } from './helpers';
+import { cli, exactlyEqual, fixture, maxAbsDiff, runNode, scratchDir } from './helpers';
 
 const worker = path.resolve(__dirname, 'distributed-worker.js');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-dist-'));
+const tmp = scratchDir('fcn-torch-dist-');
 
 /**
  * Runs `node args...` in tmp at a low priority (nice 10; its workers inherit it): the ranks

@@ -3,9 +3,12 @@
  * processes, batches, synthetic VOC trees and a local HTTP server.
  */
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import test from 'ava';
 import { type EpochBatches, load, type Tensor, voc } from '../src';
 
 export const fixtures = path.resolve(__dirname, '..', '..', 'test', 'fixtures');
@@ -160,4 +163,14 @@ export async function loopTurnsWhile<T>(pending: Promise<T>): Promise<{ value: T
     if (!settled) turns++;
   }
   return { value: await watched, turns };
+}
+
+/**
+ * A fresh folder under the OS's temporary directory for one test file, removed when the
+ * file's tests are done (some leave gigabytes: exported models, datasets, packed tarballs).
+ */
+export function scratchDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  test.after.always(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }

@@ -5,7 +5,6 @@
  * process, which must exit cleanly, never by a signal.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import test from 'ava';
@@ -21,9 +20,9 @@ import {
   torchZip,
   zipFile,
 } from './crafted-files';
-import { cli, runNode, runScript } from './helpers';
+import { cli, runNode, runScript, scratchDir } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-hostile-'));
+const tmp = scratchDir('fcn-torch-hostile-');
 
 function write(name: string, bytes: Buffer): string {
   const file = path.join(tmp, name);

@@ -6,14 +6,12 @@
  * signal.
  */
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { voc } from '../src';
-import { cli, packageEntry, runScript } from './helpers';
+import { cli, packageEntry, runScript, scratchDir } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-lifecycle-'));
+const tmp = scratchDir('fcn-torch-lifecycle-');
 
 test('a worker that ends while its native call runs leaves the process running', async (t) => {
   for (const ending of ['terminate', 'exit', 'throw']) {

@@ -1,10 +1,4 @@
-/**
- * Which model a file holds, as `fcn eval`, `fcn predict` and the viewer (`fileModel`) read
- * it: checkpoints the API wrote (their config names the model), plain state dicts (told by
- * their tensors' names and shapes), torchvision's files; others refused in words.
- */
-import fs from 'node:fs';
-import os from 'node:os';
+
 import path from 'node:path';
 import test from 'ava';
 import sharp from 'sharp';
@@ -12,9 +6,9 @@ import { createFcn, load, loadCheckpoint, models, nn, predict, readImage, save, 
 import { kindOfWeights } from '../src/model-kind';
 import { fileModel } from '../src/serve';
 import { labelImage } from '../src/serve/models';
-import { fixtures } from './helpers';
+import { fixtures, scratchDir } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-model-file-'));
+const tmp = scratchDir('fcn-torch-model-file-');
 
 test('fileModel: a weights file of an FCN is told its architecture by its tensor names; others are refused', async (t) => {
   const net = createFcn({ arch: 'fcn8s' });

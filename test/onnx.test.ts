@@ -4,7 +4,6 @@
  * clear errors; the file says what it holds (names, shapes, metadata).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { onnx } from 'onnx-proto';
@@ -12,9 +11,9 @@ import * as ort from 'onnxruntime-node';
 import { createFcn, exportOnnx, models, nn, normalizeImage, saveCheckpoint, type Tensor, torch } from '../src';
 import type { SegmentationModel } from '../src/models/segmentation';
 import type { Module } from '../src/nn/module';
-import { cli, loopTurnsWhile, runNode } from './helpers';
+import { cli, loopTurnsWhile, runNode, scratchDir } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-onnx-'));
+const tmp = scratchDir('fcn-torch-onnx-');
 
 /** ONNX Runtime's first output for input (float32 or uint8 [N, 3, H, W]). */
 async function runOrt(file: string, input: Tensor): Promise<ort.Tensor> {

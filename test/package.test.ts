@@ -7,14 +7,14 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { scratchDir } from './helpers';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-package-'));
+const tmp = scratchDir('fcn-torch-package-');
 
 interface Installed {
   tarball: string;

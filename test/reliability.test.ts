@@ -4,14 +4,12 @@
  * last good checkpoint.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { createFcn, loadCheckpoint, nn, optim, predict, Trainer, torch, train, voc } from '../src';
-import { cli, loopTurnsWhile } from './helpers';
+import { cli, loopTurnsWhile, scratchDir } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-reliability-'));
+const tmp = scratchDir('fcn-torch-reliability-');
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
 function rssAfterGc(): number {

@@ -1,14 +1,13 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { load, models, predict, type Tensor, torch } from '../src';
 import { chooseWeights, published } from '../src/hub';
-import { fixture, fixtures, pick, serveBytes } from './helpers';
+import { fixture, fixtures, pick, scratchDir, serveBytes } from './helpers';
 
 const seg = models.segmentation;
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-seg-'));
+const tmp = scratchDir('fcn-torch-seg-');
 const lrasppFile = path.join(fixtures, 'seg-lraspp_mobilenet_v3_large.pth');
 
 test("predict applies the weights' preprocessing and labels the image at its own size, as torchvision", async (t) => {

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { load, nn, save, torch } from '../src';
 import { fetchCached } from '../src/hub';
-import { exactlyEqual, fixtures, serveBytes } from './helpers';
+import { exactlyEqual, fixtures, scratchDir, serveBytes } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-io-'));
+const tmp = scratchDir('fcn-torch-io-');
 
 test('reads every dtype of a file written by Python safetensors', async (t) => {
   const f = await load(path.join(fixtures, 'python.safetensors'));

@@ -8,7 +8,6 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import test from 'ava';
@@ -16,8 +15,9 @@ import fc from 'fast-check';
 import sharp from 'sharp';
 import { createFcn, saveCheckpoint } from '../src';
 import { chapterModel, serve, type ViewerServer } from '../src/serve';
+import { scratchDir } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-load-'));
+const tmp = scratchDir('fcn-torch-load-');
 const runDir = path.join(tmp, 'run');
 fs.mkdirSync(runDir);
 

@@ -6,16 +6,15 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import test from 'ava';
 import sharp from 'sharp';
 import { models, nn, predict, readImage, saveCheckpoint } from '../src';
 import { chapterModel, isLoopback, type ModelSource, segmentationModel, serve, type ViewerServer } from '../src/serve';
-import { cli, fixtures, runNode } from './helpers';
+import { cli, fixtures, runNode, scratchDir } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-serve-'));
+const tmp = scratchDir('fcn-torch-serve-');
 const runDir = path.join(tmp, 'run');
 fs.mkdirSync(runDir);
 fs.writeFileSync(path.join(runDir, 'history.json'), '[]\n');

@@ -5,13 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { zipFile } from './crafted-files';
-import { packageEntry, runScript, serveBytes } from './helpers';
+import { packageEntry, runScript, scratchDir, serveBytes } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-setup-'));
+const tmp = scratchDir('fcn-torch-setup-');
 
 /** A torch wheel's libtorch part, tiny: what the setup looks for, and a version header. */
 function fakeWheel(version = [2, 13, 0]): Buffer {

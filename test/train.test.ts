@@ -1,11 +1,10 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { createFcn, load, loadCheckpoint, nn, optim, type Tensor, Trainer, torch, train, voc } from '../src';
-import { fixture, fixtures, maxAbsDiff, pick, repeatBatch, syntheticVoc } from './helpers';
+import { fixture, fixtures, maxAbsDiff, pick, repeatBatch, scratchDir, syntheticVoc } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-train-'));
+const tmp = scratchDir('fcn-torch-train-');
 const quiet = { log: null, progress: false } as const;
 
 /** A small synthetic VOC shared by the tests of this file. */

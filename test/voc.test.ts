@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { decode } from 'fast-png';
@@ -8,9 +7,9 @@ import sharp from 'sharp';
 import * as tar from 'tar';
 import { label2image, readImage, saveImageGrid, type Tensor, torch, voc } from '../src';
 import { indexedPng } from './crafted-files';
-import { serveBytes, syntheticVoc } from './helpers';
+import { scratchDir, serveBytes, syntheticVoc } from './helpers';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-voc-'));
+const tmp = scratchDir('fcn-torch-voc-');
 const quiet = { log: null };
 
 /** A fresh synthetic VOC2012 of count images of 64x96 in its own folder. */
