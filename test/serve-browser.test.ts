@@ -7,16 +7,16 @@
  * Screenshots of each view go to test-output/.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { createFcn, type EpochBatches, label2image, optim, predict, readImage, torch, train, voc } from '../src';
 import { type ModelSource, serve, type ViewerServer } from '../src/serve';
+import { scratchDir } from './helpers';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const outputs = path.resolve(__dirname, '..', '..', 'test-output');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-torch-viewer-'));
+const tmp = scratchDir('fcn-torch-viewer-');
 const runDir = path.join(tmp, 'run');
 const CROP: [number, number] = [64, 96];
 
@@ -68,6 +68,8 @@ test.after.always(async () => {
   await training.catch(() => undefined);
   await browser?.close();
   await server?.close();
+  // The run's checkpoint and the synthetic data (about 100 MB) go with the test.
+  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 /** Starts training 2 epochs of FCN-32s on a small synthetic VOC into runDir; epoch 2 waits for openEpoch2. */

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { checkInteger, checkString } from '../checks';
 import type { Device } from '../tensor';
+import { findOrtWeb } from './browser';
 import { checkedLimits, type ServeLimits } from './limits';
 import { chapterModel, fileModel, type ModelSource } from './models';
 import { JobQueue } from './queue';
@@ -107,17 +108,23 @@ function guard(app: FastifyInstance, loopbackOnly: boolean): void {
     reply.header('referrer-policy', 'no-referrer');
     reply.header('cross-origin-resource-policy', 'same-origin');
     reply.header('cache-control', 'no-store');
+    // Cross-origin isolation, so that ONNX Runtime's WebAssembly threads (SharedArrayBuffer)
+    // run the model in the page; nothing is embedded from elsewhere anyway.
+    reply.header('cross-origin-opener-policy', 'same-origin');
+    reply.header('cross-origin-embedder-policy', 'require-corp');
     if (reply.hasHeader('content-security-policy')) return;
+    // 'wasm-unsafe-eval' lets the page compile ONNX Runtime's WebAssembly (served from here).
     reply.header(
       'content-security-policy',
-      "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+      "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     );
   });
 }
 
 /**
  * Starts the viewer: a page to label images with a model (overlay, legend, class under the
- * pointer, time taken) and, with `run`, the run view of a training run (curves updated while
+ * pointer, time taken; with "run in this browser", in the page itself, by onnxruntime-web
+ * when it is installed) and, with `run`, the run view of a training run (curves updated while
  * it trains, the last evaluation's per-class IoU, confusion matrix and validation grid).
  * Resolves once it listens.
  */
@@ -155,7 +162,8 @@ export async function serve(options: ServeOptions = {}): Promise<ViewerServer> {
     { parseAs: 'buffer' },
     (_request, body, done) => done(null, body),
   );
-  registerRoutes(app, { model, queue: new JobQueue(limits.maxWaiting), run, limits, pollSeconds, gridSize });
+  const queue = new JobQueue(limits.maxWaiting);
+  registerRoutes(app, { model, queue, run, limits, pollSeconds, gridSize, ort: findOrtWeb() });
   await app.listen({ host, port });
   const address = app.server.address() as AddressInfo;
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;

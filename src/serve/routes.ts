@@ -1,11 +1,12 @@
 /**
- * The viewer's routes: the page (three static files the package ships in src/serve/page,
- * read once), the prediction API, and the run view's API (progress, curves, evaluation, grid
- * pictures, and the run folder's files, read-only).
+ * The viewer's routes: the page (static files the package ships in src/serve/page, read
+ * once), the prediction API, the run view's API (progress, curves, evaluation, grid pictures,
+ * and the run folder's files, read-only), and running the model in the browser (./browser).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { OnnxExports, type OrtWeb, registerBrowser } from './browser';
 import type { ServeLimits } from './limits';
 import type { ModelSource } from './models';
 import { predictUpload } from './prediction';
@@ -19,6 +20,7 @@ export const PAGE_DIR = path.resolve(__dirname, '..', '..', '..', 'src', 'serve'
 const PAGE_FILES: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',
   'viewer.js': 'text/javascript; charset=utf-8',
+  'in-browser.js': 'text/javascript; charset=utf-8',
   'viewer.css': 'text/css; charset=utf-8',
 };
 
@@ -39,6 +41,8 @@ export interface RouteContext {
   limits: ServeLimits;
   pollSeconds: number;
   gridSize: number;
+  /** onnxruntime-web's files for "run in this browser", or why there are none. */
+  ort: OrtWeb;
 }
 
 function needRun(run: RunFolder | undefined): RunFolder {
@@ -94,6 +98,8 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     queue: ctx.queue.state,
     pollSeconds: ctx.pollSeconds,
     gridSize: ctx.gridSize,
+    // "run in this browser": available with onnxruntime-web installed, else what to do.
+    browser: 'missing' in ctx.ort ? { available: false, note: ctx.ort.missing } : { available: true, note: null },
   }));
   app.post('/api/predict', (request) => {
     if (!Buffer.isBuffer(request.body)) {
@@ -102,4 +108,5 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return predictUpload(ctx.model, ctx.queue, request.body, ctx.limits.maxPixels);
   });
   registerRun(app, ctx);
+  registerBrowser(app, { model: ctx.model, ort: ctx.ort, onnx: new OnnxExports(ctx.model, ctx.queue) });
 }

@@ -1,5 +1,6 @@
 // The viewer's page script (fcn serve): uploads an image and draws the labels the server
-// predicts over it, with legend, opacity and the class under the pointer; shows a training
+// predicts over it (or, with "run in this browser", those of the model run here by
+// in-browser.js), with legend, opacity and the class under the pointer; shows a training
 // run's curves (polled while it trains), its evaluation's IoU table, confusion matrix and
 // validation grid. Plain browser JavaScript, no build step, nothing fetched from elsewhere.
 
@@ -101,14 +102,47 @@ function drawTiming(prediction, roundTrip) {
     `${t.loadMs >= 1 ? `, loading the model ${Math.round(t.loadMs)} ms` : ''}; ${Math.round(roundTrip)} ms in all)`;
 }
 
+/** The server's time for the last image it labelled ({ name, width, height, predictMs }), to compare with the browser's. */
+let serverTime = null;
+
+function drawBrowserTiming(file, prediction, t) {
+  const server =
+    serverTime &&
+    serverTime.name === file.name &&
+    serverTime.width === prediction.width &&
+    serverTime.height === prediction.height
+      ? `; the server labelled it in ${Math.round(serverTime.predictMs)} ms`
+      : '';
+  const threads = inBrowser.threads;
+  $('timing').textContent =
+    `${prediction.width}x${prediction.height} ran in this browser (WebAssembly, ${threads} thread${threads === 1 ? '' : 's'}) ` +
+    `in ${Math.round(t.predictMs)} ms (decode ${Math.round(t.decodeMs)} ms` +
+    `${t.loadMs >= 1 ? `, loading the model ${Math.round(t.loadMs)} ms` : ''}; ${Math.round(t.totalMs)} ms in all)${server}`;
+}
+
 function setStatus(text, isError = false) {
   const status = $('status');
   status.textContent = text;
   status.classList.toggle('error', isError);
 }
 
-async function upload(file) {
-  if (!file) return;
+/** Shows a prediction (the server's or the browser's) over the photo: overlay, legend, status. */
+async function showResult(file, prediction, ids, where) {
+  const photo = $('photo');
+  if (photo.src) URL.revokeObjectURL(photo.src);
+  photo.src = URL.createObjectURL(file);
+  await photo.decode().catch(() => undefined);
+  shown = { ...prediction, ids };
+  drawOverlay(prediction, ids);
+  drawLegend(prediction);
+  $('result').hidden = false;
+  $('result').dataset.image = file.name;
+  $('result').dataset.ran = where;
+  const untrained = prediction.trained ? '' : ' (untrained: the labels are noise)';
+  setStatus(`${file.name}: ${prediction.model}${untrained}${where === 'browser' ? ', run in this browser' : ''}`);
+}
+
+async function uploadToServer(file) {
   setStatus(`Labelling ${file.name}…`);
   const started = performance.now();
   let prediction;
@@ -124,18 +158,75 @@ async function upload(file) {
     setStatus(`${file.name}: ${err.message}`, true);
     return;
   }
-  const photo = $('photo');
-  if (photo.src) URL.revokeObjectURL(photo.src);
-  photo.src = URL.createObjectURL(file);
-  await photo.decode().catch(() => undefined);
-  const ids = decodeLabels(prediction);
-  shown = { ...prediction, ids };
-  drawOverlay(prediction, ids);
-  drawLegend(prediction);
+  await showResult(file, prediction, decodeLabels(prediction), 'server');
   drawTiming(prediction, performance.now() - started);
-  $('result').hidden = false;
-  $('result').dataset.image = file.name;
-  setStatus(`${file.name}: ${prediction.model}${prediction.trained ? '' : ' (untrained: the labels are noise)'}`);
+  serverTime = {
+    name: file.name,
+    width: prediction.width,
+    height: prediction.height,
+    predictMs: prediction.timing.predictMs,
+  };
+}
+
+/** Says what the "run in this browser" switch does or why it cannot (next to it). */
+function sayInBrowser(text, isError = false) {
+  const note = $('in-browser-note');
+  note.textContent = text;
+  note.classList.toggle('error', isError);
+  delete note.dataset.ready;
+}
+
+/** Says that the model is loaded in the page (again, when the server's model changed). */
+function sayReady(facts, loadMs) {
+  const threads = inBrowser.threads;
+  sayInBrowser(
+    `ready: ${facts.model}, ${(facts.bytes / 2 ** 20).toFixed(1)} MB of ONNX, WebAssembly with ` +
+      `${threads} thread${threads === 1 ? '' : 's'}${loadMs >= 1 ? ` (loaded in ${Math.round(loadMs)} ms)` : ''}`,
+  );
+  $('in-browser-note').dataset.ready = 'true';
+}
+
+async function labelInBrowser(file) {
+  let result;
+  try {
+    result = await inBrowser.label(file, info.limits.maxPixels, (text) => setStatus(`${file.name}: ${text}`));
+  } catch (err) {
+    setStatus(`${file.name}: ${err.message}`, true);
+    return;
+  }
+  if (result.timing.loadMs >= 1) sayReady(inBrowser.loaded.facts, result.timing.loadMs);
+  await showResult(file, result.prediction, result.ids, 'browser');
+  drawBrowserTiming(file, result.prediction, result.timing);
+}
+
+function upload(file) {
+  if (!file) return;
+  return $('in-browser').checked ? labelInBrowser(file) : uploadToServer(file);
+}
+
+/** The "run in this browser" switch: disabled with what to do when onnxruntime-web is missing; loads the model when turned on. */
+function setUpInBrowser() {
+  const box = $('in-browser');
+  const idle = 'labels images here, without sending them';
+  if (!info.browser.available) {
+    box.disabled = true;
+    sayInBrowser(info.browser.note);
+    return;
+  }
+  sayInBrowser(idle);
+  box.addEventListener('change', async () => {
+    if (!box.checked) {
+      sayInBrowser(idle);
+      return;
+    }
+    try {
+      const { facts, loadMs } = await inBrowser.prepare(sayInBrowser);
+      sayReady(facts, loadMs);
+    } catch (err) {
+      box.checked = false;
+      sayInBrowser(`cannot run the model in this browser: ${err.message}`, true);
+    }
+  });
 }
 
 function pointAt(event) {
@@ -378,6 +469,7 @@ async function start() {
   name.textContent = `model: ${info.model.name}`;
   if (!info.model.trained) name.append(el('span', { className: 'badge' }, 'untrained'));
   $('tab-run').hidden = !info.run;
+  setUpInBrowser();
   show(location.hash === '#run' ? 'run' : 'predict');
   document.body.dataset.ready = 'true';
 }
