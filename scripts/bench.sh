@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm run bench`: the chapter's FCN (inference, predict, train steps) against PyTorch eager,
 # channels_last, torch.compile and ONNX Runtime, weight loading, start-up and memory against
-# PyTorch, its int8 version (quantizeInt8) against its float32 one (scripts/bench-int8.ts), its
+# PyTorch, its float32, bfloat16 and int8 (quantizeInt8) runs and their ONNX Runtime exports
+# against each other (scripts/bench-precision.ts), its
 # ONNX export run by onnxruntime-node against our predict (scripts/bench-onnx.ts),
 # then torchvision's segmentation models (scripts/bench-segmentation.ts, against eager and
 # channels_last), the data pipeline (scripts/bench-data.sh) and distributed training against
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 python=$(bash scripts/python-env.sh)
 node dist/scripts/bench.js "$python" "$@"
 echo
-node dist/scripts/bench-int8.js
+node dist/scripts/bench-precision.js
 echo
 node dist/scripts/bench-onnx.js
 echo
