@@ -4,8 +4,8 @@
  * inference, `predict`'s default), in bfloat16 (`precision: 'bfloat16'`; the table says what
  * ran: float32 on a CPU without bfloat16 units), in int8 (`quantizeInt8`), and the same model
  * exported with `exportOnnx` (uint8 in, labels out) run by onnxruntime-node in float32 and in
- * int8 (the QDQ export of the int8 model). On a CPU without bfloat16 units, PyTorch's way
- * (emulated bfloat16, `backends.emulatedBfloat16`) is timed at batch 1 too. The CPU's ISA is
+ * int8 (the QDQ export of the int8 model). On a CPU without bfloat16 units, emulated bfloat16
+ * (`backends.emulatedBfloat16`) is timed at batch 1 too. The CPU's ISA is
  * printed above. With a VOC root it calibrates on the train split's images and compares pixel
  * accuracy and mean IoU of float32, bfloat16 and int8 on the val split's whole images (pass
  * trained weights with --weights). PyTorch's own int8 and ONNX Runtime's quantize_static:
@@ -120,14 +120,14 @@ async function main(): Promise<void> {
     );
   }
   if (!units) {
-    // PyTorch's way on this CPU: bfloat16 emulated.
+    // What autocast was before the rule on this CPU: bfloat16 emulated (the upsampling still float32).
     const pixels = torch.rand([1, 3, 320, 480]).mul(255).to('uint8');
     torch.backends.emulatedBfloat16 = true;
     const emulated = oursLabeller(net, 'bfloat16');
     await emulated(pixels);
     const t = await timed(() => emulated(pixels), 2);
     torch.backends.emulatedBfloat16 = false;
-    console.log(`\nemulated bfloat16 (backends.emulatedBfloat16, PyTorch's way here), batch 1: ${t.toFixed(4)} s/iter`);
+    console.log(`\nemulated bfloat16 (backends.emulatedBfloat16; the upsampling float32), batch 1: ${t.toFixed(4)} s/iter`);
   }
   await ortFloat.release();
   await ortInt8.release();
