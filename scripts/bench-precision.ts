@@ -127,7 +127,9 @@ async function main(): Promise<void> {
     await emulated(pixels);
     const t = await timed(() => emulated(pixels), 2);
     torch.backends.emulatedBfloat16 = false;
-    console.log(`\nemulated bfloat16 (backends.emulatedBfloat16; the upsampling float32), batch 1: ${t.toFixed(4)} s/iter`);
+    console.log(
+      `\nemulated bfloat16 (backends.emulatedBfloat16; the upsampling float32), batch 1: ${t.toFixed(4)} s/iter`,
+    );
   }
   await ortFloat.release();
   await ortInt8.release();

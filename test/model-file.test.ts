@@ -1,4 +1,3 @@
-
 import path from 'node:path';
 import test from 'ava';
 import sharp from 'sharp';
