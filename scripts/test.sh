@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`: every check and test of the project, ending with "N passed, N failed".
 #   1. formatting and lint (biome for TypeScript, clang-format for C++), the architecture
-#      check (scripts/check-architecture.mjs), type check (src, test, scripts, examples), the
-#      API reference (typedoc)
+#      check (scripts/check-architecture.mjs), the markdown links (scripts/check-links.mjs),
+#      type check (src, test, scripts, examples), the API reference (typedoc)
 #   2. the native C++ tests (build-cmake/native_tests; the addon itself is already built)
 #   3. the node-gyp build, made with AddressSanitizer and UndefinedBehaviorSanitizer
 #      (binding.gyp's sanitize=1): its native tests and a focused part of the ava suite run
@@ -36,6 +36,7 @@ step "biome format and lint" npx biome ci --reporter=summary .
 mapfile -t native_files < <(find native -name '*.cc' -o -name '*.h' | sort)
 step "clang-format" npx clang-format --dry-run -Werror "${native_files[@]}"
 step "architecture" node scripts/check-architecture.mjs
+step "markdown links" node scripts/check-links.mjs
 step "typescript build" npx tsc -p tsconfig.json
 api_docs=$(mktemp -d)
 step "api reference (typedoc)" npx typedoc --out "$api_docs" --logLevel Error

@@ -1,6 +1,7 @@
 /**
- * The README's TypeScript is examples/*.ts (issue 15): every `ts` block of the README stands
- * verbatim in an example file, and every example runs, as written, on small data.
+ * The README's and the guides' TypeScript is examples/*.ts (issue 15): every `ts` block of the
+ * README and of docs/*.md stands verbatim in an example file, and every example runs, as written,
+ * on small data.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,20 +14,31 @@ const root = path.resolve(__dirname, '..', '..');
 const examples = path.join(root, 'examples');
 const compiled = path.resolve(__dirname, '..', 'examples');
 
-test('every TypeScript block of the README is taken from an example file', (t) => {
-  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-  const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
+test('every TypeScript block of the README and the guides is taken from an example file', (t) => {
+  const guides = fs
+    .readdirSync(path.join(root, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => path.join('docs', f));
   const sources = fs
     .readdirSync(examples)
     .filter((f) => f.endsWith('.ts'))
     .map((f) => fs.readFileSync(path.join(examples, f), 'utf8'));
-  t.true(blocks.length >= 4, `${blocks.length} blocks`);
-  for (const block of blocks) {
-    t.true(
-      sources.some((source) => source.includes(block)),
-      `not in examples/: ${block.split('\n')[0]}`,
-    );
+  let count = 0;
+  for (const file of ['README.md', ...guides]) {
+    const text = fs.readFileSync(path.join(root, file), 'utf8');
+    const blocks = [...text.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
+    // The README holds at least its quick start, examples/quickstart.ts (test/package.test.ts runs
+    // that example as installed).
+    if (file === 'README.md') t.true(blocks.length >= 1, `${file}: ${blocks.length} blocks`);
+    count += blocks.length;
+    for (const block of blocks) {
+      t.true(
+        sources.some((source) => source.includes(block)),
+        `${file}: not in examples/: ${block.split('\n')[0]}`,
+      );
+    }
   }
+  t.true(count >= 4, `${count} blocks`);
 });
 
 const runs: [string, RegExp, NodeJS.ProcessEnv?][] = [
