@@ -223,7 +223,7 @@ test.serial('an uploaded image gets the overlay of predict, the legend, the clas
     .sort((a, b) => b[1] - a[1] || a[0] - b[0])
     .map(([id, n]) => [voc.VOC_CLASSES[id], `${((n / ids.length) * 100).toFixed(1)}%`]);
   t.deepEqual(legend, wanted);
-  t.regex((await page.textContent('#timing')) ?? '', /^320x240 labelled in \d+ ms/);
+  t.regex((await page.textContent('#timing')) ?? '', /^320x240 labelled in \d+ ms in float32 /);
 
   // The class under the pointer, at a pixel of the most frequent class and at one of another.
   const box = await page.$eval('#overlay', (c) => {

@@ -70,8 +70,9 @@ const errorOf = (a: Answer) => (JSON.parse(a.body) as { error: string }).error;
 async function stillServing(t: import('ava').ExecutionContext, server: ViewerServer): Promise<void> {
   const ok = await post(server, await goodPng);
   t.is(ok.status, 200, ok.body);
-  const prediction = JSON.parse(ok.body) as { width: number; height: number; labels: string };
+  const prediction = JSON.parse(ok.body) as { width: number; height: number; labels: string; precision: string };
   t.deepEqual([prediction.width, prediction.height], [64, 48]);
+  t.is(prediction.precision, 'float32', 'the precision that ran (no autocast here)');
   t.is(Buffer.from(prediction.labels, 'base64').length, 64 * 48);
 }
 

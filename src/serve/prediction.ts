@@ -8,6 +8,7 @@
 import { classColour } from '../data/classes';
 import { classesFound } from '../image';
 import type { Tensor } from '../tensor';
+import { autocastRuns } from '../torch';
 import { labelImage, type ModelSource } from './models';
 import type { JobQueue } from './queue';
 import { decodeUpload, HttpError, inspectUpload } from './upload';
@@ -39,6 +40,8 @@ export interface PredictionResponse {
   /** What the model is (architecture, epoch, file). */
   model: string;
   trained: boolean;
+  /** The precision the forward ran in (`torch.autocastRuns` for the model's device; `fcn serve --precision`). */
+  precision: 'float32' | 'bfloat16';
 }
 
 /** Labels an uploaded image with the model of source, one at a time through queue. */
@@ -89,6 +92,7 @@ export async function predictUpload(
       },
       model: model.label,
       trained: source.trained,
+      precision: autocastRuns(String(model.net.parameters()[0]?.device ?? 'cpu').startsWith('cuda') ? 'cuda' : 'cpu'),
     };
   });
 }

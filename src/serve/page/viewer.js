@@ -97,7 +97,7 @@ function drawLegend(prediction) {
 function drawTiming(prediction, roundTrip) {
   const t = prediction.timing;
   $('timing').textContent =
-    `${prediction.width}x${prediction.height} labelled in ${Math.round(t.predictMs)} ms ` +
+    `${prediction.width}x${prediction.height} labelled in ${Math.round(t.predictMs)} ms in ${prediction.precision} ` +
     `(decode ${Math.round(t.decodeMs)} ms, waiting ${Math.round(t.queueMs)} ms` +
     `${t.loadMs >= 1 ? `, loading the model ${Math.round(t.loadMs)} ms` : ''}; ${Math.round(roundTrip)} ms in all)`;
 }
