@@ -177,6 +177,7 @@ test.serial('under CPU autocast the layers run one by one in bfloat16, fused inf
   const x = torch.randn([1, 3, 64, 96]);
   const float32 = torch.noGrad(() => net.forward(x));
   torch.setAutocast('cpu', 'bfloat16');
+  torch.backends.emulatedBfloat16 = true; // bfloat16 even on a CPU without bfloat16 units
   try {
     const calls = torch.backends.fusedConvolutionCalls();
     const { fused, unfused } = bothWays(() => torch.noGrad(() => net.forward(x)));
@@ -187,6 +188,7 @@ test.serial('under CPU autocast the layers run one by one in bfloat16, fused inf
     t.is(torch.backends.fusedConvolutionCalls(), calls, 'predict under autocast runs none');
   } finally {
     torch.setAutocast('cpu', null);
+    torch.backends.emulatedBfloat16 = false;
   }
 });
 
