@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
+import { type Browser, chromium } from 'playwright-core';
 import { type EpochBatches, load, type Tensor, voc } from '../src';
 
 export const fixtures = path.resolve(__dirname, '..', '..', 'test', 'fixtures');
@@ -173,4 +174,28 @@ export function scratchDir(prefix: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   test.after.always(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * Debian's headless Chromium (or $CHROMIUM) through playwright-core, for the viewer's browser
+ * tests; each launch gets a fresh profile of its own (a temporary --user-data-dir).
+ */
+export async function launchChromium(): Promise<Browser> {
+  const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+  if (!fs.existsSync(executablePath)) {
+    throw new Error(`no Chromium at ${executablePath}: apt-get install chromium (or set CHROMIUM)`);
+  }
+  return chromium.launch({
+    executablePath,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
 }

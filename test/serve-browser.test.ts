@@ -9,12 +9,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { createFcn, type EpochBatches, label2image, optim, predict, readImage, torch, train, voc } from '../src';
 import { type ModelSource, serve, type ViewerServer } from '../src/serve';
-import { scratchDir } from './helpers';
+import { launchChromium, scratchDir } from './helpers';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const outputs = path.resolve(__dirname, '..', '..', 'test-output');
 const tmp = scratchDir('fcn-torch-viewer-');
 const runDir = path.join(tmp, 'run');
@@ -39,25 +38,9 @@ function gated(trainIter: EpochBatches, gate: Promise<void>): EpochBatches {
 }
 
 test.before(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM)`);
-  }
   fs.mkdirSync(outputs, { recursive: true });
   fs.mkdirSync(runDir);
-  // playwright gives each launch a fresh profile of its own (a temporary --user-data-dir).
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(120_000);
   server = await serve({ run: runDir, port: 0, pollSeconds: 1 });

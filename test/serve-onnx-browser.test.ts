@@ -11,41 +11,24 @@ import fs from 'node:fs';
 import Module from 'node:module';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { createFcn, label2image, nn, predict, readImage, type Tensor, torch, voc } from '../src';
 import { type LoadedModel, type ModelSource, segmentationModel, serve, type ViewerServer } from '../src/serve';
-import { fixtures, scratchDir } from './helpers';
+import { fixtures, launchChromium, scratchDir } from './helpers';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const outputs = path.resolve(__dirname, '..', '..', 'test-output');
 const tmp = scratchDir('fcn-torch-onnx-viewer-');
 
 let browser: Browser | undefined;
 
 test.before(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM)`);
-  }
   fs.mkdirSync(outputs, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 test.after.always(async () => {
   await browser?.close();
-  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 /** A model source holding net (swappable), VOC's classes. */
