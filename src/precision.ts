@@ -14,9 +14,12 @@ export type { CpuCapabilities };
 export const PRECISIONS = ['auto', 'float32', 'bfloat16'] as const;
 export type Precision = (typeof PRECISIONS)[number];
 
-/** What this CPU has (read once by libtorch). */
+let capabilities: CpuCapabilities | undefined;
+
+/** What this CPU has (read once). */
 export function cpuCapabilities(): CpuCapabilities {
-  return native.cpuCapabilities();
+  capabilities ??= Object.freeze(native.cpuCapabilities());
+  return capabilities;
 }
 
 /**
@@ -29,7 +32,7 @@ export function cpuCapabilities(): CpuCapabilities {
 export function resolvePrecision(precision: Precision, device: Device | string = 'cpu'): 'float32' | 'bfloat16' {
   const asked = checkOneOf(precision, 'precision', PRECISIONS);
   const cpu = !String(device).startsWith('cuda');
-  const units = cpu && native.cpuCapabilities().bfloat16Units;
+  const units = cpu && cpuCapabilities().bfloat16Units;
   if (asked === 'float32') return 'float32';
   if (asked === 'auto') return units ? 'bfloat16' : 'float32';
   return !cpu || units || native.backends.emulatedBfloat16 ? 'bfloat16' : 'float32';

@@ -3,8 +3,6 @@
 // mixed-precision setting of core/autocast.h; torch.cpuCapabilities, the CPU's instruction sets.
 #include "core/backends.h"
 
-#include <ATen/cpu/Utils.h>
-
 #include "addon/bindings.h"
 #include "addon/js_interop.h"
 #include "core/autocast.h"
@@ -73,18 +71,12 @@ Napi::Value autocastRuns(const Napi::CallbackInfo& info) {
   });
 }
 
-/// The CPU's name and the instruction sets that decide the precisions worth running (libtorch's
-/// cpuinfo query, as torch.backends.cpu reads it).
+/// The CPU's name and the instruction sets that decide the precisions worth running
+/// (libtorch's cpuinfo query, read once: core/autocast.h).
 Napi::Value cpuCapabilities(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
-    auto capabilities = at::cpu::get_cpu_capabilities();
-    auto flag = [&](const char* name) {
-      auto it = capabilities.find(name);
-      return it != capabilities.end() && it->second.isBool() && it->second.toBool();
-    };
     auto out = Napi::Object::New(info.Env());
-    auto name = capabilities.find("cpu_name");
-    out.Set("name", name != capabilities.end() && name->second.isString() ? name->second.toStringRef() : "");
+    out.Set("name", autocast::cpuName());
     for (const auto& [key, flagName] :
          std::initializer_list<std::pair<const char*, const char*>>{{"avx2", "avx2"},
                                                                     {"avx512", "avx512_f"},
@@ -92,7 +84,7 @@ Napi::Value cpuCapabilities(const Napi::CallbackInfo& info) {
                                                                     {"avx512Bf16", "avx512_bf16"},
                                                                     {"amxBf16", "amx_bf16"},
                                                                     {"amxInt8", "amx_int8"}}) {
-      out.Set(key, Napi::Boolean::New(info.Env(), flag(flagName)));
+      out.Set(key, Napi::Boolean::New(info.Env(), autocast::cpuFlag(flagName)));
     }
     out.Set("bfloat16Units", Napi::Boolean::New(info.Env(), autocast::cpuHasBfloat16Units()));
     return out;

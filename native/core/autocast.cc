@@ -35,15 +35,25 @@ std::optional<at::ScalarType> dtypeFor(c10::DeviceType deviceType) {
   return static_cast<at::ScalarType>(value);
 }
 
+namespace {
+const std::unordered_map<std::string, c10::IValue>& cpuCapabilities() {
+  static const auto capabilities = at::cpu::get_cpu_capabilities();
+  return capabilities;
+}
+}  // namespace
+
+bool cpuFlag(const std::string& name) {
+  auto it = cpuCapabilities().find(name);
+  return it != cpuCapabilities().end() && it->second.isBool() && it->second.toBool();
+}
+
+std::string cpuName() {
+  auto it = cpuCapabilities().find("cpu_name");
+  return it != cpuCapabilities().end() && it->second.isString() ? it->second.toStringRef() : std::string();
+}
+
 bool cpuHasBfloat16Units() {
-  static const bool has = [] {
-    auto capabilities = at::cpu::get_cpu_capabilities();
-    auto flag = [&](const char* name) {
-      auto it = capabilities.find(name);
-      return it != capabilities.end() && it->second.isBool() && it->second.toBool();
-    };
-    return flag("avx512_bf16") || flag("amx_bf16");
-  }();
+  static const bool has = cpuFlag("avx512_bf16") || cpuFlag("amx_bf16");
   return has;
 }
 

@@ -8,12 +8,18 @@
 #include <ATen/ATen.h>
 
 #include <optional>
+#include <string>
 
 namespace fcn::autocast {
 
 /// The reduced dtype asked for forwards on deviceType (CPU or CUDA), or nullopt: full
 /// precision. An Override on this thread takes the place of the process-wide choice.
 std::optional<at::ScalarType> dtypeFor(c10::DeviceType deviceType);
+
+/// An instruction-set flag of libtorch's cpuinfo query ("avx2", "avx512_bf16", "amx_bf16", ...),
+/// and the CPU's name; read once.
+bool cpuFlag(const std::string& name);
+std::string cpuName();
 
 /// Whether this CPU has bfloat16 dot-product instructions (AVX-512 BF16 or AMX-BF16), which
 /// oneDNN's bfloat16 convolutions and matrix products need to be faster than float32.
