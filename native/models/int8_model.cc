@@ -165,14 +165,8 @@ std::string QConv::onnx(OnnxGraph& g, const std::string& x, const QParams& in, b
                            {{"axis", int64_t{0}}}));
   }
   const auto& o = conv->options;
-  auto kernel = o.kernel_size();
-  auto padding = std::get<torch::ExpandingArray<2>>(o.padding());
-  std::string y = g.add("Conv", inputs,
-                        {{"kernel_shape", std::vector<int64_t>{kernel->at(0), kernel->at(1)}},
-                         {"strides", std::vector<int64_t>{o.stride()->at(0), o.stride()->at(1)}},
-                         {"pads", std::vector<int64_t>{padding->at(0), padding->at(1), padding->at(0), padding->at(1)}},
-                         {"dilations", std::vector<int64_t>{o.dilation()->at(0), o.dilation()->at(1)}},
-                         {"group", o.groups()}});
+  std::string y =
+      g.add("Conv", inputs, convAttributes(o, symmetricPads(std::get<torch::ExpandingArray<2>>(o.padding()))));
   if (relu) y = g.add("Relu", {y});
   return qdq(g, y, out);
 }

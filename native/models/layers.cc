@@ -175,11 +175,6 @@ std::shared_ptr<torch::nn::Module> linear(const LayerOptions& o) {
 
 std::vector<int64_t> hw(const torch::ExpandingArray<2>& a) { return {a->at(0), a->at(1)}; }
 
-/// ONNX's pads [top, left, bottom, right] for the same padding on both sides.
-std::vector<int64_t> symmetricPads(const torch::ExpandingArray<2>& p) {
-  return {p->at(0), p->at(1), p->at(0), p->at(1)};
-}
-
 /// ONNX's pads of a convolution: explicit, 'valid' or 'same'.
 std::vector<int64_t> convPads(const torch::nn::detail::ConvNdOptions<2>& o) {
   const auto& padding = o.padding();
@@ -209,12 +204,7 @@ std::string conv2dOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::stri
   }
   std::vector<std::string> inputs{x, g.weight(path + "weight", conv.weight)};
   if (conv.bias.defined()) inputs.push_back(g.weight(path + "bias", conv.bias));
-  return g.add("Conv", inputs,
-               {{"kernel_shape", hw(o.kernel_size())},
-                {"strides", hw(o.stride())},
-                {"pads", pads},
-                {"dilations", hw(o.dilation())},
-                {"group", o.groups()}});
+  return g.add("Conv", inputs, convAttributes(o, pads));
 }
 
 std::string convTranspose2dOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input,

@@ -53,6 +53,20 @@ std::string resizeBilinearOnnx(OnnxGraph& graph, const std::string& x, const std
       {{"mode", std::string("linear")}, {"coordinate_transformation_mode", std::string("pytorch_half_pixel")}});
 }
 
+std::vector<int64_t> symmetricPads(const torch::ExpandingArray<2>& padding) {
+  return {padding->at(0), padding->at(1), padding->at(0), padding->at(1)};
+}
+
+std::vector<OnnxAttribute> convAttributes(const torch::nn::detail::ConvNdOptions<2>& options,
+                                          std::vector<int64_t> pads) {
+  auto hw = [](const torch::ExpandingArray<2>& a) { return std::vector<int64_t>{a->at(0), a->at(1)}; };
+  return {{"kernel_shape", hw(options.kernel_size())},
+          {"strides", hw(options.stride())},
+          {"pads", std::move(pads)},
+          {"dilations", hw(options.dilation())},
+          {"group", options.groups()}};
+}
+
 std::string exportChildOnnx(const torch::nn::Module& m, const std::string& name, OnnxGraph& graph,
                             const std::string& input, const std::string& path) {
   const auto* child = m.named_children().find(name);

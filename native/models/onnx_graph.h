@@ -76,6 +76,15 @@ std::string exportChildrenOnnx(const torch::nn::Module& m, OnnxGraph& graph, con
 /// align_corners=False, no antialiasing): ONNX Resize with the sizes taken from like's shape.
 std::string resizeBilinearOnnx(OnnxGraph& graph, const std::string& x, const std::string& like);
 
+/// ONNX's pads [top, left, bottom, right] for the same padding on both sides (PyTorch's
+/// [height, width] padding).
+std::vector<int64_t> symmetricPads(const torch::ExpandingArray<2>& padding);
+
+/// A Conv node's attributes for a 2-d convolution's options (kernel_shape, strides, dilations,
+/// group) with pads.
+std::vector<OnnxAttribute> convAttributes(const torch::nn::detail::ConvNdOptions<2>& options,
+                                          std::vector<int64_t> pads);
+
 /// exportModuleOnnx of m's child called name, under path + name + ".".
 std::string exportChildOnnx(const torch::nn::Module& m, const std::string& name, OnnxGraph& graph,
                             const std::string& input, const std::string& path);
