@@ -23,6 +23,58 @@ export interface NativeTensor {
 
 export type NamedNativeTensors = [string, NativeTensor][];
 
+type Pair = [number, number];
+/**
+ * The options object each layer kind is made from, as its creator in native/models/layers.cc
+ * (or sequential.cc) reads it; the classes of src/nn check and default them first.
+ */
+export interface NativeLayerOptions {
+  Conv2d: {
+    inChannels: number;
+    outChannels: number;
+    kernelSize: Pair;
+    stride: Pair;
+    padding: Pair;
+    paddingString: 'same' | 'valid' | undefined;
+    dilation: Pair;
+    groups: number;
+    bias: boolean;
+    paddingMode: 'zeros' | 'reflect' | 'replicate' | 'circular';
+  };
+  ConvTranspose2d: {
+    inChannels: number;
+    outChannels: number;
+    kernelSize: Pair;
+    stride: Pair;
+    padding: Pair;
+    outputPadding: Pair;
+    dilation: Pair;
+    groups: number;
+    bias: boolean;
+    paddingMode: 'zeros';
+  };
+  BatchNorm2d: { numFeatures: number; eps: number; momentum: number; affine: boolean; trackRunningStats: boolean };
+  ReLU: Record<string, never>;
+  Sigmoid: Record<string, never>;
+  Hardswish: Record<string, never>;
+  Hardsigmoid: Record<string, never>;
+  Dropout: { p: number };
+  MaxPool2d: { kernelSize: Pair; stride: Pair; padding: Pair; dilation: Pair; ceilMode: boolean };
+  AdaptiveAvgPool2d: { outputSize: Pair };
+  Flatten: { startDim: number; endDim: number };
+  Linear: { inFeatures: number; outFeatures: number; bias: boolean };
+  Sequential: Record<string, never>;
+}
+
+/** A kind of the native registry (native/models/registry.h). */
+export interface NativeModuleKind {
+  name: string;
+  /** Made from an options object by createModule. */
+  creatable: boolean;
+  /** Has an ONNX export. */
+  exportsOnnx: boolean;
+}
+
 /** A shared libtorch module (torch::nn::Module). */
 export interface NativeModule {
   readonly kind: string;
@@ -266,7 +318,9 @@ export interface NativeAddon {
   cudaInfo(): { built: boolean; deviceCount: number };
   cudaSynchronize(device: string): Promise<void>;
   ops: NativeOps;
-  createModule(kind: string, options: object): NativeModule;
+  createModule<K extends keyof NativeLayerOptions>(kind: K, options: NativeLayerOptions[K]): NativeModule;
+  /** Every kind of the native registry, by name. */
+  moduleKinds(): NativeModuleKind[];
   resnet(block: 'basic' | 'bottleneck', layers: [number, number, number, number], numClasses: number): NativeModule;
   mobilenetV3Large(numClasses: number): NativeModule;
   segmentationModel(

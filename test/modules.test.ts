@@ -1,5 +1,7 @@
 import test from 'ava';
-import { bilinearKernel, init, nn, type Tensor, torch } from '../src';
+import { bilinearKernel, createFcn, init, models, nn, quantizeInt8, type Tensor, torch } from '../src';
+import { native } from '../src/native';
+import { Module, moduleClassKinds } from '../src/nn/module';
 import { exactlyEqual, fixture, maxAbsDiff, pick } from './helpers';
 
 function layerFor(name: string): nn.Conv2d | nn.ConvTranspose2d {
@@ -299,4 +301,37 @@ test('train/eval switch BatchNorm between batch and running statistics', (t) => 
   t.false(bn.training);
   const y = bn.forward(x).reshape([2]).toArray() as number[];
   t.true(Math.abs(y[0] - (1 - 0.2) / Math.sqrt(1.1 + 1e-5)) < 1e-5);
+});
+
+test('every native module kind has its TypeScript class and every class a native kind, by the same name', async (t) => {
+  const kinds = native.moduleKinds();
+  t.deepEqual(
+    kinds.map((k) => k.name),
+    moduleClassKinds(),
+  );
+  // The kinds made from options: each class's static kind is the registry's name.
+  const creatable = kinds.filter((k) => k.creatable).map((k) => k.name);
+  const layerClasses = [...Object.values(nn).filter((c) => typeof c === 'function' && 'kind' in c)] as unknown as {
+    kind: string;
+  }[];
+  t.deepEqual(layerClasses.map((c) => c.kind).sort(), creatable);
+  // Every module of every model the package builds comes back as its own class, never the base.
+  const int8 = await quantizeInt8(createFcn().eval(), [torch.rand([1, 3, 64, 64])]);
+  const roots: Module[] = [
+    createFcn(),
+    createFcn({ arch: 'fcn16s' }),
+    createFcn({ arch: 'fcn8s' }),
+    await models.segmentation.fcnResnet50({ auxLoss: true }),
+    await models.segmentation.deeplabv3MobilenetV3Large(),
+    await models.segmentation.lrasppMobilenetV3Large(),
+    int8,
+  ];
+  const seen = new Set<string>();
+  const walk = (m: Module): void => {
+    t.not(Object.getPrototypeOf(m), Module.prototype, `${m.kind} came back as the base Module`);
+    seen.add(m.kind);
+    for (const child of m.children()) walk(child);
+  };
+  for (const root of roots) walk(root);
+  t.true(seen.size >= 25, [...seen].join(', '));
 });

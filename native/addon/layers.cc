@@ -1,5 +1,6 @@
 // createModule(kind, options): the layers TypeScript builds from an options object, made by
 // their kind in the registry (models/registry.h); options are read from the JS object.
+// moduleKinds(): the registry's kinds, which the tests hold against TypeScript's classes.
 #include "addon/bindings.h"
 #include "addon/js_interop.h"
 #include "addon/module.h"
@@ -36,10 +37,25 @@ Napi::Value createModule(const Napi::CallbackInfo& info) {
   return guard(env, [&] { return Module::wrap(env, createLayer(kind, options)); });
 }
 
+Napi::Value moduleKinds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<const ModuleKind*> kinds = allKinds();
+  Napi::Array out = Napi::Array::New(env, kinds.size());
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    Napi::Object kind = Napi::Object::New(env);
+    kind.Set("name", kinds[i]->name);
+    kind.Set("creatable", kinds[i]->create != nullptr);
+    kind.Set("exportsOnnx", kinds[i]->onnx != nullptr);
+    out.Set(static_cast<uint32_t>(i), kind);
+  }
+  return out;
+}
+
 }  // namespace
 
 void initLayers(Napi::Env env, Napi::Object exports) {
   exports.Set("createModule", Napi::Function::New<createModule>(env));
+  exports.Set("moduleKinds", Napi::Function::New<moduleKinds>(env));
 }
 
 }  // namespace fcn

@@ -10,9 +10,6 @@ namespace fcn {
 namespace {
 
 at::Tensor labels(torch::nn::Module& m, const at::Tensor& x) { return static_cast<FCNSkip&>(m).labels(x); }
-[[maybe_unused]] const bool registered[] = {
-    registerKind<FCN16s>("FCN16s", nullptr, &detail::plainForward<FCN16s>, nullptr, nullptr, labels),
-    registerKind<FCN8s>("FCN8s", nullptr, &detail::plainForward<FCN8s>, nullptr, nullptr, labels)};
 
 /// fusedScores and forward as ONNX nodes (the final upsampling as a plain ConvTranspose).
 std::string onnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
@@ -25,7 +22,10 @@ std::string onnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& in
   if (eight) scores = g.add("Add", {child("upscore_pool4", scores), child("score_pool3", pool3)});
   return child(eight ? "upscore8" : "upscore16", scores);
 }
-[[maybe_unused]] const bool exported[] = {registerOnnx<FCN16s>(onnx), registerOnnx<FCN8s>(onnx)};
+[[maybe_unused]] const bool registered[] = {
+    registerKind<FCN16s>({.name = "FCN16s", .labels = labels, .onnx = onnx}),
+    registerKind<FCN8s>({.name = "FCN8s", .labels = labels, .onnx = onnx}),
+};
 
 torch::nn::Conv2d score(int64_t in, int64_t numClasses) {
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, numClasses, 1));

@@ -26,8 +26,6 @@ void checkCurrent(const torch::nn::Module& m) {
   const auto& model = static_cast<const Int8Model&>(m);
   if (model.frozen()) model.checkSource("after it was quantized");
 }
-[[maybe_unused]] const bool registered =
-    registerKind<Int8Model>("Int8Model", nullptr, &detail::plainForward<Int8Model>, nullptr, &checkCurrent);
 
 using PackedConv = c10::intrusive_ptr<ConvPackedParamsBase<2>>;
 
@@ -464,7 +462,8 @@ namespace {
 std::string int8ModelOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& input, const std::string& path) {
   return static_cast<const Int8Model&>(m).exportOnnx(g, input, path);
 }
-[[maybe_unused]] const bool exported = registerOnnx<Int8Model>(int8ModelOnnx);
+[[maybe_unused]] const bool registered =
+    registerKind<Int8Model>({.name = "Int8Model", .ready = &checkCurrent, .onnx = int8ModelOnnx});
 
 [[noreturn]] void refuseCopy() {
   throw std::logic_error(

@@ -155,22 +155,6 @@ std::shared_ptr<torch::nn::Module> linear(const LayerOptions& o) {
       .ptr();
 }
 
-[[maybe_unused]] const bool registered[] = {
-    registerKind<torch::nn::Conv2dImpl>("Conv2d", conv2d, conv2dForward),
-    registerKind<torch::nn::ConvTranspose2dImpl>("ConvTranspose2d", convTranspose2d, convTranspose2dForward, nullptr,
-                                                 nullptr, convTranspose2dLabels),
-    registerKind<torch::nn::BatchNorm2dImpl>("BatchNorm2d", batchNorm2d),
-    registerKind<torch::nn::ReLUImpl>("ReLU", relu),
-    registerKind<torch::nn::SigmoidImpl>("Sigmoid", sigmoid),
-    registerKind<HardswishImpl>("Hardswish", hardswish),
-    registerKind<HardsigmoidImpl>("Hardsigmoid", hardsigmoid),
-    registerKind<torch::nn::DropoutImpl>("Dropout", dropout),
-    registerKind<torch::nn::MaxPool2dImpl>("MaxPool2d", maxPool2d),
-    registerKind<torch::nn::AdaptiveAvgPool2dImpl>("AdaptiveAvgPool2d", adaptiveAvgPool2d),
-    registerKind<torch::nn::FlattenImpl>("Flatten", flatten),
-    registerKind<torch::nn::LinearImpl>("Linear", linear),
-};
-
 // Their ONNX nodes (in inference: BatchNorm2d with its running statistics, Dropout as nothing).
 
 std::vector<int64_t> hw(const torch::ExpandingArray<2>& a) { return {a->at(0), a->at(1)}; }
@@ -300,19 +284,26 @@ std::string linearOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::stri
   return linear.bias.defined() ? g.add("Add", {y, g.weight(path + "bias", linear.bias)}) : y;
 }
 
-[[maybe_unused]] const bool exported[] = {
-    registerOnnx<torch::nn::Conv2dImpl>(conv2dOnnx),
-    registerOnnx<torch::nn::ConvTranspose2dImpl>(convTranspose2dOnnx),
-    registerOnnx<torch::nn::BatchNorm2dImpl>(batchNorm2dOnnx),
-    registerOnnx<torch::nn::ReLUImpl>(reluOnnx),
-    registerOnnx<torch::nn::SigmoidImpl>(sigmoidOnnx),
-    registerOnnx<HardswishImpl>(hardswishOnnx),
-    registerOnnx<HardsigmoidImpl>(hardsigmoidOnnx),
-    registerOnnx<torch::nn::DropoutImpl>(dropoutOnnx),
-    registerOnnx<torch::nn::MaxPool2dImpl>(maxPool2dOnnx),
-    registerOnnx<torch::nn::AdaptiveAvgPool2dImpl>(adaptiveAvgPool2dOnnx),
-    registerOnnx<torch::nn::FlattenImpl>(flattenOnnx),
-    registerOnnx<torch::nn::LinearImpl>(linearOnnx),
+// The rows: how each layer is made from its TypeScript options, runs and exports.
+[[maybe_unused]] const bool registered[] = {
+    registerKind<torch::nn::Conv2dImpl>(
+        {.name = "Conv2d", .create = conv2d, .forward = conv2dForward, .onnx = conv2dOnnx}),
+    registerKind<torch::nn::ConvTranspose2dImpl>({.name = "ConvTranspose2d",
+                                                  .create = convTranspose2d,
+                                                  .forward = convTranspose2dForward,
+                                                  .labels = convTranspose2dLabels,
+                                                  .onnx = convTranspose2dOnnx}),
+    registerKind<torch::nn::BatchNorm2dImpl>({.name = "BatchNorm2d", .create = batchNorm2d, .onnx = batchNorm2dOnnx}),
+    registerKind<torch::nn::ReLUImpl>({.name = "ReLU", .create = relu, .onnx = reluOnnx}),
+    registerKind<torch::nn::SigmoidImpl>({.name = "Sigmoid", .create = sigmoid, .onnx = sigmoidOnnx}),
+    registerKind<HardswishImpl>({.name = "Hardswish", .create = hardswish, .onnx = hardswishOnnx}),
+    registerKind<HardsigmoidImpl>({.name = "Hardsigmoid", .create = hardsigmoid, .onnx = hardsigmoidOnnx}),
+    registerKind<torch::nn::DropoutImpl>({.name = "Dropout", .create = dropout, .onnx = dropoutOnnx}),
+    registerKind<torch::nn::MaxPool2dImpl>({.name = "MaxPool2d", .create = maxPool2d, .onnx = maxPool2dOnnx}),
+    registerKind<torch::nn::AdaptiveAvgPool2dImpl>(
+        {.name = "AdaptiveAvgPool2d", .create = adaptiveAvgPool2d, .onnx = adaptiveAvgPool2dOnnx}),
+    registerKind<torch::nn::FlattenImpl>({.name = "Flatten", .create = flatten, .onnx = flattenOnnx}),
+    registerKind<torch::nn::LinearImpl>({.name = "Linear", .create = linear, .onnx = linearOnnx}),
 };
 
 }  // namespace

@@ -11,10 +11,6 @@ namespace fcn {
 
 namespace {
 
-[[maybe_unused]] const bool registered[] = {registerKind<SqueezeExcitation>("SqueezeExcitation"),
-                                            registerKind<InvertedResidual>("InvertedResidual"),
-                                            registerKind<MobileNetV3>("MobileNetV3")};
-
 // ONNX: the squeeze-excitation scale (pool, fc1, ReLU, fc2, hardsigmoid) times the input; the
 // inverted residual's block plus its input where it has the residual; features, pooling, flatten,
 // classifier.
@@ -38,9 +34,11 @@ std::string mobileNetV3Onnx(const torch::nn::Module& m, OnnxGraph& g, const std:
   return exportChildOnnx(m, "classifier", g, g.add("Flatten", {x}, {{"axis", int64_t{1}}}), path);
 }
 
-[[maybe_unused]] const bool exported[] = {registerOnnx<SqueezeExcitation>(squeezeExcitationOnnx),
-                                          registerOnnx<InvertedResidual>(invertedResidualOnnx),
-                                          registerOnnx<MobileNetV3>(mobileNetV3Onnx)};
+[[maybe_unused]] const bool registered[] = {
+    registerKind<SqueezeExcitation>({.name = "SqueezeExcitation", .onnx = squeezeExcitationOnnx}),
+    registerKind<InvertedResidual>({.name = "InvertedResidual", .onnx = invertedResidualOnnx}),
+    registerKind<MobileNetV3>({.name = "MobileNetV3", .onnx = mobileNetV3Onnx}),
+};
 
 /// torchvision's _make_divisible: v rounded to the nearest multiple of divisor (at least
 /// divisor), never more than 10 % below v.

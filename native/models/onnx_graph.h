@@ -1,6 +1,6 @@
 // An ONNX graph as the module kinds write it: nodes (an op, its inputs and outputs by name, its
 // attributes) and the weights they read, in the order they run. Each registered kind that can be
-// exported gives its nodes through registerOnnx (next to its forward), so a new kind brings its
+// exported gives its nodes in its registry row (`.onnx`, next to its forward), so a new kind brings its
 // export with it; exportModuleOnnx dispatches on the kind. No protobuf here: the addon hands the
 // graph to TypeScript, which writes the file (src/onnx/).
 #pragma once

@@ -1,5 +1,6 @@
 #include "models/registry.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -13,7 +14,6 @@ namespace {
 struct Registry {
   std::unordered_map<std::type_index, ModuleKind> byType;
   std::vector<std::string> creatable;  // names built from options, for messages
-  std::unordered_map<std::type_index, OnnxFn> onnx;
 };
 
 /// Built on first use: kinds register during static initialisation, in any order.
@@ -30,13 +30,18 @@ void addKind(std::type_index type, ModuleKind kind) {
   if (kind.create) r.creatable.push_back(kind.name);
   r.byType.emplace(type, std::move(kind));
 }
-void addOnnx(std::type_index type, OnnxFn onnx) { registry().onnx.emplace(type, onnx); }
 }  // namespace detail
 
 OnnxFn onnxExportOf(const torch::nn::Module& m) {
-  const auto& onnx = registry().onnx;
-  auto it = onnx.find(typeid(m));
-  return it == onnx.end() ? nullptr : it->second;
+  const ModuleKind* kind = kindOf(m);
+  return kind == nullptr ? nullptr : kind->onnx;
+}
+
+std::vector<const ModuleKind*> allKinds() {
+  std::vector<const ModuleKind*> kinds;
+  for (const auto& [type, kind] : registry().byType) kinds.push_back(&kind);
+  std::sort(kinds.begin(), kinds.end(), [](const ModuleKind* a, const ModuleKind* b) { return a->name < b->name; });
+  return kinds;
 }
 
 const ModuleKind* kindOf(const torch::nn::Module& m) {

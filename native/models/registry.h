@@ -2,8 +2,9 @@
 // its name (what TypeScript's `module.kind` says and which class wraps it), how it runs
 // (forward, found by the module's dynamic type) and, for the layers TypeScript builds from
 // an options object, how it is made, and for models with named outputs (torchvision's
-// segmentation models give {out, aux}) how those are computed. Cloning is libtorch's own
-// virtual Module::clone. Adding a layer is one registerKind call here (and one class in src/nn).
+// segmentation models give {out, aux}) how those are computed, and how it is exported to ONNX.
+// Cloning is libtorch's own virtual Module::clone. Adding a layer is one registerKind row beside
+// its definition (and one class in src/nn; ARCHITECTURE.md walks through it).
 #pragma once
 
 #include <torch/torch.h>
@@ -46,42 +47,42 @@ class OnnxGraph;
 /// state-dict names; returns its output's name (models/onnx_graph.h).
 using OnnxFn = std::string (*)(const torch::nn::Module&, OnnxGraph&, const std::string& input, const std::string& path);
 
+/// A registry row: what the registry knows of one kind, written with designated initializers
+/// (`registerKind<Impl>({.name = "Conv2d", .create = conv2d, .onnx = conv2dOnnx})`); every field but
+/// the name may be left out.
 struct ModuleKind {
-  std::string name;
-  ForwardFn forward = nullptr;
+  std::string name;             // what TypeScript's `module.kind` says; its class in src/ registers the same
   CreateFn create = nullptr;    // null for the models made by their own builders (ResNet, FCN16s, ...)
+  ForwardFn forward = nullptr;  // null: Impl::forward
   OutputsFn outputs = nullptr;  // null for the kinds whose only output is forward's
   ReadyFn ready = nullptr;      // throws when the module cannot run as it stands; null: it always can
   LabelsFn labels = nullptr;    // argmax over forward's channels, made without its full-size scores; null: from them
+  OnnxFn onnx = nullptr;        // writes its ONNX nodes (models/onnx_graph.h); null: the kind does not export
 };
 
 namespace detail {
 void addKind(std::type_index type, ModuleKind kind);
-void addOnnx(std::type_index type, OnnxFn onnx);
 template <class Impl>
 at::Tensor plainForward(torch::nn::Module& m, const at::Tensor& x) {
   return static_cast<Impl&>(m).forward(x);
 }
 }  // namespace detail
 
-/// Registers the module type Impl (a torch::nn::Module) under name; forward defaults to
-/// Impl::forward; ready, when given, is asked before every run (checkReady); labels, when given, is
-/// forwardModuleLabels for it. Used as `const bool registered = registerKind<Impl>(...)` at namespace
-/// scope, so that the kind exists before any module is made.
+/// Registers the module type Impl (a torch::nn::Module) as kind; its forward defaults to
+/// Impl::forward where Impl has one. Used as `const bool registered = registerKind<Impl>({...})` at namespace scope
+/// (after the functions the row names), so that the kind exists before any module is made.
 template <class Impl>
-bool registerKind(const char* name, CreateFn create = nullptr, ForwardFn forward = &detail::plainForward<Impl>,
-                  OutputsFn outputs = nullptr, ReadyFn ready = nullptr, LabelsFn labels = nullptr) {
-  detail::addKind(typeid(Impl), ModuleKind{name, forward, create, outputs, ready, labels});
+bool registerKind(ModuleKind kind) {
+  if constexpr (requires(Impl & m, const at::Tensor& x) { m.forward(x); }) {
+    if (kind.forward == nullptr) kind.forward = &detail::plainForward<Impl>;
+  }
+  detail::addKind(typeid(Impl), std::move(kind));
   return true;
 }
 
-/// Registers how the module type Impl is exported to ONNX, as registerKind registers how it
-/// runs (`const bool exported = registerOnnx<Impl>(fn)` at namespace scope).
-template <class Impl>
-bool registerOnnx(OnnxFn onnx) {
-  detail::addOnnx(typeid(Impl), onnx);
-  return true;
-}
+/// Every registered kind, by name (for the addon's `moduleKinds`, which tests hold against
+/// TypeScript's classes).
+std::vector<const ModuleKind*> allKinds();
 
 /// How m's kind is exported to ONNX; nullptr for a kind without an export.
 OnnxFn onnxExportOf(const torch::nn::Module& m);

@@ -10,9 +10,6 @@
 namespace fcn {
 
 namespace {
-[[maybe_unused]] const bool registered[] = {registerKind<ResNet>("ResNet"), registerKind<BasicBlock>("BasicBlock"),
-                                            registerKind<Bottleneck>("Bottleneck")};
-
 // ONNX: the unfused forwards (conv, BN, ReLU; the residual Add), children named as in torchvision.
 
 /// The children names in order through g, from input.
@@ -50,8 +47,11 @@ std::string resnetOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::stri
   return exportChildOnnx(m, "fc", g, x, path);
 }
 
-[[maybe_unused]] const bool exported[] = {registerOnnx<ResNet>(resnetOnnx), registerOnnx<BasicBlock>(basicBlockOnnx),
-                                          registerOnnx<Bottleneck>(bottleneckOnnx)};
+[[maybe_unused]] const bool registered[] = {
+    registerKind<ResNet>({.name = "ResNet", .onnx = resnetOnnx}),
+    registerKind<BasicBlock>({.name = "BasicBlock", .onnx = basicBlockOnnx}),
+    registerKind<Bottleneck>({.name = "Bottleneck", .onnx = bottleneckOnnx}),
+};
 
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation = 1) {
   return torch::nn::Conv2d(

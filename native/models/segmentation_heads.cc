@@ -19,15 +19,6 @@ at::Tensor notRunnable(torch::nn::Module&, const at::Tensor&) {
   throw std::invalid_argument("a ModuleList holds modules and has no forward of its own");
 }
 
-[[maybe_unused]] const bool registered[] = {
-    registerKind<FCNHead>("FCNHead", nullptr, &detail::plainForward<Sequential>),
-    registerKind<ASPPPooling>("ASPPPooling"),
-    registerKind<ASPP>("ASPP"),
-    registerKind<DeepLabHead>("DeepLabHead", nullptr, &detail::plainForward<Sequential>),
-    registerKind<LRASPPHead>("LRASPPHead", nullptr, &runsInsideLraspp),
-    registerKind<torch::nn::ModuleListImpl>("ModuleList", nullptr, &notRunnable),
-};
-
 // ONNX: FCNHead and DeepLabHead are their children in order; ASPPPooling resizes its pooled
 // features back to its input's size; ASPP concatenates its branches before the projection.
 // LRASPPHead is written by LRASPP, which has the two inputs it reads.
@@ -45,11 +36,15 @@ std::string asppOnnx(const torch::nn::Module& m, OnnxGraph& g, const std::string
   return exportChildOnnx(m, "project", g, g.add("Concat", branches, {{"axis", int64_t{1}}}), path);
 }
 
-[[maybe_unused]] const bool exported[] = {
-    registerOnnx<FCNHead>(exportChildrenOnnx),
-    registerOnnx<DeepLabHead>(exportChildrenOnnx),
-    registerOnnx<ASPPPooling>(asppPoolingOnnx),
-    registerOnnx<ASPP>(asppOnnx),
+[[maybe_unused]] const bool registered[] = {
+    registerKind<FCNHead>(
+        {.name = "FCNHead", .forward = &detail::plainForward<Sequential>, .onnx = exportChildrenOnnx}),
+    registerKind<ASPPPooling>({.name = "ASPPPooling", .onnx = asppPoolingOnnx}),
+    registerKind<ASPP>({.name = "ASPP", .onnx = asppOnnx}),
+    registerKind<DeepLabHead>(
+        {.name = "DeepLabHead", .forward = &detail::plainForward<Sequential>, .onnx = exportChildrenOnnx}),
+    registerKind<LRASPPHead>({.name = "LRASPPHead", .forward = &runsInsideLraspp}),
+    registerKind<torch::nn::ModuleListImpl>({.name = "ModuleList", .forward = &notRunnable}),
 };
 
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, bool bias, int64_t dilation = 1) {

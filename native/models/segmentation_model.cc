@@ -18,12 +18,6 @@ NamedOutputs allOutputs(torch::nn::Module& m, const at::Tensor& x) {
   return static_cast<SegmentationModel&>(m).forwardOutputs(x);
 }
 
-[[maybe_unused]] const bool registered[] = {
-    registerKind<FCN>("FCN", nullptr, &outOnly, &allOutputs),
-    registerKind<DeepLabV3>("DeepLabV3", nullptr, &outOnly, &allOutputs),
-    registerKind<LRASPP>("LRASPP", nullptr, &outOnly, &allOutputs),
-};
-
 /// forward ("out", and "aux" when the graph wants it) as ONNX nodes: the backbone's children up
 /// to the last returned layer, the head (LR-ASPP's written here: it reads two features), the
 /// logits resized to the input's size.
@@ -56,8 +50,11 @@ std::string onnx(const torch::nn::Module& m, OnnxGraph& g, const std::string& in
   return resizeBilinearOnnx(g, logits, input);
 }
 
-[[maybe_unused]] const bool exported[] = {registerOnnx<FCN>(onnx), registerOnnx<DeepLabV3>(onnx),
-                                          registerOnnx<LRASPP>(onnx)};
+[[maybe_unused]] const bool registered[] = {
+    registerKind<FCN>({.name = "FCN", .forward = &outOnly, .outputs = &allOutputs, .onnx = onnx}),
+    registerKind<DeepLabV3>({.name = "DeepLabV3", .forward = &outOnly, .outputs = &allOutputs, .onnx = onnx}),
+    registerKind<LRASPP>({.name = "LRASPP", .forward = &outOnly, .outputs = &allOutputs, .onnx = onnx}),
+};
 
 // MobileNetV3-Large's feature indices: 4 ends output stride 8 (40 channels), 16 is the last
 // (960 channels, output stride 16 when dilated); torchvision's stage_indices[-4] and [-1].

@@ -9,11 +9,9 @@ namespace fcn {
 namespace {
 std::shared_ptr<torch::nn::Module> create(const LayerOptions&) { return std::make_shared<Sequential>(); }
 at::Tensor labels(torch::nn::Module& m, const at::Tensor& x) { return static_cast<Sequential&>(m).labels(x); }
+// Its ONNX nodes are its children's in order (unfused: ONNX runtimes fold BatchNorm themselves).
 [[maybe_unused]] const bool registered =
-    registerKind<Sequential>("Sequential", create, &detail::plainForward<Sequential>, nullptr, nullptr, labels);
-
-// Its children's nodes in order (unfused: ONNX runtimes fold BatchNorm themselves).
-[[maybe_unused]] const bool exported = registerOnnx<Sequential>(exportChildrenOnnx);
+    registerKind<Sequential>({.name = "Sequential", .create = create, .labels = labels, .onnx = exportChildrenOnnx});
 
 /// How many children in [i, end) form a Conv2d, BatchNorm2d(, ReLU) run from i: 3 with the
 /// ReLU, 2 without, 0 where none starts.

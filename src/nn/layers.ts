@@ -33,15 +33,14 @@ function checkGroups(inChannels: number, outChannels: number, groups: number): n
 
 /** 2-D convolution over [N, C, H, W] (PyTorch's `nn.Conv2d`), with PyTorch's initialisation. */
 export class Conv2d extends Module {
-  static {
-    registerModuleClass('Conv2d', Conv2d);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('Conv2d', this);
 
   constructor(inChannels: number, outChannels: number, options: Conv2dOptions) {
     const padding = options.padding ?? 0;
     const isString = padding === 'same' || padding === 'valid';
     super(
-      native.createModule('Conv2d', {
+      native.createModule(Conv2d.kind, {
         inChannels: count(inChannels, 'inChannels'),
         outChannels: count(outChannels, 'outChannels'),
         kernelSize: checkSize2(options.kernelSize, 'kernelSize', 1),
@@ -70,9 +69,8 @@ export interface ConvTranspose2dOptions {
 
 /** 2-D transposed convolution (PyTorch's `nn.ConvTranspose2d`): learnable upsampling. */
 export class ConvTranspose2d extends Module {
-  static {
-    registerModuleClass('ConvTranspose2d', ConvTranspose2d);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('ConvTranspose2d', this);
 
   constructor(inChannels: number, outChannels: number, options: ConvTranspose2dOptions) {
     const stride = checkSize2(options.stride ?? 1, 'stride', 1);
@@ -86,7 +84,7 @@ export class ConvTranspose2d extends Module {
       }
     });
     super(
-      native.createModule('ConvTranspose2d', {
+      native.createModule(ConvTranspose2d.kind, {
         inChannels: count(inChannels, 'inChannels'),
         outChannels: count(outChannels, 'outChannels'),
         kernelSize: checkSize2(options.kernelSize, 'kernelSize', 1),
@@ -112,13 +110,12 @@ export interface BatchNorm2dOptions {
 
 /** Batch normalisation over [N, C, H, W] (PyTorch's `nn.BatchNorm2d`). */
 export class BatchNorm2d extends Module {
-  static {
-    registerModuleClass('BatchNorm2d', BatchNorm2d);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('BatchNorm2d', this);
 
   constructor(numFeatures: number, options: BatchNorm2dOptions = {}) {
     super(
-      native.createModule('BatchNorm2d', {
+      native.createModule(BatchNorm2d.kind, {
         numFeatures: count(numFeatures, 'numFeatures'),
         eps: options.eps ?? 1e-5,
         momentum: options.momentum ?? 0.1,
@@ -131,45 +128,41 @@ export class BatchNorm2d extends Module {
 
 /** max(x, 0), elementwise. */
 export class ReLU extends Module {
-  static {
-    registerModuleClass('ReLU', ReLU);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('ReLU', this);
 
   constructor() {
-    super(native.createModule('ReLU', {}));
+    super(native.createModule(ReLU.kind, {}));
   }
 }
 
 /** 1 / (1 + exp(-x)), elementwise (PyTorch's `nn.Sigmoid`). */
 export class Sigmoid extends Module {
-  static {
-    registerModuleClass('Sigmoid', Sigmoid);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('Sigmoid', this);
 
   constructor() {
-    super(native.createModule('Sigmoid', {}));
+    super(native.createModule(Sigmoid.kind, {}));
   }
 }
 
 /** x * relu6(x + 3) / 6, elementwise (PyTorch's `nn.Hardswish`; MobileNetV3's activation). */
 export class Hardswish extends Module {
-  static {
-    registerModuleClass('Hardswish', Hardswish);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('Hardswish', this);
 
   constructor() {
-    super(native.createModule('Hardswish', {}));
+    super(native.createModule(Hardswish.kind, {}));
   }
 }
 
 /** relu6(x + 3) / 6, elementwise (PyTorch's `nn.Hardsigmoid`; MobileNetV3's squeeze-excitation gate). */
 export class Hardsigmoid extends Module {
-  static {
-    registerModuleClass('Hardsigmoid', Hardsigmoid);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('Hardsigmoid', this);
 
   constructor() {
-    super(native.createModule('Hardsigmoid', {}));
+    super(native.createModule(Hardsigmoid.kind, {}));
   }
 }
 
@@ -178,12 +171,11 @@ export class Hardsigmoid extends Module {
  * the identity in eval mode (PyTorch's `nn.Dropout`).
  */
 export class Dropout extends Module {
-  static {
-    registerModuleClass('Dropout', Dropout);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('Dropout', this);
 
   constructor(p = 0.5) {
-    super(native.createModule('Dropout', { p: checkNumber(p, 'p', 0, 1) }));
+    super(native.createModule(Dropout.kind, { p: checkNumber(p, 'p', 0, 1) }));
   }
 }
 
@@ -199,14 +191,13 @@ export interface MaxPool2dOptions {
 
 /** 2-D max pooling (PyTorch's `nn.MaxPool2d`). */
 export class MaxPool2d extends Module {
-  static {
-    registerModuleClass('MaxPool2d', MaxPool2d);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('MaxPool2d', this);
 
   constructor(options: MaxPool2dOptions) {
     const kernelSize = checkSize2(options.kernelSize, 'kernelSize', 1);
     super(
-      native.createModule('MaxPool2d', {
+      native.createModule(MaxPool2d.kind, {
         kernelSize,
         stride: checkSize2(options.stride ?? kernelSize, 'stride', 1),
         padding: checkSize2(options.padding ?? 0, 'padding', 0),
@@ -219,35 +210,32 @@ export class MaxPool2d extends Module {
 
 /** Average pooling to a fixed output size (PyTorch's `nn.AdaptiveAvgPool2d`). */
 export class AdaptiveAvgPool2d extends Module {
-  static {
-    registerModuleClass('AdaptiveAvgPool2d', AdaptiveAvgPool2d);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('AdaptiveAvgPool2d', this);
 
   constructor(outputSize: Size2) {
-    super(native.createModule('AdaptiveAvgPool2d', { outputSize: checkSize2(outputSize, 'outputSize', 1) }));
+    super(native.createModule(AdaptiveAvgPool2d.kind, { outputSize: checkSize2(outputSize, 'outputSize', 1) }));
   }
 }
 
 /** Merges dimensions startDim..endDim (PyTorch's `nn.Flatten`, default 1..-1). */
 export class Flatten extends Module {
-  static {
-    registerModuleClass('Flatten', Flatten);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('Flatten', this);
 
   constructor(startDim = 1, endDim = -1) {
-    super(native.createModule('Flatten', { startDim, endDim }));
+    super(native.createModule(Flatten.kind, { startDim, endDim }));
   }
 }
 
 /** y = x W^T + b (PyTorch's `nn.Linear`). */
 export class Linear extends Module {
-  static {
-    registerModuleClass('Linear', Linear);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('Linear', this);
 
   constructor(inFeatures: number, outFeatures: number, options: { bias?: boolean } = {}) {
     super(
-      native.createModule('Linear', {
+      native.createModule(Linear.kind, {
         inFeatures: count(inFeatures, 'inFeatures'),
         outFeatures: count(outFeatures, 'outFeatures'),
         bias: checkBoolean(options.bias ?? true, 'bias'),

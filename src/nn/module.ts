@@ -19,16 +19,34 @@ export interface LoadResult {
 const classes = new Map<string, { prototype: Module }>();
 
 /**
- * @internal Registers the class that wraps native modules of a kind: each module class does
- * it once, in a static block (`static { registerModuleClass('Conv2d', Conv2d); }`).
+ * @internal Registers the class that wraps native modules of a kind and returns the kind: each
+ * module class does it once, the kind's one spelling in TypeScript. A class built from options
+ * keeps it as `static readonly kind = registerModuleClass('Conv2d', this);` and passes
+ * `Conv2d.kind` to `native.createModule`; the others register in a static block.
  */
-export function registerModuleClass(kind: string, cls: { prototype: Module }): void {
+export function registerModuleClass<K extends string>(kind: K, cls: { prototype: Module }): K {
+  const taken = classes.get(kind);
+  if (taken !== undefined && taken !== cls) throw new Error(`internal error: two classes for module kind '${kind}'`);
   classes.set(kind, cls);
+  return kind;
 }
 
-/** @internal A typed handle for a native module, of the class registered for its kind. */
+/** @internal The kinds that have a class, for the test that holds them against the native registry. */
+export function moduleClassKinds(): string[] {
+  return [...classes.keys()].sort();
+}
+
+/**
+ * @internal A typed handle for a native module, of the class registered for its kind. A kind
+ * without a class is an error in this package (the kind-coverage test checks every kind), not a
+ * silent base Module.
+ */
 export function wrapModule(handle: NativeModule): Module {
-  const m = Object.create((classes.get(handle.kind) ?? Module).prototype) as { native: NativeModule };
+  const cls = classes.get(handle.kind);
+  if (cls === undefined) {
+    throw new Error(`internal error: no class for the native module kind '${handle.kind}' (src/ registers none)`);
+  }
+  const m = Object.create(cls.prototype) as { native: NativeModule };
   m.native = handle;
   return m as Module;
 }

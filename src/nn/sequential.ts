@@ -11,12 +11,11 @@ import { Module, registerModuleClass } from './module';
  * uses the ResNet's own layers and weights.
  */
 export class Sequential extends Module {
-  static {
-    registerModuleClass('Sequential', Sequential);
-  }
+  /** The native registry's name of this kind. */
+  static readonly kind = registerModuleClass('Sequential', this);
 
   constructor(...modules: Module[]) {
-    super(native.createModule('Sequential', {}));
+    super(native.createModule(Sequential.kind, {}));
     modules.forEach((m, i) => {
       this.addModule(String(i), m);
     });
