@@ -1,4 +1,4 @@
-"""Small datasets in the layouts people have, written by PIL, for test/data.test.ts.
+"""Small datasets in the layouts people have, written by PIL, for test/api/data.test.ts.
 
 Each dataset goes to test/fixtures/datasets/<name>/ with `expected.safetensors` beside it:
 per image stem the class ids its mask must decode to (uint8 with 255 ignored, or int32 for

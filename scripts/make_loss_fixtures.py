@@ -1,4 +1,4 @@
-"""Dice and Focal losses as segmentation_models_pytorch defines them, for test/losses.test.ts.
+"""Dice and Focal losses as segmentation_models_pytorch defines them, for test/unit/losses.test.ts.
 
 segmentation_models_pytorch is not in this machine's package index, so its multiclass
 DiceLoss (from_logits=True, smooth=0, eps=1e-7, log_loss=False, classes=None) and FocalLoss

@@ -24,7 +24,9 @@ if echo "$out" | grep -q -E "$reports"; then
 fi
 
 files=()
-for name in tensor modules serialization hostile-files fuzz voc data train exit; do files+=("dist/test/$name.test.js"); done
+for name in unit/tensor unit/modules unit/serialization unit/hostile-files unit/fuzz api/voc api/data train/train e2e/exit; do
+  files+=("dist/test/$name.test.js")
+done
 tap=$(mktemp)
 ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD=$(gcc -print-file-name=libasan.so) \
   FCN_TORCH_ADDON="$PWD/build/Release/fcn_torch.node" node node_modules/ava/entrypoints/cli.mjs --tap "${files[@]}" >"$tap" 2>&1

@@ -442,7 +442,7 @@ function loadAddon(): NativeAddon {
   throw new Error(
     `fcn-torch: the native addon could not be loaded.\n${errors.map((e) => `  - ${e}`).join('\n')}\n` +
       'Run `npm install` in the package (it resolves libtorch, then uses the prebuilt addon or compiles one), ' +
-      'or `npm rebuild fcn-torch --build-from-source`; see the README.',
+      'or `npm rebuild fcn-torch --build-from-source`; see docs/installing.md.',
   );
 }
 

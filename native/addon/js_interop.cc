@@ -43,6 +43,12 @@ double toDouble(const Napi::Value& v, const std::string& what) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
+std::array<double, 3> toDoubleTriple(const Napi::Value& v, const std::string& what) {
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throwType(v.Env(), what, "three numbers", v);
+  auto a = v.As<Napi::Array>();
+  return {toDouble(a.Get(0u), what), toDouble(a.Get(1u), what), toDouble(a.Get(2u), what)};
+}
+
 bool toBool(const Napi::Value& v, const std::string& what) {
   if (!v.IsBoolean()) throwType(v.Env(), what, "a boolean", v);
   return v.As<Napi::Boolean>().Value();

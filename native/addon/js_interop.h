@@ -6,6 +6,7 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -51,6 +52,8 @@ auto guard(Napi::Env env, Fn&& fn) -> decltype(fn()) {
 
 int64_t toInt(const Napi::Value& v, const std::string& what);
 double toDouble(const Napi::Value& v, const std::string& what);
+/// Three numbers [a, b, c] (a per-channel mean or std).
+std::array<double, 3> toDoubleTriple(const Napi::Value& v, const std::string& what);
 bool toBool(const Napi::Value& v, const std::string& what);
 std::string toString(const Napi::Value& v, const std::string& what);
 std::vector<int64_t> toIntList(const Napi::Value& v, const std::string& what);

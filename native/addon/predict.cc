@@ -17,18 +17,13 @@
 namespace fcn {
 
 namespace {
-std::array<double, 3> triple(const Napi::Value& v, const std::string& what) {
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throwType(v.Env(), what, "three numbers", v);
-  auto a = v.As<Napi::Array>();
-  return {toDouble(a.Get(0u), what), toDouble(a.Get(1u), what), toDouble(a.Get(2u), what)};
-}
-
 /// null: the process-wide setting; 'float32' or 'bfloat16': this call's.
 std::optional<std::optional<at::ScalarType>> precisionOf(const Napi::Value& v) {
   if (v.IsNull() || v.IsUndefined()) return std::nullopt;
   std::string name = toString(v, "precision");
-  if (name == "float32") return std::optional<at::ScalarType>();
-  if (name == "bfloat16") return std::optional<at::ScalarType>(at::kBFloat16);
+  // Built in place: GCC 12 takes a converted empty optional for an uninitialized one.
+  if (name == "float32") return std::optional<std::optional<at::ScalarType>>(std::in_place, std::nullopt);
+  if (name == "bfloat16") return std::optional<std::optional<at::ScalarType>>(std::in_place, at::kBFloat16);
   throwType(v.Env(), "precision", "'float32' or 'bfloat16'", v);
 }
 
@@ -45,8 +40,8 @@ Napi::Value predictLabelsAsync(const Napi::CallbackInfo& info) {
   at::Tensor images = Tensor::unwrap(info[1], "images");
   int64_t tileH = toInt(info[2], "tileH"), tileW = toInt(info[3], "tileW");
   Normalize normalize;
-  normalize.mean = triple(info[4], "mean");
-  normalize.std = triple(info[5], "std");
+  normalize.mean = toDoubleTriple(info[4], "mean");
+  normalize.std = toDoubleTriple(info[5], "std");
   bool fused = toBool(info[6], "fused");
   auto precision = precisionOf(info[7]);
   return runAsync(info.Env(), [model, images, tileH, tileW, normalize, fused, precision]() -> Settle {
@@ -62,8 +57,8 @@ Napi::Value predictResizedAsync(const Napi::CallbackInfo& info) {
   at::Tensor images = Tensor::unwrap(info[1], "images");
   ResizeNormalize transforms;
   transforms.resizeSize = toInt(info[2], "resizeSize");
-  transforms.mean = triple(info[3], "mean");
-  transforms.std = triple(info[4], "std");
+  transforms.mean = toDoubleTriple(info[3], "mean");
+  transforms.std = toDoubleTriple(info[4], "std");
   bool fused = toBool(info[5], "fused");
   auto precision = precisionOf(info[6]);
   return runAsync(info.Env(), [model, images, transforms, fused, precision]() -> Settle {

@@ -10,12 +10,6 @@ namespace fcn {
 
 namespace {
 
-std::array<double, 3> triple(const Napi::Value& v, const std::string& what) {
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throwType(v.Env(), what, "three numbers", v);
-  auto a = v.As<Napi::Array>();
-  return {toDouble(a.Get(0u), what), toDouble(a.Get(1u), what), toDouble(a.Get(2u), what)};
-}
-
 /// labelIndices(rgb uint8 [H, W, 3]) -> Promise<uint8 [H, W]>
 Napi::Value labelIndices(const Napi::CallbackInfo& info) {
   at::Tensor rgb = Tensor::unwrap(info[0], "label");
@@ -52,7 +46,7 @@ Napi::Value cropBatch(const Napi::CallbackInfo& info) {
     crops.push_back({w[0], w[1], w[2] != 0, w[3], w[4]});
   }
   int64_t cropH = toInt(info[3], "cropH"), cropW = toInt(info[4], "cropW");
-  auto mean = triple(info[5], "mean"), std = triple(info[6], "std");
+  auto mean = toDoubleTriple(info[5], "mean"), std = toDoubleTriple(info[6], "std");
   int64_t ignore = toInt(info[7], "ignore");
   return runAsync(info.Env(), [=]() -> Settle {
     auto [X, Y] = voc::cropBatch(images, labels, crops, cropH, cropW, mean, std, ignore);

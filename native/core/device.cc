@@ -28,7 +28,7 @@ c10::Device parseDevice(const std::string& spec) {
   if (!cudaBuilt()) {
     throw std::runtime_error("device '" + spec +
                              "' asked for, but this build of fcn-torch has no CUDA support (it was built against a "
-                             "CPU-only libtorch); install the CUDA build as the README's 'CUDA' section says");
+                             "CPU-only libtorch); install the CUDA build as docs/building.md's 'CUDA' section says");
   }
   int64_t count = cudaDeviceCount();
   if (index >= count) {

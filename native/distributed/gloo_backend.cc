@@ -1,5 +1,5 @@
 // libtorch builds Gloo into libtorch_cpu.so without shipping Gloo's headers; the declarations
-// in native/gloo_api cover what ProcessGroupGloo.hpp names. Every Gloo object is made and
+// in native/distributed/gloo_api cover what ProcessGroupGloo.hpp names. Every Gloo object is made and
 // destroyed inside libtorch (createDeviceForHostname, the ProcessGroupGloo constructor): this
 // file only passes pointers along, and never builds a Gloo object itself.
 #ifndef USE_C10D_GLOO  // libtorch's CMake config may define it already

@@ -1,5 +1,5 @@
 // The Gloo backend of c10d (CPU tensors), made in one file: the only one that names
-// ProcessGroupGloo and includes the Gloo declarations in native/gloo_api.
+// ProcessGroupGloo and includes the Gloo declarations in native/distributed/gloo_api.
 #pragma once
 
 #include <chrono>

@@ -18,33 +18,22 @@ import { Module, registerModuleClass, type StateDict } from '../nn/module';
 import { RESNET_WEIGHTS } from '../nn/resnet';
 import { load } from '../serialization';
 import { Tensor } from '../tensor';
+import { VOC_CLASSES } from '../voc/colours';
 
 export * from './heads';
 
-/** torchvision's VOC class names (`_VOC_CATEGORIES`), the categories of every published segmentation weight. */
-export const VOC_CATEGORIES = [
-  '__background__',
-  'aeroplane',
-  'bicycle',
-  'bird',
-  'boat',
-  'bottle',
-  'bus',
-  'car',
-  'cat',
-  'chair',
-  'cow',
-  'diningtable',
-  'dog',
-  'horse',
-  'motorbike',
-  'person',
-  'pottedplant',
-  'sheep',
-  'sofa',
-  'train',
-  'tvmonitor',
-] as const;
+/** How torchvision spells the VOC classes whose names the chapter writes with a space or a slash. */
+const TORCHVISION_SPELLING: Readonly<Record<string, string>> = {
+  background: '__background__',
+  'potted plant': 'pottedplant',
+  'tv/monitor': 'tvmonitor',
+};
+
+/**
+ * torchvision's VOC class names (`_VOC_CATEGORIES`), the categories of every published
+ * segmentation weight: {@link voc.VOC_CLASSES} in torchvision's spelling.
+ */
+export const VOC_CATEGORIES: readonly string[] = VOC_CLASSES.map((name) => TORCHVISION_SPELLING[name] ?? name);
 
 /**
  * The preprocessing of the published weights (torchvision's `weights.transforms()`,
