@@ -1,7 +1,9 @@
 /**
  * Distributed training on this machine (loopback, Gloo): the chapter's FCN trained by N
  * processes against PyTorch's DistributedDataParallel in the same run, and the time of one
- * all-reduce of its gradients. Each process gets an equal share of the cores.
+ * all-reduce of its gradients. Each process gets an equal share of the cores. The share of
+ * the all-reduce hidden behind the backward is (compute + all-reduce - step) / all-reduce, where
+ * compute is the step of one process alone with the same threads and batch.
  *   node dist/scripts/bench-distributed.js PYTHON [--procs 1,2] [--steps 5] [--batch 4] [--crop 160x224]
  * `rank JSON` is the child mode: one of our ranks.
  */
@@ -99,17 +101,17 @@ async function main(): Promise<void> {
   console.log(`machine: ${cores} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}); loopback, Gloo`);
   console.log(`the chapter's FCN, ${batch} images of ${h}x${w} per process per step, ${steps} timed steps\n`);
   console.log(
-    '| processes | threads each | step, ours (s) | step, PyTorch DDP (s) | ratio | all-reduce of the gradients, ours / PyTorch (s) | images/s, ours |',
+    '| processes | threads each | step, ours (s) | step, PyTorch DDP (s) | PyTorch / ours | all-reduce of the gradients, ours / PyTorch (s) | all-reduce hidden, ours / PyTorch | images/s, ours |',
   );
-  console.log('|---|---|---|---|---|---|---|');
-  for (const worldSize of values.procs.split(',').map(Number)) {
-    const threads = Math.max(1, Math.floor(cores / worldSize));
-    const ours = await ranks(worldSize, (r, port) => [
+  console.log('|---|---|---|---|---|---|---|---|');
+  const oursWith = (worldSize: number, threads: number) =>
+    ranks(worldSize, (r, port) => [
       process.execPath,
       [__filename, 'rank', JSON.stringify({ rank: r, worldSize, port, steps, batch, h, w, threads })],
       {},
     ]);
-    const theirs = await ranks(worldSize, (r, port) => [
+  const theirsWith = (worldSize: number, threads: number) =>
+    ranks(worldSize, (r, port) => [
       python,
       [path.join(root, 'scripts', 'bench_ddp.py'), `${steps}`, `${batch}`, `${h}`, `${w}`],
       {
@@ -120,10 +122,23 @@ async function main(): Promise<void> {
         BENCH_THREADS: `${threads}`,
       },
     ]);
+  const hidden = (step: number, compute: number, allreduce: number) =>
+    `${Math.round((100 * Math.max(0, Math.min(allreduce, compute + allreduce - step))) / allreduce)}%`;
+  for (const worldSize of values.procs.split(',').map(Number)) {
+    const threads = Math.max(1, Math.floor(cores / worldSize));
+    const ours = await oursWith(worldSize, threads);
+    const theirs = await theirsWith(worldSize, threads);
+    // The compute of one rank's step: one process alone with the same threads.
+    const [oursAlone, theirsAlone] =
+      worldSize > 1 ? [await oursWith(1, threads), await theirsWith(1, threads)] : [ours, theirs];
+    const share =
+      worldSize > 1
+        ? `${hidden(ours.step, oursAlone.step, ours.allreduce)} / ${hidden(theirs.step, theirsAlone.step, theirs.allreduce)}`
+        : '-';
     console.log(
       `| ${worldSize} | ${threads} | ${ours.step.toFixed(3)} | ${theirs.step.toFixed(3)} | ${(theirs.step / ours.step).toFixed(2)} | ` +
         `${ours.allreduce.toFixed(3)} / ${theirs.allreduce.toFixed(3)} (${((ours.floats * 4) / 2 ** 20).toFixed(1)} MB) | ` +
-        `${((worldSize * batch) / ours.step).toFixed(1)} |`,
+        `${share} | ${((worldSize * batch) / ours.step).toFixed(1)} |`,
     );
   }
 }

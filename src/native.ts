@@ -150,10 +150,12 @@ export interface NativeStepResult {
   loss: number;
   correct: number;
   pixels: number;
+  updated: boolean;
 }
 
 export interface NativeTrainer {
-  step(images: NativeTensor, labels: NativeTensor): Promise<NativeStepResult>;
+  step(images: NativeTensor, labels: NativeTensor, update: boolean): Promise<NativeStepResult>;
+  applyPending(): Promise<boolean>;
   evaluate(images: NativeTensor, labels: NativeTensor): Promise<{ loss: number; confusion: NativeTensor }>;
 }
 
@@ -252,6 +254,7 @@ export interface NativeAddon {
       focalGamma: number;
     },
     processGroup: NativeProcessGroup | null,
+    accumulate: number,
   ) => NativeTrainer;
   NativeProcessGroup: new () => NativeProcessGroup;
   fcnSkip(

@@ -35,11 +35,20 @@ export interface TrainOptions {
   /** The optimizer over the model's parameters (the chapter: SGD, lr 0.001, wd 1e-3). */
   optimizer: Optimizer;
   /**
-   * A learning-rate scheduler of optimizer, stepped after every training step (torchvision's
-   * recipe: `PolynomialLR` with `totalIters` = steps per epoch x epochs, power 0.9). Its step
-   * count goes into each checkpoint and comes back on resume.
+   * A learning-rate scheduler of optimizer, stepped after every update of the optimizer
+   * (torchvision's recipe: `PolynomialLR` with `totalIters` = updates per epoch x epochs, power
+   * 0.9). Its step count goes into each checkpoint and comes back on resume.
    */
   scheduler?: LRScheduler;
+  /**
+   * Batches whose gradients make one update (default 1), as PyTorch users accumulate them under
+   * DDP's `no_sync()`: N batches of B images train as one of N x B where the memory holds B. The
+   * chapter's loss (a sum over the images) sums as it is; torchvision's (a mean) counts 1/N per
+   * batch, which equals the mean over N x B when the batches have as many labelled pixels. With
+   * a process group, only each update's batch averages the gradients across the ranks. An epoch
+   * whose batches do not fill its last accumulation updates with what it has.
+   */
+  accumulate?: number;
   /** The loss (default: torchvision's for `models.segmentation` models, else the chapter's). */
   loss?: LossOptions;
   /**
@@ -117,12 +126,19 @@ async function startRun(net: Module, trainIter: EpochBatches, testIter: EpochBat
     if (options.scheduler) {
       // A checkpoint from a run without a scheduler: the steps it made.
       options.scheduler.loadStateDict(
-        options.resume.scheduler ?? { lastEpoch: options.resume.epoch * trainIter.length },
+        options.resume.scheduler ?? {
+          lastEpoch: options.resume.epoch * Math.ceil(trainIter.length / (options.accumulate ?? 1)),
+        },
       );
     }
     history.push(...options.resume.history);
   }
-  const trainer = new Trainer(net, options.optimizer, { devices, loss: options.loss, processGroup: group });
+  const trainer = new Trainer(net, options.optimizer, {
+    devices,
+    loss: options.loss,
+    processGroup: group,
+    accumulate: options.accumulate,
+  });
   if (group) {
     await checkSameLength(group, trainIter.length);
     await group.broadcastModule(net, 0);
@@ -157,13 +173,14 @@ async function trainEpoch(run: Run, batches: EpochBatches, epoch: number, starte
   run.bar?.start(batches.length, 0, { epoch: `${epoch + 1}/${run.options.epochs}`, loss: '-', rate: '-' });
   sums.examples = await eachBatch(batches.epoch(epoch), run.options.signal, async (X, Y, seen) => {
     const r = await run.trainer.step(X, Y);
-    run.options.scheduler?.step();
+    if (r.updated) run.options.scheduler?.step();
     sums.loss += r.loss;
     sums.correct += r.correct;
     sums.pixels += r.pixels;
     const seconds = (performance.now() - started) / 1000;
     run.bar?.increment({ loss: fixed(sums.loss / seen), rate: fixed(seen / seconds, 1) });
   });
+  if (await run.trainer.applyPending()) run.options.scheduler?.step();
   run.bar?.stop();
   if (run.group) {
     const [loss, correct, pixels, examples] = await run.group.allReduceNumbers([

@@ -55,6 +55,8 @@ export interface StepResult {
   correct: number;
   /** Labelled pixels (the ignore label left out). */
   pixels: number;
+  /** The optimizer stepped: false for the batches of an accumulation but its last. */
+  updated: boolean;
 }
 
 function lossSettings(net: Module, loss: LossOptions = {}) {
@@ -93,8 +95,11 @@ export class Trainer {
       loss?: LossOptions;
       /** Average each step's gradients across this group's ranks (see `TrainOptions.processGroup`). */
       processGroup?: ProcessGroup;
+      /** Batches whose gradients make one update (see `TrainOptions.accumulate`); default 1. */
+      accumulate?: number;
     } = {},
   ) {
+    this.accumulate = checkInteger(options.accumulate ?? 1, 'accumulate', 1, 1 << 20);
     const devices = options.devices ?? ['cpu'];
     if (!Array.isArray(devices) || devices.length === 0) throw new RangeError('devices: expected a non-empty array');
     this.native = new native.NativeTrainer(
@@ -103,12 +108,34 @@ export class Trainer {
       devices,
       lossSettings(net, options.loss),
       options.processGroup?.native ?? null,
+      this.accumulate,
     );
   }
 
-  /** Forward, loss, backward and update on images [B, 3, H, W] and labels int64 [B, H, W]. */
+  /** Batches whose gradients make one update. */
+  readonly accumulate: number;
+  /** Batches stepped since the last update. */
+  private pending = 0;
+
+  /**
+   * Forward, loss and backward on images [B, 3, H, W] and labels int64 [B, H, W], then the
+   * update; with `accumulate` N, the update comes with every N-th batch and the others only add
+   * their gradients (talking to no other rank of a process group).
+   */
   async step(images: Tensor, labels: Tensor): Promise<StepResult> {
-    return this.native.step(checkTensor(images, 'images'), checkTensor(labels, 'labels'));
+    const update = this.pending + 1 >= this.accumulate;
+    const r = await this.native.step(checkTensor(images, 'images'), checkTensor(labels, 'labels'), update);
+    this.pending = update ? 0 : this.pending + 1;
+    return r;
+  }
+
+  /**
+   * Applies the gradients of an accumulation that has not reached `accumulate` batches (the end
+   * of an epoch), as its last batch would have; resolves to whether the optimizer stepped.
+   */
+  async applyPending(): Promise<boolean> {
+    this.pending = 0;
+    return this.native.applyPending();
   }
 
   /**

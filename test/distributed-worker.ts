@@ -27,6 +27,8 @@ export interface WorkerJob {
   /** Rank 1 kills itself (SIGKILL) at this step of epoch 1, for the lost-peer test. */
   dieAtStep?: number;
   timeoutMs?: number;
+  /** Each rank's batch split into this many micro-batches whose gradients make one update. */
+  accumulate?: number;
 }
 
 export const STEPS = 3;
@@ -75,6 +77,21 @@ export function sliceBatches(
   };
 }
 
+/** batches with each batch split into `parts` micro-batches, in order. */
+export function microBatches(batches: EpochBatches, parts: number): EpochBatches {
+  return {
+    length: batches.length * parts,
+    async *epoch(e: number) {
+      for await (const { X, Y } of batches.epoch(e)) {
+        const n = X.shape[0] / parts;
+        for (let i = 0; i < parts; i++) yield { X: X.narrow(0, i * n, n).clone(), Y: Y.narrow(0, i * n, n).clone() };
+        X.dispose();
+        Y.dispose();
+      }
+    },
+  };
+}
+
 async function main(job: WorkerJob): Promise<void> {
   const group = await initProcessGroup({
     rank: job.rank,
@@ -89,10 +106,11 @@ async function main(job: WorkerJob): Promise<void> {
   const die = (step: number) => {
     if (job.rank === 1 && step === job.dieAtStep) process.kill(process.pid, 'SIGKILL');
   };
-  const batches = sliceBatches(union, job.rank, job.worldSize, die);
+  const batches = microBatches(sliceBatches(union, job.rank, job.worldSize, die), job.accumulate ?? 1);
   const history: EpochMetrics[] = await train(net, batches, batches, {
     epochs: job.epochs,
     optimizer,
+    accumulate: job.accumulate,
     processGroup: group,
     progress: false,
     log: null,

@@ -20,6 +20,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     Napi::Function cls = DefineClass(env, "NativeTrainer",
                                      {
                                          InstanceMethod<&Trainer::step>("step"),
+                                         InstanceMethod<&Trainer::applyPending>("applyPending"),
                                          InstanceMethod<&Trainer::evaluate>("evaluate"),
                                      });
     exports.Set("NativeTrainer", cls);
@@ -27,7 +28,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
 
   /// new NativeTrainer(model, optimizer or null (evaluation only), devices, {kind: 'chapter' |
   /// 'torchvision', ignoreIndex, labelSmoothing, auxWeight, classWeights?}, processGroup or
-  /// null) moves the model to devices[0].
+  /// null, accumulate: the batches of one update) moves the model to devices[0].
   explicit Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(info) {
     Napi::Env env = info.Env();
     state_ = std::make_shared<TrainerState>();
@@ -55,24 +56,37 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
       state_->loss.classWeights = Tensor::unwrap(loss.Get("classWeights"), "classWeights");
     }
     if (given(info[4])) state_->group = ProcessGroup::unwrap(info[4], "processGroup");
+    state_->accumulate = toInt(info[5], "accumulate");
+    if (state_->accumulate < 1) throwType(env, "accumulate", "an integer >= 1", info[5]);
     withModelLock(env, [&] { prepareTrainer(*state_); });
   }
 
  private:
-  /// step(X, Y) -> Promise<{loss, correct, pixels}>: loss is the sum of the per-image losses
-  /// (chapter) or the mean loss times the images (torchvision).
+  /// step(X, Y, update) -> Promise<{loss, correct, pixels, updated}>: loss is the sum of the
+  /// per-image losses (chapter) or the mean loss times the images (torchvision); without
+  /// update the gradients wait for the accumulation's last batch.
   Napi::Value step(const Napi::CallbackInfo& info) {
     at::Tensor X = Tensor::unwrap(info[0], "images");
     at::Tensor Y = Tensor::unwrap(info[1], "labels");
-    return runAsync(info.Env(), [state = state_, X, Y]() -> Settle {
-      StepResult r = trainStep(*state, X, Y);
+    bool update = toBool(info[2], "update");
+    return runAsync(info.Env(), [state = state_, X, Y, update]() -> Settle {
+      StepResult r = trainStep(*state, X, Y, update);
       return [r](Napi::Env env) -> Napi::Value {
         auto out = Napi::Object::New(env);
         out.Set("loss", r.loss);
         out.Set("correct", static_cast<double>(r.correct));
         out.Set("pixels", static_cast<double>(r.pixels));
+        out.Set("updated", r.updated);
         return out;
       };
+    });
+  }
+
+  /// applyPending() -> Promise<boolean>: the pending gradients applied, if any.
+  Napi::Value applyPending(const Napi::CallbackInfo& info) {
+    return runAsync(info.Env(), [state = state_]() -> Settle {
+      bool updated = fcn::applyPending(*state);
+      return [updated](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, updated); };
     });
   }
 

@@ -16,8 +16,6 @@ namespace fcn {
 
 namespace {
 
-constexpr int64_t kBucketBytes = 25 << 20;  // DDP's default bucket_cap_mb
-
 /// c10d logs every failed connection attempt with a C++ backtrace; the JS error says it once.
 class QuietLogs {
  public:
@@ -82,9 +80,6 @@ void connectGroup(Group& group, const ConnectOptions& o) {
   group.backend = o.backend;
 }
 
-namespace {
-
-/// Waits for work; a failure names what failed and says that it is likely a peer's.
 void waitFor(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
   try {
     work->wait();
@@ -94,6 +89,8 @@ void waitFor(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
                              messageOf(e) + ")");
   }
 }
+
+namespace {
 
 /// The tensors (of one device and dtype) one after the other in one 1-d tensor.
 at::Tensor flatten(const std::vector<at::Tensor>& tensors) {
@@ -141,51 +138,6 @@ c10d::ReduceOp toReduceOp(const std::string& op) {
 }
 
 }  // namespace
-
-void averageGradients(Group& group, torch::nn::Module& model) {
-  at::NoGradGuard noGrad;
-  std::vector<at::Tensor> params;
-  for (auto& p : model.parameters(true)) {
-    if (p.requires_grad()) params.push_back(p);
-  }
-  // As DDP: a parameter that no rank used keeps no gradient (the optimizer then skips it).
-  std::vector<float> usedHere;
-  for (auto& p : params) usedHere.push_back(p.grad().defined() ? 1.0f : 0.0f);
-  std::vector<at::Tensor> used{at::tensor(usedHere).to(group.device)};
-  waitFor(group.pg->allreduce(used), "the all-reduce of the gradients");
-  at::Tensor usedAnywhere = used[0].to(at::kCPU);
-  const float* usedBy = usedAnywhere.data_ptr<float>();
-  // Buckets of same-dtype gradients, last parameters first.
-  std::vector<std::vector<at::Tensor>> buckets;
-  int64_t bytes = 0;
-  for (size_t i = params.size(); i-- > 0;) {
-    at::Tensor& p = params[i];
-    if (usedBy[i] == 0) continue;
-    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-    at::Tensor g = p.mutable_grad();
-    int64_t size = g.numel() * static_cast<int64_t>(g.element_size());
-    if (buckets.empty() || bytes + size > kBucketBytes || buckets.back().front().scalar_type() != g.scalar_type()) {
-      buckets.emplace_back();
-      bytes = 0;
-    }
-    buckets.back().push_back(g);
-    bytes += size;
-  }
-  std::vector<at::Tensor> flats;
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
-  // Every bucket's all-reduce is started before the first is awaited.
-  for (auto& bucket : buckets) {
-    for (auto& g : bucket) checkOnGroupDevice(group, g, "a gradient");
-    std::vector<at::Tensor> flat{flatten(bucket)};
-    works.push_back(group.pg->allreduce(flat));
-    flats.push_back(flat[0]);
-  }
-  for (size_t b = 0; b < buckets.size(); ++b) {
-    waitFor(works[b], "the all-reduce of the gradients");
-    flats[b].div_(group.size);
-    unflatten(flats[b], buckets[b]);
-  }
-}
 
 void broadcastState(Group& group, torch::nn::Module& model, bool parameters, bool buffers, int root) {
   at::NoGradGuard noGrad;

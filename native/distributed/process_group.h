@@ -1,7 +1,7 @@
 // Distributed data parallelism on PyTorch's c10d: a process group (rendezvous through a
 // TCPStore, Gloo for CPU tensors, NCCL for CUDA tensors in CUDA builds) and the two things
 // training asks of it: the same state on every rank, and gradients averaged across ranks in
-// buckets. Every collective waits on the torch thread, never on the JS thread.
+// buckets (distributed/reducer.h). Every collective waits on the torch thread, never on the JS thread.
 #pragma once
 
 #include <torch/torch.h>
@@ -35,11 +35,8 @@ struct ConnectOptions {
 /// errors say which step failed and what to check.
 void connectGroup(Group& group, const ConnectOptions& options);
 
-/// Averages the gradients of model's trainable parameters across the group in place:
-/// buckets of up to 25 MiB (the last layers' first, as DDP fills them), all reduced at once
-/// and then awaited. A parameter without a gradient counts as zeros, so every rank sends the
-/// same buckets.
-void averageGradients(Group& group, torch::nn::Module& model);
+/// Waits for work; a failure names what failed and says that it is likely a peer's.
+void waitFor(const c10::intrusive_ptr<c10d::Work>& work, const char* what);
 
 /// Copies root's parameters and/or buffers to every rank (one flat tensor per dtype).
 void broadcastState(Group& group, torch::nn::Module& model, bool parameters, bool buffers, int root);

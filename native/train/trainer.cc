@@ -82,15 +82,17 @@ struct PartResult {
 /// training mode keeps the modes of its modules (BatchNorm or Dropout frozen in eval mode
 /// stay so); one in eval mode is put in training mode. denominator: the torchvision loss's,
 /// of the whole batch.
+/// scale: what the loss counts for in the gradients (an accumulation's share), not in the value.
 PartResult runPart(torch::nn::Module& model, const SegmentationLoss& loss, c10::Device device, const at::Tensor& X,
-                   const at::Tensor& Y, const at::Tensor& denominator, const LabelRange& range, double share = 1.0) {
+                   const at::Tensor& Y, const at::Tensor& denominator, const LabelRange& range, double share = 1.0,
+                   double scale = 1.0) {
   c10::DeviceGuard deviceGuard(device);
   at::AutoGradMode gradMode(true);
   if (!model.is_training()) model.train(true);
   at::Tensor y = Y.to(device, /*non_blocking=*/true);
   NamedOutputs outputs = runModelOutputs(model, X.to(device, /*non_blocking=*/true));
   at::Tensor value = loss(outputs, y, denominator.to(device), range, share);
-  value.backward();
+  (scale == 1.0 ? value : value * scale).backward();
   at::NoGradGuard noGrad;
   ArgmaxHits hits = argmaxHits(outputs.front().second.detach(), y, loss.ignoreIndex);
   return {value.detach(), hits.hits, hits.labelled};
@@ -132,13 +134,19 @@ void sumReplicaGradients(torch::nn::Module& model, const std::vector<std::shared
   }
 }
 
-/// As DDP with broadcast_buffers: rank 0's BatchNorm statistics before the forward, the
-/// gradients averaged across the ranks after the backward.
+/// What a batch's loss counts for in the gradients of its accumulation.
+double accumulationScale(const TrainerState& s) {
+  return s.loss.kind == SegmentationLoss::Kind::Torchvision ? 1.0 / static_cast<double>(s.accumulate) : 1.0;
+}
+
+/// As DDP with broadcast_buffers: rank 0's BatchNorm statistics before the forward; the
+/// gradients of a batch that updates averaged across the ranks while its backward runs.
 std::vector<PartResult> stepDistributed(TrainerState& s, const at::Tensor& X, const at::Tensor& Y,
-                                        const at::Tensor& denominator, const LabelRange& range) {
+                                        const at::Tensor& denominator, const LabelRange& range, bool update) {
   if (!s.model->buffers(true).empty()) broadcastState(*s.group, *s.model, false, true, 0);
-  PartResult r = runPart(*s.model, s.loss, s.devices[0], X, Y, denominator, range);
-  averageGradients(*s.group, *s.model);
+  if (update) s.reducer->arm();
+  PartResult r = runPart(*s.model, s.loss, s.devices[0], X, Y, denominator, range, 1.0, accumulationScale(s));
+  if (update) s.reducer->finish();
   return {r};
 }
 
@@ -160,7 +168,8 @@ std::vector<PartResult> stepDataParallel(TrainerState& s, const at::Tensor& X, c
   auto run = [&](size_t i) {
     try {
       double share = static_cast<double>(xs[i].size(0)) / static_cast<double>(X.size(0));
-      parts[i] = runPart(*models[i], s.loss, s.devices[i], xs[i], ys[i], denominator, range, share);
+      parts[i] =
+          runPart(*models[i], s.loss, s.devices[i], xs[i], ys[i], denominator, range, share, accumulationScale(s));
     } catch (...) {
       errors[i] = std::current_exception();
     }
@@ -244,22 +253,29 @@ void prepareTrainer(TrainerState& s) {
   }
   s.model->to(s.devices[0]);
   if (s.loss.classWeights) s.loss.classWeights = s.loss.classWeights->to(s.devices[0]);
+  if (s.group) s.reducer = std::make_unique<GradientReducer>(s.group, *s.model);
 }
 
-StepResult trainStep(TrainerState& s, const at::Tensor& X, const at::Tensor& Y) {
+StepResult trainStep(TrainerState& s, const at::Tensor& X, const at::Tensor& Y, bool update) {
   if (!s.optimizer) throw std::logic_error("this trainer only evaluates: it was made without an optimizer");
   checkBatch(X, Y);
   PeakBound peakBound;  // the allocator's cache may not raise the step's peak memory
-  s.optimizer->zero_grad(true);
+  if (s.pending == 0) s.optimizer->zero_grad(true);
   size_t ways = std::min<size_t>(s.devices.size(), static_cast<size_t>(X.size(0)));
   LabelRange range = LabelRange::of(Y, s.loss.ignoreIndex);
   at::Tensor denominator = s.loss.denominator(Y);
-  std::vector<PartResult> parts =
-      s.group    ? stepDistributed(s, X, Y, denominator, range)
-      : ways > 1 ? stepDataParallel(s, X, Y, denominator, range, ways)
-                 : std::vector<PartResult>{runPart(*s.model, s.loss, s.devices[0], X, Y, denominator, range)};
-  optimizerStep(*s.optimizer);
+  std::vector<PartResult> parts = s.group ? stepDistributed(s, X, Y, denominator, range, update)
+                                  : ways > 1
+                                      ? stepDataParallel(s, X, Y, denominator, range, ways)
+                                      : std::vector<PartResult>{runPart(*s.model, s.loss, s.devices[0], X, Y,
+                                                                        denominator, range, 1.0, accumulationScale(s))};
+  ++s.pending;
   StepResult r;
+  if (update) {
+    optimizerStep(*s.optimizer);
+    s.pending = 0;
+    r.updated = true;
+  }
   for (const auto& part : parts) {
     StepResult p = part.read();
     r.loss += p.loss;
@@ -268,6 +284,14 @@ StepResult trainStep(TrainerState& s, const at::Tensor& X, const at::Tensor& Y) 
   }
   if (s.loss.kind == SegmentationLoss::Kind::Torchvision) r.loss *= static_cast<double>(X.size(0));
   return r;
+}
+
+bool applyPending(TrainerState& s) {
+  if (s.pending == 0) return false;
+  if (s.group) s.reducer->finish();
+  optimizerStep(*s.optimizer);
+  s.pending = 0;
+  return true;
 }
 
 EvalResult evaluateBatch(TrainerState& s, const at::Tensor& X, const at::Tensor& Y) {

@@ -6,7 +6,9 @@
 // several devices as nn.DataParallel does it in d2l's train_ch13 (the batch split, replicas
 // refreshed from the model run their parts, their gradients summed onto the model); or as
 // one rank of a process group as DDP does it (rank 0's buffers before the forward, the
-// gradients averaged across the ranks before the update).
+// gradients averaged across the ranks before the update). Gradients may be accumulated over
+// several batches before an update (PyTorch's no_sync pattern): a step that does not update
+// adds its gradients to the pending ones and talks to no other rank.
 #pragma once
 
 #include <torch/torch.h>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "distributed/process_group.h"
+#include "distributed/reducer.h"
 #include "models/registry.h"
 
 namespace fcn {
@@ -63,6 +66,11 @@ struct TrainerState {
   SegmentationLoss loss;
   std::vector<std::shared_ptr<torch::nn::Module>> replicas;  // for devices[1..], made on first use
   std::shared_ptr<Group> group;                              // distributed training, or null
+  std::unique_ptr<GradientReducer> reducer;                  // with a group, made by prepareTrainer
+  /// Batches whose gradients make one update: torchvision's mean loss of each counts 1/accumulate
+  /// (the chapter's sum over the images sums as it is).
+  int64_t accumulate = 1;
+  int64_t pending = 0;  // batches whose gradients are summed but not applied yet
 };
 
 /// What a step did: the batch's loss (chapter: the sum of the per-image losses;
@@ -70,6 +78,7 @@ struct TrainerState {
 struct StepResult {
   double loss = 0;
   int64_t correct = 0, pixels = 0;
+  bool updated = false;  // the optimizer stepped (the last batch of an accumulation)
 };
 
 /// What evaluating a batch gave: the loss (as StepResult's) and the confusion matrix
@@ -86,11 +95,18 @@ struct EvalResult {
 void optimizerStep(torch::optim::Optimizer& optimizer);
 
 /// Moves the model (and class weights) to devices[0]; checks that a distributed trainer
-/// has one device of its group's kind.
+/// has one device of its group's kind and gives it its gradient reducer.
 void prepareTrainer(TrainerState& s);
 
-/// One training step on images X [B, 3, H, W] and labels Y int64 [B, H, W].
-StepResult trainStep(TrainerState& s, const at::Tensor& X, const at::Tensor& Y);
+/// One training step on images X [B, 3, H, W] and labels Y int64 [B, H, W]: forward, loss and
+/// backward, its gradients added to the pending ones; with update, the gradients (averaged
+/// across a group's ranks) applied by the optimizer.
+StepResult trainStep(TrainerState& s, const at::Tensor& X, const at::Tensor& Y, bool update = true);
+
+/// Applies the pending gradients (averaged across a group's ranks) when there are any, as a
+/// step with update would have: the end of an epoch whose batches do not fill the last
+/// accumulation. Returns whether the optimizer stepped.
+bool applyPending(TrainerState& s);
 
 /// The loss and confusion matrix of a batch, in eval mode on devices[0].
 EvalResult evaluateBatch(TrainerState& s, const at::Tensor& X, const at::Tensor& Y);

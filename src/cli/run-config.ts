@@ -18,6 +18,7 @@ export const LOSS_TERMS = ['ce', 'dice', 'focal', 'ce+dice', 'ce+focal'] as cons
 export const RunConfigSchema = ModelSpecSchema.extend({
   crop: ModelSpecSchema.shape.crop.unwrap(),
   batchSize: z.int().min(1),
+  accumulate: z.int().min(1).default(1),
   lr: z.number().min(0),
   wd: z.number().min(0),
   momentum: z.number().min(0),

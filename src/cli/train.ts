@@ -78,6 +78,12 @@ export const trainCommand = new Command('train')
   .addOption(new Option('--model <name>', 'a torchvision segmentation model instead').choices(SEGMENTATION_MODELS))
   .option('--epochs <n>', 'epochs', integer(1), 5)
   .option('--batch-size <n>', 'batch size', integer(1), 32)
+  .option(
+    '--accumulate <n>',
+    'batches whose gradients make one update (an effective batch of n x --batch-size)',
+    integer(1, 1 << 20),
+    1,
+  )
   .option('--lr <rate>', 'learning rate (default 0.001; 0.01 with --model)', nonNegative)
   .option('--wd <decay>', 'weight decay (default 1e-3; 1e-4 with --model)', nonNegative)
   .option('--momentum <m>', 'SGD momentum (default 0; 0.9 with --model)', nonNegative)
@@ -126,8 +132,31 @@ type TrainFlags = ReturnType<typeof trainCommand.opts>;
 
 trainCommand.action(action('train', (flags) => trainFromFlags(flags)));
 
+/** The options of a process that starts workers, by commander's name and as typed. */
+const LAUNCHER_OPTIONS = {
+  nprocPerNode: '--nproc-per-node',
+  nnodes: '--nnodes',
+  nodeRank: '--node-rank',
+  masterAddr: '--master-addr',
+  masterPort: '--master-port',
+} as const;
+
 async function trainFromFlags(o: TrainFlags): Promise<void> {
   const dist = torchrunEnv();
+  if (dist) {
+    // A launcher's options in a worker would be dropped: a PyTorchJob's `--nproc-per-node 4`
+    // would quietly train one process per pod.
+    const given = Object.entries(LAUNCHER_OPTIONS).filter(
+      ([name]) => trainCommand.getOptionValueSource(name) === 'cli',
+    );
+    if (given.length > 0) {
+      throw new RangeError(
+        `${given.map(([, flag]) => flag).join(', ')}: this process is a worker of a distributed run ` +
+          `(WORLD_SIZE=${dist.worldSize} and RANK=${dist.rank} in its environment, from its launcher), and a worker starts ` +
+          'no workers; drop the option, or start workers here without WORLD_SIZE (env -u WORLD_SIZE fcn train ...)',
+      );
+    }
+  }
   watchLauncher(() => {
     console.error(`fcn train [rank ${dist?.rank}]: the launcher ended; stopping`);
     process.exit(1);
@@ -217,7 +246,8 @@ async function trainInto(
       signal,
       epochs: o.epochs,
       optimizer,
-      scheduler: makeScheduler(optimizer, config, o.epochs, trainIter.length),
+      scheduler: makeScheduler(optimizer, config, o.epochs, Math.ceil(trainIter.length / config.accumulate)),
+      accumulate: config.accumulate,
       devices: [device],
       processGroup: group,
       resume,
@@ -280,6 +310,7 @@ async function settleConfig(
       auxLoss: recipe && o.auxLoss && !o.model?.startsWith('lraspp'),
       crop: o.crop,
       batchSize: o.batchSize,
+      accumulate: o.accumulate,
       lr: o.lr ?? (recipe ? 0.01 : 0.001),
       wd: o.wd ?? (recipe ? 1e-4 : 1e-3),
       momentum: o.momentum ?? (recipe ? 0.9 : 0),
@@ -329,10 +360,10 @@ function makeScheduler(
   optimizer: Optimizer,
   config: RunConfig,
   epochs: number,
-  stepsPerEpoch: number,
+  updatesPerEpoch: number,
 ): LRScheduler | undefined {
-  const warmup = config.warmupEpochs * stepsPerEpoch;
-  const steps = Math.max(1, epochs * stepsPerEpoch - warmup);
+  const warmup = config.warmupEpochs * updatesPerEpoch;
+  const steps = Math.max(1, epochs * updatesPerEpoch - warmup);
   const main = {
     none: () => undefined,
     poly: () => new PolynomialLR(optimizer, { totalIters: steps, power: 0.9 }),

@@ -170,6 +170,10 @@ test('user mistakes end in one line on stderr and exit code 1', async (t) => {
     [['train', '--data', root, '--threads', '4294967297'], /expected an integer in \[1, 65536\]/],
     [['train', '--data', root, '--seed', '1e16'], /'--seed <n>' argument '1e16' is invalid/],
     [['train', '--data', root, '--dist-timeout', '3000000'], /expected an integer in \[1, 2147483\]/],
+    [
+      ['train', '--data', root, '--accumulate', '0'],
+      /'--accumulate <n>' argument '0' is invalid\. expected an integer in \[1, 1048576\]/,
+    ],
     [['train', '--data', root, '--device', 'gpu'], /expected cpu, cuda or cuda:N/],
     [['train', '--data', root, '--crop', '64x96', '--device', 'cuda', '--out', 'gpu'], /^fcn train: .*CUDA/],
     [['train', '--data', root, '--out', 'empty', '--resume'], /^fcn train: .*checkpoint\.safetensors/],

@@ -47,13 +47,18 @@ async function ranks(worldSize: number, job: Omit<WorkerJob, 'rank' | 'worldSize
   return { exits, out };
 }
 
-for (const worldSize of [2, 3]) {
+for (const [worldSize, accumulate] of [
+  [2, 1],
+  [3, 1],
+  [2, 2],
+]) {
+  const accumulating = accumulate > 1 ? `, accumulating ${accumulate} micro-batches per update,` : '';
   test.serial(
-    `${worldSize} processes end with bit-identical parameters, equal to one process on the union of their batches`,
+    `${worldSize} processes${accumulating} end with bit-identical parameters, equal to one process on the union of their batches`,
     async (t) => {
       const batch = 2;
       const epochs = 2;
-      const { exits, out } = await ranks(worldSize, { batch, epochs });
+      const { exits, out } = await ranks(worldSize, { batch, epochs, accumulate });
       exits.forEach((e, rank) => {
         t.is(e.code, 0, `rank ${rank}: ${e.stderr}`);
       });
@@ -213,6 +218,15 @@ test.serial('fcn train --nproc-per-node 2 trains on shards; rank 0 alone logs an
   });
   t.is(twoDevices.code, 1);
   t.regex(twoDevices.stderr, /^fcn train \[rank 0\]: --device: each process of a distributed run trains on one device/);
+  const launcherInWorker = await run([cli, ...args, '--nproc-per-node', '4', '--master-port', port], {
+    WORLD_SIZE: '2',
+    RANK: '1',
+  });
+  t.is(launcherInWorker.code, 1);
+  t.regex(
+    launcherInWorker.stderr,
+    /--nproc-per-node, --master-port: this process is a worker of a distributed run \(WORLD_SIZE=2 and RANK=1 in its environment/,
+  );
   const badRank = await run([cli, ...args, '--nproc-per-node', '2', '--nnodes', '2', '--node-rank', '2']);
   t.is(badRank.code, 1);
   t.regex(badRank.stderr, /--node-rank 2 must be below --nnodes 2/);
@@ -299,7 +313,7 @@ test('VOC shards: padded training shards are equally long, unpadded test shards 
 });
 
 test.serial(
-  'fcn train --model --nproc-per-node 2 trains a torchvision model on shards, with its scheduler',
+  'fcn train --model --nproc-per-node 2 --accumulate 2 trains a torchvision model on shards, with its scheduler',
   async (t) => {
     const synth = await run([cli, 'synth', '--out', 'data-model', '--count', '16', '--height', '72', '--width', '104']);
     t.is(synth.code, 0, synth.stderr);
@@ -318,12 +332,13 @@ test.serial(
       '--out',
       'dist-model',
     ];
-    const model = ['--model', 'lraspp_mobilenet_v3_large', '--threads', '1'];
+    const model = ['--model', 'lraspp_mobilenet_v3_large', '--threads', '1', '--accumulate', '2'];
     const launched = await run([cli, ...args, ...model, '--nproc-per-node', '2', '--master-port', port]);
     t.is(launched.code, 0, launched.stderr);
     t.is(launched.stdout.match(/epoch 1\/1: loss [\d.]+, train acc [\d.]+, .* on 2 processes/g)?.length, 1);
     const checkpoint = await loadCheckpoint(path.join(tmp, 'dist-model', 'checkpoint.safetensors'));
     t.is(checkpoint.config.model, 'lraspp_mobilenet_v3_large');
+    t.is(checkpoint.config.accumulate, 2);
     t.true((checkpoint.scheduler?.lastEpoch ?? 0) > 0);
   },
 );

@@ -228,3 +228,42 @@ test('an aborted run stops between steps and keeps the last checkpoint', async (
   await t.throwsAsync(run, { name: 'AbortError', message: /aborted/ });
   t.true(fs.readFileSync(file).equals(before));
 });
+
+for (const kind of ['chapter', 'torchvision'] as const) {
+  test(`accumulate 2 (${kind} loss): two batches make the update one batch of both makes`, async (t) => {
+    const net = () => {
+      torch.manualSeed(3);
+      return new nn.Sequential(
+        new nn.Conv2d(3, 6, { kernelSize: 3, padding: 1 }),
+        new nn.ReLU(),
+        new nn.Conv2d(6, 4, { kernelSize: 1 }),
+      );
+    };
+    torch.manualSeed(9);
+    const X = torch.rand([4, 3, 8, 12]);
+    const Y = torch.rand([4, 8, 12]).mul(4).to('int64'); // every pixel labelled: equal counts per half
+    const whole = net();
+    const wholeTrainer = new Trainer(whole, new optim.SGD(whole.parameters(), { lr: 0.1 }), { loss: { kind } });
+    const one = await wholeTrainer.step(X, Y);
+    t.true(one.updated);
+    const parts = net();
+    const partsTrainer = new Trainer(parts, new optim.SGD(parts.parameters(), { lr: 0.1 }), {
+      loss: { kind },
+      accumulate: 2,
+    });
+    const first = await partsTrainer.step(X.narrow(0, 0, 2), Y.narrow(0, 0, 2));
+    t.false(first.updated);
+    const second = await partsTrainer.step(X.narrow(0, 2, 2), Y.narrow(0, 2, 2));
+    t.true(second.updated);
+    t.true(Math.abs(first.loss + second.loss - one.loss) < 1e-5 * Math.abs(one.loss));
+    for (const [name, p] of whole.namedParameters()) {
+      const diff = maxAbsDiff(p, parts.namedParameters().get(name) as Tensor);
+      t.true(diff < 1e-6, `${name}: ${diff}`);
+    }
+    // An accumulation cut short (an epoch's end) updates with what it has; nothing pending: no update.
+    await partsTrainer.step(X, Y);
+    t.true(await partsTrainer.applyPending());
+    t.false(await partsTrainer.applyPending());
+    t.throws(() => new Trainer(parts, null, { accumulate: 0 }), { message: /accumulate: expected an integer/ });
+  });
+}
