@@ -2,8 +2,10 @@
  * Distributed training on this machine (loopback, Gloo): the chapter's FCN trained by N
  * processes against PyTorch's DistributedDataParallel in the same run, and the time of one
  * all-reduce of its gradients. Each process gets an equal share of the cores. The share of
- * the all-reduce hidden behind the backward is (compute + all-reduce - step) / all-reduce, where
- * compute is the step of one process alone with the same threads and batch.
+ * the all-reduce hidden behind the backward is 1 - (step - local step) / all-reduce, where a
+ * local step is the same step without communication, timed on every rank at once (ours: a
+ * Trainer without the group; PyTorch: under DDP's no_sync()); ours also reports the wait its
+ * reducer measured after the backward (StepResult.allReduceWait).
  *   node dist/scripts/bench-distributed.js PYTHON [--procs 1,2] [--steps 5] [--batch 4] [--crop 160x224]
  * `rank JSON` is the child mode: one of our ranks.
  */
@@ -40,13 +42,24 @@ async function rank(job: Job): Promise<void> {
   await group.broadcastModule(model);
   const X = torch.rand([job.batch, 3, job.h, job.w]);
   const Y = torch.rand([job.batch, job.h, job.w]).mul(21).to('int64');
-  const times: number[] = [];
-  for (let step = 0; step <= job.steps; step++) {
-    await group.barrier();
-    const start = performance.now();
-    await trainer.step(X, Y);
-    if (step > 0) times.push((performance.now() - start) / 1000); // the first step is warm-up
-  }
+  const timeSteps = async (t: Trainer, waits?: number[]) => {
+    const times: number[] = [];
+    for (let step = 0; step <= job.steps; step++) {
+      await group.barrier();
+      const start = performance.now();
+      const r = await t.step(X, Y);
+      if (step > 0) {
+        times.push((performance.now() - start) / 1000); // the first step is warm-up
+        waits?.push(r.allReduceWait);
+      }
+    }
+    return median(times);
+  };
+  const waits: number[] = [];
+  const step = await timeSteps(trainer, waits);
+  const local = await timeSteps(
+    new Trainer(model, new optim.SGD(model.parameters(), { lr: 0.001, weightDecay: 1e-3 })),
+  );
   const floats = [...model.parameters()].reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
   const grads = torch.zeros([floats]);
   const reduces: number[] = [];
@@ -56,12 +69,17 @@ async function rank(job: Job): Promise<void> {
     await group.allReduce(grads);
     reduces.push((performance.now() - start) / 1000);
   }
-  if (job.rank === 0) console.log(JSON.stringify({ step: median(times), allreduce: median(reduces.slice(1)), floats }));
+  if (job.rank === 0) {
+    console.log(JSON.stringify({ step, local, wait: median(waits), allreduce: median(reduces.slice(1)), floats }));
+  }
   await group.close();
 }
 
 interface Result {
   step: number;
+  local: number;
+  /** Ours: the reducer's wait after the backward. */
+  wait?: number;
   allreduce: number;
   floats: number;
 }
@@ -122,19 +140,13 @@ async function main(): Promise<void> {
         BENCH_THREADS: `${threads}`,
       },
     ]);
-  const hidden = (step: number, compute: number, allreduce: number) =>
-    `${Math.round((100 * Math.max(0, Math.min(allreduce, compute + allreduce - step))) / allreduce)}%`;
+  const hidden = (r: Result) => `${Math.round(100 * Math.max(0, Math.min(1, 1 - (r.step - r.local) / r.allreduce)))}%`;
   for (const worldSize of values.procs.split(',').map(Number)) {
     const threads = Math.max(1, Math.floor(cores / worldSize));
     const ours = await oursWith(worldSize, threads);
     const theirs = await theirsWith(worldSize, threads);
-    // The compute of one rank's step: one process alone with the same threads.
-    const [oursAlone, theirsAlone] =
-      worldSize > 1 ? [await oursWith(1, threads), await theirsWith(1, threads)] : [ours, theirs];
     const share =
-      worldSize > 1
-        ? `${hidden(ours.step, oursAlone.step, ours.allreduce)} / ${hidden(theirs.step, theirsAlone.step, theirs.allreduce)}`
-        : '-';
+      worldSize > 1 ? `${hidden(ours)} (waited ${(1000 * (ours.wait ?? 0)).toFixed(0)} ms) / ${hidden(theirs)}` : '-';
     console.log(
       `| ${worldSize} | ${threads} | ${ours.step.toFixed(3)} | ${theirs.step.toFixed(3)} | ${(theirs.step / ours.step).toFixed(2)} | ` +
         `${ours.allreduce.toFixed(3)} / ${theirs.allreduce.toFixed(3)} (${((ours.floats * 4) / 2 ** 20).toFixed(1)} MB) | ` +

@@ -1,7 +1,8 @@
 """PyTorch's side of scripts/bench-distributed.ts: one rank of the chapter's FCN under
 torch.nn.parallel.DistributedDataParallel on the Gloo backend (env:// rendezvous: RANK,
-WORLD_SIZE, MASTER_ADDR, MASTER_PORT), printing rank 0's median step time and the median
-time of one all-reduce of a gradient-sized tensor as JSON.
+WORLD_SIZE, MASTER_ADDR, MASTER_PORT), printing rank 0's median step time, that of the same
+step without communication (under no_sync()) and the median time of one all-reduce of a
+gradient-sized tensor as JSON.
 Usage: bench_ddp.py STEPS BATCH H W"""
 import json
 import os
@@ -26,16 +27,24 @@ def main():
     trainer = torch.optim.SGD(net.parameters(), lr=0.001, weight_decay=1e-3)
     X = torch.rand(batch, 3, h, w)
     y = torch.randint(0, 21, (batch, h, w))
-    times = []
-    for step in range(steps + 1):
-        dist.barrier()
-        start = time.perf_counter()
-        trainer.zero_grad()
-        pred = net(X)
-        loss(pred, y).sum().backward()
-        trainer.step()
-        if step > 0:  # the first step is warm-up
-            times.append(time.perf_counter() - start)
+    def timed_steps(sync):
+        times = []
+        for step in range(steps + 1):
+            dist.barrier()
+            start = time.perf_counter()
+            trainer.zero_grad()
+            if sync:
+                loss(net(X), y).sum().backward()
+            else:
+                with net.no_sync():
+                    loss(net(X), y).sum().backward()
+            trainer.step()
+            if step > 0:  # the first step is warm-up
+                times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    step_time = timed_steps(True)
+    local_time = timed_steps(False)
     grads = torch.zeros(sum(p.numel() for p in net.parameters()))
     reduces = []
     for _ in range(5):
@@ -44,7 +53,7 @@ def main():
         dist.all_reduce(grads)
         reduces.append(time.perf_counter() - start)
     if dist.get_rank() == 0:
-        print(json.dumps({'step': statistics.median(times), 'allreduce': statistics.median(reduces[1:]),
+        print(json.dumps({'step': step_time, 'local': local_time, 'allreduce': statistics.median(reduces[1:]),
                           'floats': grads.numel()}))
     dist.destroy_process_group()
 

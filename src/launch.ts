@@ -5,7 +5,10 @@
  * (they run in their own process group, so a terminal's Ctrl-C reaches each of them once),
  * says which worker failed and how, and then stops the others, so that a failed run never
  * leaves workers behind. Each worker also holds a pipe from the launcher and stops when it
- * closes, so that workers die with their launcher even when it is killed (SIGKILL).
+ * closes, so that workers die with their launcher even when it is killed (SIGKILL). With
+ * `maxRestarts`, as torchrun's elastic agent with `--max-restarts`, a failed run starts its
+ * workers again (TORCHELASTIC_RESTART_COUNT says which restart), and they resume from the last
+ * complete checkpoint.
  */
 import { spawn } from 'node:child_process';
 import net from 'node:net';
@@ -38,10 +41,19 @@ export interface LaunchOptions {
   nodeRank: number;
   masterAddr: string;
   masterPort: number;
+  /** Times the workers start again after a failure (default 0). */
+  maxRestarts?: number;
 }
 
 /** Command-line options that belong to the launcher, not to the workers. */
-const LAUNCHER_OPTIONS = ['--nproc-per-node', '--nnodes', '--node-rank', '--master-addr', '--master-port'];
+const LAUNCHER_OPTIONS = [
+  '--nproc-per-node',
+  '--nnodes',
+  '--node-rank',
+  '--master-addr',
+  '--master-port',
+  '--max-restarts',
+];
 
 /** argv without the launcher's options (`--name value` and `--name=value`). */
 export function workerArgs(argv: readonly string[]): string[] {
@@ -56,10 +68,28 @@ export function workerArgs(argv: readonly string[]): string[] {
 
 /**
  * Runs `node script ...args` as this machine's workers and resolves with the exit code of
- * the run: 0 when every worker succeeded, 130 after Ctrl-C, else the first failure's code.
- * Without --threads in args, each worker gets an equal share of this machine's cores.
+ * the run: 0 when every worker succeeded, 130 after Ctrl-C, else the first failure's code
+ * (after `maxRestarts` restarts). Without --threads in args, each worker gets an equal share
+ * of this machine's cores.
  */
-export function launchWorkers(script: string, args: readonly string[], o: LaunchOptions): Promise<number> {
+export async function launchWorkers(script: string, args: readonly string[], o: LaunchOptions): Promise<number> {
+  const maxRestarts = o.maxRestarts ?? 0;
+  for (let restart = 0; ; restart++) {
+    const { code, interrupted } = await runWorkers(script, args, o, restart);
+    if (code === 0 || interrupted || restart >= maxRestarts) return code;
+    console.error(
+      `fcn train: restarting the workers (restart ${restart + 1} of ${maxRestarts}); they resume from the last checkpoint`,
+    );
+  }
+}
+
+/** One start of the workers, as {@link launchWorkers} says. */
+function runWorkers(
+  script: string,
+  args: readonly string[],
+  o: LaunchOptions,
+  restart: number,
+): Promise<{ code: number; interrupted: boolean }> {
   const worldSize = o.nprocPerNode * o.nnodes;
   const threads = Math.max(1, Math.floor(os.availableParallelism() / o.nprocPerNode));
   const workerArgv = args.some((a) => a.split('=')[0] === '--threads')
@@ -79,6 +109,8 @@ export function launchWorkers(script: string, args: readonly string[], o: Launch
         GROUP_RANK: `${o.nodeRank}`,
         MASTER_ADDR: o.masterAddr,
         MASTER_PORT: `${o.masterPort}`,
+        TORCHELASTIC_RESTART_COUNT: `${restart}`,
+        TORCHELASTIC_MAX_RESTARTS: `${o.maxRestarts ?? 0}`,
       },
     }),
   );
@@ -113,7 +145,7 @@ export function launchWorkers(script: string, args: readonly string[], o: Launch
           process.off('SIGINT', onSigint);
           process.off('SIGTERM', onSigterm);
           process.off('SIGHUP', onSigterm);
-          resolve(interrupted ? 130 : (failure ?? 0));
+          resolve({ code: interrupted ? 130 : (failure ?? 0), interrupted });
         }
       });
     });

@@ -151,6 +151,7 @@ export interface NativeStepResult {
   correct: number;
   pixels: number;
   updated: boolean;
+  allReduceWait: number;
 }
 
 export interface NativeTrainer {

@@ -57,6 +57,11 @@ export interface StepResult {
   pixels: number;
   /** The optimizer stepped: false for the batches of an accumulation but its last. */
   updated: boolean;
+  /**
+   * With a process group, seconds the update waited for the gradients' all-reduce after the
+   * backward: the part of the communication the backward did not hide (0 without a group).
+   */
+  allReduceWait: number;
 }
 
 function lossSettings(net: Module, loss: LossOptions = {}) {

@@ -77,6 +77,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
         out.Set("correct", static_cast<double>(r.correct));
         out.Set("pixels", static_cast<double>(r.pixels));
         out.Set("updated", r.updated);
+        out.Set("allReduceWait", r.allReduceWait);
         return out;
       };
     });

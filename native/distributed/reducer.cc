@@ -3,6 +3,8 @@
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <chrono>
+
 namespace fcn {
 
 namespace {
@@ -109,8 +111,9 @@ void GradientReducer::start(Bucket& bucket) {
   bucket.work = group_->pg->allreduce(tensors);
 }
 
-void GradientReducer::finish() {
+double GradientReducer::finish() {
   std::lock_guard<std::mutex> lock(mutex_);
+  auto began = std::chrono::steady_clock::now();
   if (!armed_) reset();  // nothing started: a backward that was not armed (an accumulation's end)
   armed_ = false;
   at::NoGradGuard noGrad;
@@ -118,6 +121,7 @@ void GradientReducer::finish() {
   for (const auto& p : params_) usedHere.push_back(p.grad().defined() ? 1.0F : 0.0F);
   while (started_ < buckets_.size()) start(buckets_[started_++]);
   for (auto& bucket : buckets_) waitFor(bucket.work, "the all-reduce of the gradients");
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   // As DDP: a parameter that no rank used keeps no gradient (the optimizer then skips it).
   std::vector<at::Tensor> used{at::tensor(usedHere).to(group_->device)};
   waitFor(group_->pg->allreduce(used), "the all-reduce of the gradients");
@@ -142,6 +146,7 @@ void GradientReducer::finish() {
     }
   }
   reset();
+  return waited;
 }
 
 }  // namespace fcn

@@ -29,8 +29,9 @@ class GradientReducer {
   /// After the backward (armed or not): starts the buckets the backward did not fill (a
   /// parameter without a gradient here counts as zeros), waits for every bucket, and writes the
   /// averages into the gradients; a parameter no rank gave a gradient keeps none (the optimizer
-  /// skips it), as in DDP.
-  void finish();
+  /// skips it), as in DDP. Returns the seconds it waited for the all-reduces: the part of the
+  /// communication the backward did not hide.
+  double finish();
 
   /// From a parameter's hook: its gradient is final for this backward.
   void ready(size_t param);

@@ -146,7 +146,7 @@ std::vector<PartResult> stepDistributed(TrainerState& s, const at::Tensor& X, co
   if (!s.model->buffers(true).empty()) broadcastState(*s.group, *s.model, false, true, 0);
   if (update) s.reducer->arm();
   PartResult r = runPart(*s.model, s.loss, s.devices[0], X, Y, denominator, range, 1.0, accumulationScale(s));
-  if (update) s.reducer->finish();
+  if (update) s.allReduceWait = s.reducer->finish();
   return {r};
 }
 
@@ -275,6 +275,7 @@ StepResult trainStep(TrainerState& s, const at::Tensor& X, const at::Tensor& Y, 
     optimizerStep(*s.optimizer);
     s.pending = 0;
     r.updated = true;
+    r.allReduceWait = s.group ? s.allReduceWait : 0;
   }
   for (const auto& part : parts) {
     StepResult p = part.read();
@@ -288,7 +289,7 @@ StepResult trainStep(TrainerState& s, const at::Tensor& X, const at::Tensor& Y, 
 
 bool applyPending(TrainerState& s) {
   if (s.pending == 0) return false;
-  if (s.group) s.reducer->finish();
+  if (s.group) s.allReduceWait = s.reducer->finish();
   optimizerStep(*s.optimizer);
   s.pending = 0;
   return true;

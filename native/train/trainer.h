@@ -70,7 +70,8 @@ struct TrainerState {
   /// Batches whose gradients make one update: torchvision's mean loss of each counts 1/accumulate
   /// (the chapter's sum over the images sums as it is).
   int64_t accumulate = 1;
-  int64_t pending = 0;  // batches whose gradients are summed but not applied yet
+  int64_t pending = 0;       // batches whose gradients are summed but not applied yet
+  double allReduceWait = 0;  // the last update's, from its reducer
 };
 
 /// What a step did: the batch's loss (chapter: the sum of the per-image losses;
@@ -79,6 +80,9 @@ struct StepResult {
   double loss = 0;
   int64_t correct = 0, pixels = 0;
   bool updated = false;  // the optimizer stepped (the last batch of an accumulation)
+  /// Distributed: seconds the update waited for the gradients' all-reduce after the backward
+  /// (what the backward did not hide of it).
+  double allReduceWait = 0;
 };
 
 /// What evaluating a batch gave: the loss (as StepResult's) and the confusion matrix

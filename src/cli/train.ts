@@ -125,6 +125,12 @@ export const trainCommand = new Command('train')
   .option('--node-rank <n>', "this machine's index (0 hosts the rendezvous)", integer(0), 0)
   .option('--master-addr <addr>', "machine 0's address, as every machine reaches it", '127.0.0.1')
   .option('--master-port <port>', 'a free TCP port on machine 0 for the rendezvous', tcpPort, 29500)
+  .option(
+    '--max-restarts <n>',
+    "start the workers again up to n times after a failure; they resume from the last checkpoint (torchrun's elastic restarts)",
+    integer(0, 1000),
+    0,
+  )
   .option('--dist-timeout <s>', 'seconds the rendezvous and each collective may take', integer(1, 2_147_483), 300);
 
 /** The options as commander parsed them (types inferred from the chain above). */
@@ -139,6 +145,7 @@ const LAUNCHER_OPTIONS = {
   nodeRank: '--node-rank',
   masterAddr: '--master-addr',
   masterPort: '--master-port',
+  maxRestarts: '--max-restarts',
 } as const;
 
 async function trainFromFlags(o: TrainFlags): Promise<void> {
@@ -177,8 +184,13 @@ async function trainFromFlags(o: TrainFlags): Promise<void> {
   const created = !fs.existsSync(o.out);
   fs.mkdirSync(o.out, { recursive: true });
   const checkpointFile = path.join(o.out, 'checkpoint.safetensors');
+  // A restarted worker (torchrun's elastic agent, or --max-restarts) goes on from the last
+  // complete checkpoint; with another world size its shard of the data is drawn anew.
+  const restart = Number(process.env.TORCHELASTIC_RESTART_COUNT ?? '0');
+  const flags = dist && restart > 0 && !o.resume && fs.existsSync(checkpointFile) ? { ...o, resume: true } : o;
+  if (flags !== o && lead) console.log(`restart ${restart}: resuming from ${checkpointFile}`);
   try {
-    await interruptibly(checkpointFile, (signal) => trainInto(o, dist, device, lead, checkpointFile, signal));
+    await interruptibly(checkpointFile, (signal) => trainInto(flags, dist, device, lead, checkpointFile, signal));
   } catch (err) {
     // A run that failed before writing anything leaves no empty folder behind.
     if (created && fs.readdirSync(o.out).length === 0) fs.rmdirSync(o.out);

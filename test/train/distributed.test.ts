@@ -411,3 +411,85 @@ test.serial('workers die with their launcher, and a dead worker is named by the 
   while (second.workers.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   t.deepEqual(second.workers.filter(alive), [], 'no worker outlives its launcher');
 });
+
+test.serial(
+  'fcn train --max-restarts 1: a worker killed mid-run restarts the workers, which resume from the last checkpoint and end as an uninterrupted run from it',
+  async (t) => {
+    const synth = await run([
+      cli,
+      'synth',
+      '--out',
+      'elastic-data',
+      '--count',
+      '64',
+      '--height',
+      '72',
+      '--width',
+      '104',
+    ]);
+    t.is(synth.code, 0, synth.stderr);
+    const args = ['train', '--data', synth.stdout.trim(), '--crop', '64x96', '--batch-size', '2', '--epochs', '2'];
+    const launcher = spawn(
+      process.execPath,
+      [
+        cli,
+        ...args,
+        '--out',
+        'elastic',
+        '--nproc-per-node',
+        '2',
+        '--max-restarts',
+        '1',
+        '--master-port',
+        `${await freePort()}`,
+      ],
+      { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    launcher.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    launcher.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => launcher.once('exit', (code) => resolve(code)));
+    // Epoch 1's checkpoint (written under a temporary name, then renamed): kept, then a worker dies.
+    const checkpoint = path.join(tmp, 'elastic', 'checkpoint.safetensors');
+    const deadline = Date.now() + 180_000;
+    while (!fs.existsSync(checkpoint) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    fs.mkdirSync(path.join(tmp, 'uninterrupted'), { recursive: true });
+    fs.copyFileSync(checkpoint, path.join(tmp, 'uninterrupted', 'checkpoint.safetensors'));
+    process.kill(childrenOf(launcher.pid as number)[1], 'SIGKILL');
+    t.is(await exited, 0, stderr);
+    t.regex(stderr, /worker rank 1 \(pid \d+\) was killed by SIGKILL; stopping the other workers/);
+    t.regex(stderr, /fcn train: restarting the workers \(restart 1 of 1\); they resume from the last checkpoint/);
+    t.regex(stdout, /restart 1: resuming from .*checkpoint\.safetensors/);
+    const kept = await loadCheckpoint(path.join(tmp, 'uninterrupted', 'checkpoint.safetensors'));
+    t.regex(stdout, new RegExp(`resuming after epoch ${kept.epoch} `));
+
+    const again = await run([
+      cli,
+      ...args,
+      '--out',
+      'uninterrupted',
+      '--resume',
+      '--nproc-per-node',
+      '2',
+      '--master-port',
+      `${await freePort()}`,
+    ]);
+    t.is(again.code, 0, again.stderr);
+    const [restarted, uninterrupted] = await Promise.all(
+      ['elastic', 'uninterrupted'].map((out) => loadCheckpoint(path.join(tmp, out, 'checkpoint.safetensors'))),
+    );
+    t.is(restarted.epoch, 2);
+    t.deepEqual(
+      restarted.history.map((m) => m.trainLoss),
+      uninterrupted.history.map((m) => m.trainLoss),
+    );
+    for (const [name, p] of uninterrupted.model) {
+      t.true(exactlyEqual(p, restarted.model.get(name) as Tensor), name);
+    }
+  },
+);
